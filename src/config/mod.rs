@@ -1,0 +1,617 @@
+//! The plugin's configuration: a plain tree of options (what collectd hands over, converted by
+//! the adapter) validated into [`Config`]. Validation stops at the first mistake and says which
+//! option, which value, and what would have been accepted — the operator reads it in collectd's
+//! log at 3 a.m. and must not have to open the source.
+
+pub mod template;
+
+use crate::names;
+use regex::Regex;
+use std::fmt;
+pub use template::{Field, Template};
+
+/// One value on a configuration line, as collectd's parser types it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigValue {
+    String(String),
+    Number(f64),
+    Boolean(bool),
+}
+
+impl fmt::Display for ConfigValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigValue::String(s) => write!(f, "\"{s}\""),
+            ConfigValue::Number(n) => write!(f, "{n}"),
+            ConfigValue::Boolean(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// One line or block of the configuration: `Key value...` or `<Key value...> children </Key>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigNode {
+    pub key: String,
+    pub values: Vec<ConfigValue>,
+    pub children: Vec<ConfigNode>,
+}
+
+impl ConfigNode {
+    pub fn new(key: &str, values: Vec<ConfigValue>) -> Self {
+        ConfigNode {
+            key: key.to_string(),
+            values,
+            children: Vec::new(),
+        }
+    }
+
+    fn values_text(&self) -> String {
+        self.values
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// A configuration mistake: the option, the value as written, and what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub option: String,
+    pub value: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.value.is_empty() {
+            write!(f, "option `{}`: {}", self.option, self.problem)
+        } else {
+            write!(
+                f,
+                "option `{}` {}: {}",
+                self.option, self.value, self.problem
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn error(node: &ConfigNode, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        option: node.key.clone(),
+        value: node.values_text(),
+        problem: problem.into(),
+    }
+}
+
+/// A user as written in `User`: a name, or a numeric uid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSpec {
+    Name(String),
+    Uid(u32),
+}
+
+/// What a process must look like for a rule to take it. Every criterion given must match.
+#[derive(Debug, Clone, Default)]
+pub struct Criteria {
+    /// `Process "comm"`: exact command name.
+    pub comm_exact: Option<String>,
+    /// `Comm` in `<Match>`.
+    pub comm: Option<Regex>,
+    /// `ProcessMatch` and `Cmdline`: searched in the arguments joined by spaces.
+    pub cmdline: Option<Regex>,
+    /// `ProcessMatch` falls back to the comm for processes without a command line, as
+    /// collectd's processes plugin does; `<Match> Cmdline` does not.
+    pub cmdline_falls_back_to_comm: bool,
+    pub exe: Option<Regex>,
+    pub user: Option<UserSpec>,
+}
+
+impl Criteria {
+    pub fn needs_cmdline(&self) -> bool {
+        self.cmdline.is_some()
+    }
+    pub fn needs_exe(&self) -> bool {
+        self.exe.is_some()
+    }
+    pub fn needs_user(&self) -> bool {
+        self.user.is_some()
+    }
+}
+
+/// A grouping rule: processes matching `criteria` are reported under `name`.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: Template,
+    pub criteria: Criteria,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub rules: Vec<Rule>,
+    /// Name of processes no rule matched; `None` (`GroupBy ""`) drops them.
+    pub group_by: Option<Template>,
+    pub max_instances: usize,
+    pub collect_file_handles: bool,
+    pub collect_io: bool,
+}
+
+pub const DEFAULT_GROUP_BY: &str = "{comm}";
+pub const DEFAULT_MAX_INSTANCES: usize = 1000;
+pub const MAX_INSTANCES_LIMIT: usize = 1_000_000;
+
+impl Default for Config {
+    /// What the plugin does with no `<Plugin capture>` block: every process, grouped by comm.
+    fn default() -> Self {
+        Config {
+            rules: Vec::new(),
+            group_by: Template::parse(DEFAULT_GROUP_BY).ok(),
+            max_instances: DEFAULT_MAX_INSTANCES,
+            collect_file_handles: true,
+            collect_io: true,
+        }
+    }
+}
+
+/// The options of `<Plugin capture>`, for error messages.
+const OPTIONS: &str =
+    "Process, ProcessMatch, <Match>, GroupBy, MaxInstances, CollectFileHandles, CollectIO";
+const MATCH_OPTIONS: &str = "Comm, Cmdline, Exe, User";
+
+impl Config {
+    /// Validates the children of `<Plugin capture>`.
+    pub fn from_nodes(nodes: &[ConfigNode]) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        for node in nodes {
+            let key = node.key.to_ascii_lowercase();
+            if !node.children.is_empty() && key != "match" {
+                return Err(error(node, "is not a block; write it as a single line"));
+            }
+            match key.as_str() {
+                "process" => {
+                    let comm = one_string(node)?;
+                    if comm.is_empty() {
+                        return Err(error(node, "expected a non-empty command name"));
+                    }
+                    let name = Template::parse(
+                        &names::sanitize(comm).replace('{', "{{").replace('}', "}}"),
+                    )
+                    .map_err(|e| error(node, e.0))?;
+                    config.rules.push(Rule {
+                        name,
+                        criteria: Criteria {
+                            comm_exact: Some(comm.to_string()),
+                            ..Criteria::default()
+                        },
+                    });
+                }
+                "processmatch" => {
+                    let [name, pattern] = two_strings(node)?;
+                    let name = rule_name(node, name)?;
+                    let regex = compile(node, pattern)?;
+                    config.rules.push(Rule {
+                        name,
+                        criteria: Criteria {
+                            cmdline: Some(regex),
+                            cmdline_falls_back_to_comm: true,
+                            ..Criteria::default()
+                        },
+                    });
+                }
+                "match" => config.rules.push(match_block(node)?),
+                "groupby" => {
+                    let source = one_string(node)?;
+                    config.group_by = if source.is_empty() {
+                        None
+                    } else {
+                        Some(rule_name(node, source)?)
+                    };
+                }
+                "maxinstances" => {
+                    config.max_instances = integer(node, 1, MAX_INSTANCES_LIMIT as u64)? as usize;
+                }
+                "collectfilehandles" => config.collect_file_handles = boolean(node)?,
+                "collectio" => config.collect_io = boolean(node)?,
+                _ => {
+                    return Err(ConfigError {
+                        option: node.key.clone(),
+                        value: node.values_text(),
+                        problem: format!("unknown option; accepted: {OPTIONS}"),
+                    })
+                }
+            }
+        }
+        config.check_instance_names()?;
+        Ok(config)
+    }
+
+    /// Two rules may not report under the same name, and the fixed names alone must fit in
+    /// `MaxInstances`.
+    fn check_instance_names(&self) -> Result<(), ConfigError> {
+        let mut seen: Vec<&str> = Vec::new();
+        for rule in &self.rules {
+            let source = rule.name.source();
+            if seen.contains(&source) {
+                return Err(ConfigError {
+                    option: "Process/ProcessMatch/Match".into(),
+                    value: format!("\"{source}\""),
+                    problem: "two rules use this instance name; give each rule its own name, \
+                              or one regex that covers both"
+                        .into(),
+                });
+            }
+            seen.push(source);
+        }
+        let fixed = self
+            .rules
+            .iter()
+            .filter(|r| r.name.fixed().is_some())
+            .count();
+        if fixed > self.max_instances {
+            return Err(ConfigError {
+                option: "MaxInstances".into(),
+                value: self.max_instances.to_string(),
+                problem: format!(
+                    "{fixed} rules have fixed instance names, more than MaxInstances allows"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether any rule or the GroupBy template needs this fact about a process.
+    pub fn needs_field(&self, field: Field) -> bool {
+        self.rules.iter().any(|r| r.name.uses(field))
+            || self.group_by.as_ref().is_some_and(|t| t.uses(field))
+    }
+}
+
+fn match_block(node: &ConfigNode) -> Result<Rule, ConfigError> {
+    let name = rule_name(node, one_string(node)?)?;
+    let mut criteria = Criteria::default();
+    for child in &node.children {
+        if !child.children.is_empty() {
+            return Err(error(child, "is not a block; write it as a single line"));
+        }
+        let slot_taken = |taken: bool| {
+            if taken {
+                Err(error(child, "given twice in the same <Match>"))
+            } else {
+                Ok(())
+            }
+        };
+        match child.key.to_ascii_lowercase().as_str() {
+            "comm" => {
+                slot_taken(criteria.comm.is_some())?;
+                criteria.comm = Some(compile(child, one_string(child)?)?);
+            }
+            "cmdline" => {
+                slot_taken(criteria.cmdline.is_some())?;
+                criteria.cmdline = Some(compile(child, one_string(child)?)?);
+            }
+            "exe" => {
+                slot_taken(criteria.exe.is_some())?;
+                criteria.exe = Some(compile(child, one_string(child)?)?);
+            }
+            "user" => {
+                slot_taken(criteria.user.is_some())?;
+                criteria.user = Some(user_spec(child)?);
+            }
+            _ => {
+                return Err(error(
+                    child,
+                    format!("unknown option inside <Match>; accepted: {MATCH_OPTIONS}"),
+                ))
+            }
+        }
+    }
+    if criteria.comm.is_none()
+        && criteria.cmdline.is_none()
+        && criteria.exe.is_none()
+        && criteria.user.is_none()
+    {
+        return Err(error(
+            node,
+            format!("<Match> needs at least one criterion: {MATCH_OPTIONS}"),
+        ));
+    }
+    Ok(Rule { name, criteria })
+}
+
+/// A rule's instance name: a template whose fixed text must already be a clean name, so what
+/// the operator wrote is what the writers see.
+fn rule_name(node: &ConfigNode, source: &str) -> Result<Template, ConfigError> {
+    if source.is_empty() {
+        return Err(error(node, "expected a non-empty instance name"));
+    }
+    let template = Template::parse(source).map_err(|e| error(node, e.0))?;
+    let literal = template.literal_text();
+    if literal.chars().any(|c| c == '/' || c.is_control()) {
+        return Err(error(
+            node,
+            "instance names may not contain `/` or control characters",
+        ));
+    }
+    if literal.len() > names::MAX_NAME_BYTES {
+        return Err(error(
+            node,
+            format!("instance names are at most {} bytes", names::MAX_NAME_BYTES),
+        ));
+    }
+    if let Some(fixed) = template.fixed() {
+        if names::RESERVED.contains(&fixed.as_str()) {
+            return Err(error(
+                node,
+                format!(
+                    "`{fixed}` is reserved for the plugin's own metrics ({})",
+                    names::RESERVED.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(template)
+}
+
+fn compile(node: &ConfigNode, pattern: &str) -> Result<Regex, ConfigError> {
+    Regex::new(pattern).map_err(|e| {
+        let detail = e.to_string().replace('\n', " ");
+        error(node, format!("invalid regular expression: {detail}"))
+    })
+}
+
+fn one_string(node: &ConfigNode) -> Result<&str, ConfigError> {
+    match node.values.as_slice() {
+        [ConfigValue::String(s)] => Ok(s),
+        _ => Err(error(node, "expected exactly one quoted string")),
+    }
+}
+
+fn two_strings(node: &ConfigNode) -> Result<[&str; 2], ConfigError> {
+    match node.values.as_slice() {
+        [ConfigValue::String(a), ConfigValue::String(b)] => Ok([a, b]),
+        _ => Err(error(
+            node,
+            "expected two quoted strings: an instance name and a regular expression",
+        )),
+    }
+}
+
+fn boolean(node: &ConfigNode) -> Result<bool, ConfigError> {
+    match node.values.as_slice() {
+        [ConfigValue::Boolean(b)] => Ok(*b),
+        [ConfigValue::String(s)] => match s.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" => Ok(true),
+            "false" | "no" | "off" => Ok(false),
+            _ => Err(error(node, "expected true or false")),
+        },
+        _ => Err(error(node, "expected true or false")),
+    }
+}
+
+fn integer(node: &ConfigNode, min: u64, max: u64) -> Result<u64, ConfigError> {
+    let accepted = format!("expected an integer from {min} to {max}");
+    let n = match node.values.as_slice() {
+        [ConfigValue::Number(n)] => *n,
+        [ConfigValue::String(s)] => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| error(node, &accepted))?,
+        _ => return Err(error(node, accepted)),
+    };
+    if n.fract() != 0.0 || n < min as f64 || n > max as f64 {
+        return Err(error(node, accepted));
+    }
+    Ok(n as u64)
+}
+
+fn user_spec(node: &ConfigNode) -> Result<UserSpec, ConfigError> {
+    match node.values.as_slice() {
+        [ConfigValue::Number(n)] if n.fract() == 0.0 && *n >= 0.0 && *n <= u32::MAX as f64 => {
+            Ok(UserSpec::Uid(*n as u32))
+        }
+        [ConfigValue::String(s)] if !s.is_empty() => Ok(match s.parse::<u32>() {
+            Ok(uid) => UserSpec::Uid(uid),
+            Err(_) => UserSpec::Name(s.clone()),
+        }),
+        _ => Err(error(node, "expected a user name or a numeric uid")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> ConfigValue {
+        ConfigValue::String(v.to_string())
+    }
+    fn n(v: f64) -> ConfigValue {
+        ConfigValue::Number(v)
+    }
+    fn line(key: &str, values: Vec<ConfigValue>) -> ConfigNode {
+        ConfigNode::new(key, values)
+    }
+    fn block(key: &str, values: Vec<ConfigValue>, children: Vec<ConfigNode>) -> ConfigNode {
+        ConfigNode {
+            key: key.to_string(),
+            values,
+            children,
+        }
+    }
+    fn err(nodes: Vec<ConfigNode>) -> String {
+        Config::from_nodes(&nodes).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_report_everything_by_comm() {
+        let c = Config::from_nodes(&[]).unwrap();
+        assert!(c.rules.is_empty());
+        assert_eq!(c.group_by.unwrap().source(), "{comm}");
+        assert_eq!(c.max_instances, 1000);
+        assert!(c.collect_file_handles && c.collect_io);
+    }
+
+    #[test]
+    fn every_option() {
+        let c = Config::from_nodes(&[
+            line("Process", vec![s("sshd")]),
+            line("ProcessMatch", vec![s("java-{pid}"), s("java .*-jar")]),
+            block(
+                "Match",
+                vec![s("pg")],
+                vec![
+                    line("Comm", vec![s("^postgres")]),
+                    line("User", vec![n(70.0)]),
+                ],
+            ),
+            line("GroupBy", vec![s("{user}:{comm}:{pid}")]),
+            line("MaxInstances", vec![n(50.0)]),
+            line("collectfilehandles", vec![ConfigValue::Boolean(false)]),
+            line("CollectIO", vec![s("off")]),
+        ])
+        .unwrap();
+        assert_eq!(c.rules.len(), 3);
+        assert_eq!(c.rules[0].criteria.comm_exact.as_deref(), Some("sshd"));
+        assert!(c.rules[1].criteria.cmdline_falls_back_to_comm);
+        assert_eq!(c.rules[2].criteria.user, Some(UserSpec::Uid(70)));
+        assert!(c.needs_field(Field::User) && c.needs_field(Field::Pid));
+        assert!(!c.needs_field(Field::Exe));
+        assert_eq!(c.max_instances, 50);
+        assert!(!c.collect_file_handles && !c.collect_io);
+    }
+
+    #[test]
+    fn group_by_empty_drops_unmatched() {
+        let c = Config::from_nodes(&[line("GroupBy", vec![s("")])]).unwrap();
+        assert!(c.group_by.is_none());
+    }
+
+    #[test]
+    fn process_with_slash_gets_a_clean_name() {
+        let c = Config::from_nodes(&[line("Process", vec![s("kworker/0:1")])]).unwrap();
+        assert_eq!(c.rules[0].name.fixed().as_deref(), Some("kworker_0:1"));
+        assert_eq!(
+            c.rules[0].criteria.comm_exact.as_deref(),
+            Some("kworker/0:1")
+        );
+    }
+
+    #[test]
+    fn mistakes_name_option_value_and_what_is_accepted() {
+        let cases: Vec<(Vec<ConfigNode>, &[&str])> = vec![
+            (
+                vec![line("Foo", vec![s("x")])],
+                &["`Foo`", "\"x\"", "unknown option", "GroupBy"],
+            ),
+            (
+                vec![line("MaxInstances", vec![s("x")])],
+                &["`MaxInstances`", "\"x\"", "integer from 1"],
+            ),
+            (
+                vec![line("MaxInstances", vec![n(0.0)])],
+                &["`MaxInstances` 0", "from 1 to 1000000"],
+            ),
+            (
+                vec![line("MaxInstances", vec![n(1.5)])],
+                &["1.5", "integer"],
+            ),
+            (
+                vec![line("MaxInstances", vec![n(1e9)])],
+                &["1000000000", "integer"],
+            ),
+            (
+                vec![line("ProcessMatch", vec![s("a"), s("(")])],
+                &["`ProcessMatch`", "\"(\"", "invalid regular expression"],
+            ),
+            (
+                vec![line("ProcessMatch", vec![s("a")])],
+                &["`ProcessMatch`", "two quoted strings"],
+            ),
+            (
+                vec![line("GroupBy", vec![s("{nope}")])],
+                &["`GroupBy`", "{nope}", "unknown placeholder", "{comm}"],
+            ),
+            (
+                vec![line("GroupBy", vec![n(3.0)])],
+                &["`GroupBy` 3", "one quoted string"],
+            ),
+            (
+                vec![line("Process", vec![s("a"), s("b")])],
+                &["`Process`", "exactly one"],
+            ),
+            (vec![line("Process", vec![])], &["`Process`", "exactly one"]),
+            (
+                vec![line("CollectIO", vec![n(1.0)])],
+                &["`CollectIO` 1", "true or false"],
+            ),
+            (
+                vec![block("Match", vec![s("m")], vec![])],
+                &["`Match` \"m\"", "at least one criterion"],
+            ),
+            (
+                vec![block(
+                    "Match",
+                    vec![s("m")],
+                    vec![line("Bogus", vec![s("x")])],
+                )],
+                &["`Bogus`", "inside <Match>"],
+            ),
+            (
+                vec![block(
+                    "Match",
+                    vec![s("m")],
+                    vec![line("Exe", vec![s("[")])],
+                )],
+                &["`Exe` \"[\"", "invalid regular expression"],
+            ),
+            (
+                vec![block(
+                    "Match",
+                    vec![s("m")],
+                    vec![line("User", vec![ConfigValue::Boolean(true)])],
+                )],
+                &["`User` true", "user name or a numeric uid"],
+            ),
+            (
+                vec![line("ProcessMatch", vec![s("a/b"), s("x")])],
+                &["\"a/b\"", "`/`"],
+            ),
+            (
+                vec![line("ProcessMatch", vec![s("self"), s("x")])],
+                &["reserved"],
+            ),
+            (
+                vec![line("ProcessMatch", vec![s(&"x".repeat(64)), s("x")])],
+                &["at most 63 bytes"],
+            ),
+            (
+                vec![
+                    line("ProcessMatch", vec![s("w"), s("a")]),
+                    line("Process", vec![s("w")]),
+                ],
+                &["\"w\"", "two rules"],
+            ),
+            (
+                vec![
+                    line("GroupBy", vec![s("x")]),
+                    line("Process", vec![s("a")]),
+                    line("Process", vec![s("b")]),
+                    line("MaxInstances", vec![n(1.0)]),
+                ],
+                &["MaxInstances", "2 rules"],
+            ),
+            (
+                vec![block("GroupBy", vec![s("x")], vec![line("a", vec![])])],
+                &["`GroupBy`", "not a block"],
+            ),
+        ];
+        for (nodes, needles) in cases {
+            let message = err(nodes);
+            for needle in needles {
+                assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! collectd-capture: per-process CPU, memory, file descriptors and I/O (network to come),
+//! reported through collectd.
+//!
+//! Layers, from the kernel up:
+//! - [`proc`]: readers for the /proc files, one module per file;
+//! - [`sampler`]: one cycle over /proc, grouping into instances and the accounting that keeps
+//!   counters right across exits, pid reuse and exec;
+//! - [`snapshot`]: what a cycle produced, plain data;
+//! - [`runtime`]: the sampler thread and the latest snapshot it publishes;
+//! - [`config`]: the validated configuration;
+//! - `collectd`: the thin adapter, the only module that talks to collectd.
+
+pub mod config;
+pub mod names;
+pub mod proc;
+pub mod runtime;
+pub mod sampler;
+pub mod snapshot;
+pub mod users;
+
+mod collectd;

@@ -1,0 +1,147 @@
+//! `/proc/<pid>/stat`: the one file read for every process on every cycle — command name,
+//! state, CPU time, thread count, start time and memory.
+
+use super::{parse_i64, parse_u64};
+
+/// `PF_KTHREAD` in the flags field: the task is a kernel thread.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// The fields of `/proc/<pid>/stat` the sampler uses. `comm` borrows the read buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PidStat<'a> {
+    /// Command name as the kernel reports it: raw bytes, may hold spaces, parentheses, even
+    /// newlines, and is not necessarily UTF-8.
+    pub comm: &'a [u8],
+    /// Single-letter state (`R`, `S`, `Z`, ...).
+    pub state: u8,
+    pub kernel_thread: bool,
+    /// User and system CPU time, in clock ticks.
+    pub utime: u64,
+    pub stime: u64,
+    pub num_threads: u64,
+    /// Start time in clock ticks after boot; with the pid it identifies a process for life.
+    pub starttime: u64,
+    /// Virtual memory size, bytes.
+    pub vsize: u64,
+    /// Resident set, pages.
+    pub rss_pages: u64,
+}
+
+/// Parses the content of `/proc/<pid>/stat`. The command name is delimited by the first `(` and
+/// the *last* `)` because the name itself may contain either.
+pub fn parse(content: &[u8]) -> Option<PidStat<'_>> {
+    let open = content.iter().position(|&b| b == b'(')?;
+    let close = content.iter().rposition(|&b| b == b')')?;
+    if close < open {
+        return None;
+    }
+    let comm = &content[open + 1..close];
+    let rest = content.get(close + 1..)?;
+    let mut fields = rest
+        .split(|&b| b == b' ' || b == b'\n')
+        .filter(|f| !f.is_empty());
+
+    // Field numbers in proc(5) start at 1 with the pid; `rest` starts at field 3.
+    let mut next = || fields.next();
+    let state = *next()?.first()?;
+    let flags = skip_then(&mut next, 5)?; // ppid pgrp session tty_nr tpgid -> flags
+    let flags = parse_u64(flags)?;
+    let utime = parse_u64(skip_then(&mut next, 4)?)?; // minflt cminflt majflt cmajflt -> utime
+    let stime = parse_u64(next()?)?;
+    let num_threads = skip_then(&mut next, 4)?; // cutime cstime priority nice -> num_threads
+    let num_threads = parse_i64(num_threads)?.max(0) as u64;
+    let starttime = parse_u64(skip_then(&mut next, 1)?)?; // itrealvalue -> starttime
+    let vsize = parse_u64(next()?)?;
+    let rss_pages = parse_i64(next()?)?.max(0) as u64;
+
+    Some(PidStat {
+        comm,
+        state,
+        kernel_thread: flags & PF_KTHREAD != 0,
+        utime,
+        stime,
+        num_threads,
+        starttime,
+        vsize,
+        rss_pages,
+    })
+}
+
+/// Skips `n` fields and returns the one after them.
+fn skip_then<'a>(next: &mut impl FnMut() -> Option<&'a [u8]>, n: usize) -> Option<&'a [u8]> {
+    for _ in 0..n {
+        next()?;
+    }
+    next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASH: &[u8] = b"1234 (bash) S 1000 1234 1234 34816 5678 4194304 2461 14577 0 4 \
+        17 9 51 23 20 0 1 0 81234 9539584 1344 18446744073709551615 94 95 96 0 0 0 65536 \
+        3686404 1266761467 1 0 0 17 1 0 0 0 0 0 97 98 99 100 101 102 103 0\n";
+
+    #[test]
+    fn ordinary_process() {
+        let s = parse(BASH).unwrap();
+        assert_eq!(s.comm, b"bash");
+        assert_eq!(s.state, b'S');
+        assert!(!s.kernel_thread);
+        assert_eq!((s.utime, s.stime), (17, 9));
+        assert_eq!(s.num_threads, 1);
+        assert_eq!(s.starttime, 81234);
+        assert_eq!(s.vsize, 9539584);
+        assert_eq!(s.rss_pages, 1344);
+    }
+
+    #[test]
+    fn comm_with_spaces_parentheses_and_newline() {
+        let line =
+            b"77 (a) b (c\n) d) R 1 77 77 0 -1 4194560 0 0 0 0 5 6 0 0 20 0 3 0 99 100 7 0\n";
+        let s = parse(line).unwrap();
+        assert_eq!(s.comm, b"a) b (c\n) d");
+        assert_eq!(s.state, b'R');
+        assert_eq!((s.utime, s.stime, s.num_threads), (5, 6, 3));
+        assert_eq!((s.starttime, s.vsize, s.rss_pages), (99, 100, 7));
+    }
+
+    #[test]
+    fn non_utf8_comm() {
+        let line = b"5 (\xff\xfe) S 1 5 5 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 3 4 5\n";
+        assert_eq!(parse(line).unwrap().comm, b"\xff\xfe");
+    }
+
+    #[test]
+    fn kernel_thread_flag() {
+        let line = b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 1 0 0 20 0 1 0 1 0 0\n";
+        let s = parse(line).unwrap();
+        assert!(s.kernel_thread);
+        assert_eq!((s.vsize, s.rss_pages), (0, 0));
+    }
+
+    #[test]
+    fn zombie() {
+        let line = b"900 (defunct) Z 1 900 900 0 -1 4227084 0 0 0 0 3 4 0 0 20 0 1 0 500 0 0 \
+            18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+        let s = parse(line).unwrap();
+        assert_eq!(s.state, b'Z');
+        assert_eq!((s.utime, s.stime), (3, 4));
+    }
+
+    #[test]
+    fn truncated_and_garbage_never_panic() {
+        for cut in 0..BASH.len() {
+            let _ = parse(&BASH[..cut]);
+        }
+        assert!(parse(b"").is_none());
+        assert!(parse(b"1 (x)").is_none());
+        assert!(parse(b")(").is_none());
+        assert!(parse(b"1 (x) S a b c").is_none());
+        // Cut right after the rss field still parses; one field earlier does not.
+        let upto_rss = b"1 (x) S 0 0 0 0 0 0 0 0 0 0 1 2 0 0 0 0 1 0 5 6 7";
+        assert!(parse(upto_rss).is_some());
+        assert!(parse(&upto_rss[..upto_rss.len() - 2]).is_none());
+    }
+}

@@ -1,0 +1,50 @@
+//! Facts about the running system that do not change while the plugin runs: the clock tick,
+//! the page size and the kernel version.
+
+/// `sysconf(_SC_CLK_TCK)`: the unit of the CPU times in /proc. 100 on most builds, but not on
+/// all, so it is asked, never assumed.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
+/// `sysconf(_SC_PAGESIZE)`: the unit of `rss` in /proc/<pid>/stat.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
+/// Whether the running kernel's release is at least `major.minor`.
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    parse_release(&release).is_some_and(|v| v >= (major, minor))
+}
+
+/// `6.18.44-foo` -> (6, 18).
+fn parse_release(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.trim().split(['.', '-']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releases() {
+        assert_eq!(parse_release("6.18.44-fc-v669\n"), Some((6, 18)));
+        assert_eq!(parse_release("5.10.0-28-amd64"), Some((5, 10)));
+        assert_eq!(parse_release("6.2-rc1"), Some((6, 2)));
+        assert_eq!(parse_release("garbage"), None);
+    }
+
+    #[test]
+    fn sysconf_values_are_sane() {
+        assert!(clock_ticks_per_second() >= 1);
+        assert!(page_size().is_power_of_two());
+    }
+}

@@ -1,0 +1,153 @@
+//! The plugin's threads and what they share. The sampler thread owns the [`Sampler`]; the only
+//! thing collectd's read callback touches is the latest [`Snapshot`] behind a mutex held for a
+//! pointer copy.
+//!
+//! Pacing: each read asks for the next cycle, so the sampler runs exactly once per collectd
+//! interval, in phase with the reads (every read finds one fresh snapshot; no drift, no
+//! doubled or skipped intervals). Cycles are kept at least half an interval apart so that
+//! `percent-cpu` is never computed over a sliver of time, e.g. when the first read races the
+//! first cycle.
+
+use crate::config::Config;
+use crate::sampler::Sampler;
+use crate::snapshot::Snapshot;
+use parking_lot::{Condvar, Mutex};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+struct State {
+    latest: Option<Arc<Snapshot>>,
+    cycle_requested: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    stop: AtomicBool,
+}
+
+pub struct Runtime {
+    shared: Arc<Shared>,
+    sampler: Option<JoinHandle<()>>,
+}
+
+impl Runtime {
+    /// Starts the sampler thread; its first cycle begins at once.
+    pub fn start(config: Config, interval: Duration) -> std::io::Result<Runtime> {
+        Self::start_with(Sampler::new(config), interval)
+    }
+
+    pub fn start_with(sampler: Sampler, interval: Duration) -> std::io::Result<Runtime> {
+        let shared = Arc::new(Shared::default());
+        let thread_shared = Arc::clone(&shared);
+        let handle = std::thread::Builder::new()
+            .name("capture-sampler".into())
+            .spawn(move || sampler_loop(sampler, &thread_shared, interval / 2))?;
+        Ok(Runtime {
+            shared,
+            sampler: Some(handle),
+        })
+    }
+
+    /// The most recent snapshot, if a cycle has completed.
+    pub fn latest(&self) -> Option<Arc<Snapshot>> {
+        self.shared.state.lock().latest.clone()
+    }
+
+    /// Asks the sampler for its next cycle.
+    pub fn request_cycle(&self) {
+        self.shared.state.lock().cycle_requested = true;
+        self.shared.wake.notify_one();
+    }
+
+    /// Stops and joins the threads. A cycle in progress gives up between two processes.
+    pub fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        {
+            let _state = self.shared.state.lock();
+            self.shared.wake.notify_all();
+        }
+        if let Some(handle) = self.sampler.take() {
+            if handle.join().is_err() {
+                log::error!("the sampler thread ended with a panic");
+            }
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn sampler_loop(mut sampler: Sampler, shared: &Shared, min_spacing: Duration) {
+    let stopping = || shared.stop.load(Ordering::SeqCst);
+    let mut panics_logged = 0u32;
+    loop {
+        let started = Instant::now();
+        // A bug in one cycle must not end sampling for good, nor flood the log.
+        match catch_unwind(AssertUnwindSafe(|| sampler.cycle(&stopping))) {
+            Ok(Some(snapshot)) => shared.state.lock().latest = Some(Arc::new(snapshot)),
+            Ok(None) => {}
+            Err(_) => {
+                if panics_logged < 3 {
+                    panics_logged += 1;
+                    log::error!("a sampler cycle failed unexpectedly; sampling goes on");
+                }
+            }
+        }
+
+        let mut state = shared.state.lock();
+        while !state.cycle_requested && !stopping() {
+            shared.wake.wait(&mut state);
+        }
+        state.cycle_requested = false;
+        let earliest = started + min_spacing;
+        while !stopping() && Instant::now() < earliest {
+            shared.wake.wait_until(&mut state, earliest);
+        }
+        drop(state);
+        if stopping() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cycles_on_request_and_stops_promptly() {
+        let mut runtime = Runtime::start(Config::default(), Duration::from_millis(100)).unwrap();
+        let first = wait_for_snapshot(&runtime, 0);
+        runtime.request_cycle();
+        let second = wait_for_snapshot(&runtime, first.seq);
+        assert_eq!(second.seq, first.seq + 1);
+        assert!(
+            second.time.duration_since(first.time).unwrap() >= Duration::from_millis(45),
+            "cycles are spaced by at least half an interval"
+        );
+        assert!(second.instances.iter().any(|i| i.processes > 0));
+        let stopping = Instant::now();
+        runtime.stop();
+        assert!(stopping.elapsed() < Duration::from_secs(2));
+    }
+
+    fn wait_for_snapshot(runtime: &Runtime, after: u64) -> Arc<Snapshot> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = runtime.latest().filter(|s| s.seq > after) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "no snapshot after seq {after}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}

@@ -1,0 +1,529 @@
+//! The arithmetic that makes instance numbers trustworthy, with no /proc in sight:
+//!
+//! - processes are tracked by (pid, start time), so a reused pid is a new process;
+//! - an instance's counters are the sum over its members *including members that exited*:
+//!   what an exiting process had used moves into the instance's base and stays there;
+//! - a process that appears contributes everything it used since it started;
+//! - a process that moves to another instance (exec changed its comm) leaves what it used so far
+//!   with the old instance and brings only what it uses from then on to the new one;
+//! - reported counters never decrease, whatever /proc does;
+//! - `MaxInstances` bounds what is reported, with stable admission: an instance keeps its place
+//!   while it has live processes, newcomers wait for room.
+
+use std::collections::HashMap;
+
+/// Index of each cumulative counter in [`Counters`].
+pub const USER_TICKS: usize = 0;
+pub const SYSTEM_TICKS: usize = 1;
+pub const RCHAR: usize = 2;
+pub const WCHAR: usize = 3;
+pub const SYSCR: usize = 4;
+pub const SYSCW: usize = 5;
+pub const READ_BYTES: usize = 6;
+pub const WRITE_BYTES: usize = 7;
+pub const COUNTERS: usize = 8;
+
+/// Cumulative counters of one process or instance, indexed by the constants above.
+pub type Counters = [u64; COUNTERS];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProcessKey {
+    pub pid: u32,
+    pub starttime: u64,
+}
+
+/// Point-in-time values of one process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gauges {
+    pub rss_bytes: u64,
+    pub vm_bytes: u64,
+    pub threads: u64,
+    /// `None` when not collected or not readable.
+    pub file_handles: Option<u64>,
+}
+
+/// One process as seen in this cycle.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation {
+    pub key: ProcessKey,
+    pub counters: Counters,
+    /// Whether the I/O counters were read (this cycle or before).
+    pub io_known: bool,
+    pub gauges: Gauges,
+}
+
+/// An instance's numbers at the end of a cycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceTotals {
+    pub name: String,
+    pub counters: Counters,
+    /// CPU ticks used by its members during the cycle's interval; `None` on the first cycle,
+    /// which has nothing to compare with.
+    pub cpu_delta_ticks: Option<u64>,
+    pub processes: u64,
+    pub threads: u64,
+    pub rss_bytes: u64,
+    pub vm_bytes: u64,
+    pub file_handles: Option<u64>,
+    pub io_known: bool,
+}
+
+struct Member {
+    instance: usize,
+    last: Counters,
+    io_known: bool,
+    seen_cycle: u64,
+}
+
+#[derive(Default)]
+struct Instance {
+    name: String,
+    fixed: bool,
+    /// What exited (or departed) members used, minus what arriving members had used before
+    /// they arrived. Signed: an arrival subtracts before its later use adds back.
+    base: [i128; COUNTERS],
+    /// The last counters reported, so nothing ever goes backwards.
+    reported: Counters,
+    admitted: bool,
+    last_live_cycle: u64,
+    // Per-cycle sums, reset at the end of each cycle.
+    live: Counters,
+    cpu_delta: u64,
+    processes: u64,
+    threads: u64,
+    rss_bytes: u64,
+    vm_bytes: u64,
+    file_handles: Option<u64>,
+    io_known: bool,
+}
+
+/// What end_cycle reports besides the totals.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CycleOutcome {
+    pub dropped: u64,
+    /// True the first time MaxInstances cut something: the caller logs it, once.
+    pub first_drop: bool,
+}
+
+pub struct Accounting {
+    max_instances: usize,
+    /// Instances with no live process are remembered (so their counters continue if the name
+    /// comes back) up to this many; the longest idle are forgotten first.
+    max_idle: usize,
+    members: HashMap<ProcessKey, Member>,
+    instances: Vec<Instance>,
+    by_name: HashMap<String, usize>,
+    free_slots: Vec<usize>,
+    cycle: u64,
+    dropped_before: bool,
+}
+
+impl Accounting {
+    pub fn new(max_instances: usize) -> Self {
+        Accounting {
+            max_instances,
+            max_idle: max_instances.max(1000),
+            members: HashMap::new(),
+            instances: Vec::new(),
+            by_name: HashMap::new(),
+            free_slots: Vec::new(),
+            cycle: 1,
+            dropped_before: false,
+        }
+    }
+
+    /// Registers an instance that is reported even without processes (a rule's fixed name).
+    pub fn declare_fixed(&mut self, name: &str) {
+        let id = self.instance_id(name);
+        self.instances[id].fixed = true;
+    }
+
+    /// The instance a tracked process currently belongs to.
+    pub fn instance_of(&self, key: &ProcessKey) -> Option<&str> {
+        self.members
+            .get(key)
+            .map(|m| self.instances[m.instance].name.as_str())
+    }
+
+    /// Records one process of this cycle under the instance `name`.
+    pub fn observe(&mut self, name: &str, obs: Observation) {
+        let instance = self.instance_id(name);
+        let first_cycle = self.cycle == 1;
+        let cycle = self.cycle;
+        let (last, cpu_delta, io_known) = match self.members.get_mut(&obs.key) {
+            Some(member) => {
+                let previous = member.last;
+                if member.instance != instance {
+                    // Leave what it used so far with the old instance.
+                    let old = member.instance;
+                    for (i, &v) in previous.iter().enumerate() {
+                        self.instances[old].base[i] += i128::from(v);
+                        self.instances[instance].base[i] -= i128::from(v);
+                    }
+                    member.instance = instance;
+                }
+                for (slot, &now) in member.last.iter_mut().zip(obs.counters.iter()) {
+                    *slot = (*slot).max(now);
+                }
+                member.io_known |= obs.io_known;
+                member.seen_cycle = cycle;
+                let cpu = |c: &Counters| c[USER_TICKS] + c[SYSTEM_TICKS];
+                (
+                    member.last,
+                    cpu(&member.last) - cpu(&previous),
+                    member.io_known,
+                )
+            }
+            None => {
+                self.members.insert(
+                    obs.key,
+                    Member {
+                        instance,
+                        last: obs.counters,
+                        io_known: obs.io_known,
+                        seen_cycle: cycle,
+                    },
+                );
+                // A newcomer's whole CPU time was spent since the previous cycle (it did not
+                // exist then), except on the very first cycle, which has no "previous".
+                let delta = if first_cycle {
+                    0
+                } else {
+                    obs.counters[USER_TICKS] + obs.counters[SYSTEM_TICKS]
+                };
+                (obs.counters, delta, obs.io_known)
+            }
+        };
+        let inst = &mut self.instances[instance];
+        for (sum, v) in inst.live.iter_mut().zip(last.iter()) {
+            *sum += v;
+        }
+        inst.cpu_delta += cpu_delta;
+        inst.processes += 1;
+        inst.threads += obs.gauges.threads;
+        inst.rss_bytes += obs.gauges.rss_bytes;
+        inst.vm_bytes += obs.gauges.vm_bytes;
+        if let Some(fds) = obs.gauges.file_handles {
+            *inst.file_handles.get_or_insert(0) += fds;
+        }
+        inst.io_known |= io_known;
+        inst.last_live_cycle = cycle;
+    }
+
+    /// Closes the cycle: members not observed have exited; returns the instances to report.
+    pub fn end_cycle(&mut self) -> (Vec<InstanceTotals>, CycleOutcome) {
+        let cycle = self.cycle;
+        let instances = &mut self.instances;
+        self.members.retain(|_, member| {
+            if member.seen_cycle == cycle {
+                return true;
+            }
+            let inst = &mut instances[member.instance];
+            for (base, &v) in inst.base.iter_mut().zip(member.last.iter()) {
+                *base += i128::from(v);
+            }
+            inst.io_known |= member.io_known;
+            false
+        });
+
+        // Admission: fixed names first, then instances already admitted, then newcomers in
+        // the order they were first seen.
+        let mut admitted = 0;
+        for inst in self.instances.iter_mut() {
+            let live = inst.last_live_cycle == cycle;
+            inst.admitted = inst.fixed || (inst.admitted && live);
+            if inst.admitted {
+                admitted += 1;
+            }
+        }
+        let mut outcome = CycleOutcome::default();
+        for inst in self.instances.iter_mut() {
+            if inst.admitted || inst.last_live_cycle != cycle || inst.name.is_empty() {
+                continue;
+            }
+            if admitted < self.max_instances {
+                inst.admitted = true;
+                admitted += 1;
+            } else {
+                outcome.dropped += 1;
+            }
+        }
+        if outcome.dropped > 0 && !self.dropped_before {
+            self.dropped_before = true;
+            outcome.first_drop = true;
+        }
+
+        let mut report = Vec::with_capacity(admitted);
+        for inst in self.instances.iter_mut() {
+            for ((reported, &base), &live) in
+                inst.reported.iter_mut().zip(&inst.base).zip(&inst.live)
+            {
+                let sum = u64::try_from((base + i128::from(live)).max(0)).unwrap_or(u64::MAX);
+                *reported = (*reported).max(sum);
+            }
+            let totals = inst.reported;
+            if inst.admitted {
+                report.push(InstanceTotals {
+                    name: inst.name.clone(),
+                    counters: totals,
+                    cpu_delta_ticks: (cycle > 1).then_some(inst.cpu_delta),
+                    processes: inst.processes,
+                    threads: inst.threads,
+                    rss_bytes: inst.rss_bytes,
+                    vm_bytes: inst.vm_bytes,
+                    file_handles: inst.file_handles,
+                    io_known: inst.io_known,
+                });
+            }
+            inst.live = [0; COUNTERS];
+            inst.cpu_delta = 0;
+            inst.processes = 0;
+            inst.threads = 0;
+            inst.rss_bytes = 0;
+            inst.vm_bytes = 0;
+            inst.file_handles = None;
+        }
+        self.forget_long_idle();
+        self.cycle += 1;
+        (report, outcome)
+    }
+
+    /// Number of processes tracked.
+    pub fn tracked_processes(&self) -> usize {
+        self.members.len()
+    }
+
+    fn instance_id(&mut self, name: &str) -> usize {
+        if let Some(&id) = self.by_name.get(name) {
+            return id;
+        }
+        let inst = Instance {
+            name: name.to_string(),
+            ..Instance::default()
+        };
+        let id = match self.free_slots.pop() {
+            Some(id) => {
+                self.instances[id] = inst;
+                id
+            }
+            None => {
+                self.instances.push(inst);
+                self.instances.len() - 1
+            }
+        };
+        self.by_name.insert(name.to_string(), id);
+        id
+    }
+
+    /// Keeps memory bounded when names come and go (`GroupBy "{pid}"`): idle instances beyond
+    /// `max_idle` are forgotten, oldest first. A forgotten name that comes back starts its
+    /// counters again, which Prometheus' rate() reads as a counter reset.
+    fn forget_long_idle(&mut self) {
+        let cycle = self.cycle;
+        let members = &self.members;
+        let mut idle: Vec<(u64, usize)> = self
+            .instances
+            .iter()
+            .enumerate()
+            .filter(|(_, inst)| {
+                !inst.fixed && !inst.name.is_empty() && inst.last_live_cycle != cycle
+            })
+            .map(|(id, inst)| (inst.last_live_cycle, id))
+            .collect();
+        if idle.len() <= self.max_idle {
+            return;
+        }
+        idle.sort_unstable();
+        let excess = idle.len() - self.max_idle;
+        for &(_, id) in idle.iter().take(excess) {
+            if members.values().any(|m| m.instance == id) {
+                continue;
+            }
+            let name = std::mem::take(&mut self.instances[id].name);
+            self.by_name.remove(&name);
+            self.instances[id] = Instance::default();
+            self.free_slots.push(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(pid: u32, starttime: u64) -> ProcessKey {
+        ProcessKey { pid, starttime }
+    }
+
+    fn obs(pid: u32, starttime: u64, user: u64, sys: u64, wchar: u64) -> Observation {
+        let mut counters = [0; COUNTERS];
+        counters[USER_TICKS] = user;
+        counters[SYSTEM_TICKS] = sys;
+        counters[WCHAR] = wchar;
+        Observation {
+            key: key(pid, starttime),
+            counters,
+            io_known: true,
+            gauges: Gauges {
+                rss_bytes: 100,
+                vm_bytes: 1000,
+                threads: 2,
+                file_handles: Some(5),
+            },
+        }
+    }
+
+    fn find<'a>(report: &'a [InstanceTotals], name: &str) -> &'a InstanceTotals {
+        report.iter().find(|t| t.name == name).expect(name)
+    }
+
+    #[test]
+    fn sums_members_and_gauges() {
+        let mut acc = Accounting::new(10);
+        acc.observe("web", obs(1, 10, 100, 50, 7));
+        acc.observe("web", obs(2, 11, 10, 5, 3));
+        let (report, _) = acc.end_cycle();
+        let web = find(&report, "web");
+        assert_eq!(web.counters[USER_TICKS], 110);
+        assert_eq!(web.counters[SYSTEM_TICKS], 55);
+        assert_eq!(web.counters[WCHAR], 10);
+        assert_eq!((web.processes, web.threads), (2, 4));
+        assert_eq!((web.rss_bytes, web.vm_bytes), (200, 2000));
+        assert_eq!(web.file_handles, Some(10));
+        assert_eq!(web.cpu_delta_ticks, None, "first cycle has no interval");
+    }
+
+    #[test]
+    fn exited_members_keep_their_share() {
+        let mut acc = Accounting::new(10);
+        acc.observe("web", obs(1, 10, 100, 0, 0));
+        acc.observe("web", obs(2, 11, 30, 0, 0));
+        acc.end_cycle();
+        acc.observe("web", obs(1, 10, 120, 0, 0)); // pid 2 exited
+        let (report, _) = acc.end_cycle();
+        let web = find(&report, "web");
+        assert_eq!(web.counters[USER_TICKS], 150);
+        assert_eq!(web.processes, 1);
+        assert_eq!(web.cpu_delta_ticks, Some(20));
+        assert_eq!(acc.tracked_processes(), 1);
+    }
+
+    #[test]
+    fn newcomer_contributes_everything_since_it_started() {
+        let mut acc = Accounting::new(10);
+        acc.observe("web", obs(1, 10, 100, 0, 0));
+        acc.end_cycle();
+        acc.observe("web", obs(1, 10, 100, 0, 0));
+        acc.observe("web", obs(3, 500, 40, 2, 0));
+        let (report, _) = acc.end_cycle();
+        let web = find(&report, "web");
+        assert_eq!(web.counters[USER_TICKS], 140);
+        assert_eq!(web.cpu_delta_ticks, Some(42));
+    }
+
+    #[test]
+    fn pid_reuse_is_a_new_process() {
+        let mut acc = Accounting::new(10);
+        acc.observe("sh", obs(7, 10, 500, 0, 0));
+        acc.end_cycle();
+        // Same pid, later start: the first exited after 500 ticks, the new one used 3.
+        acc.observe("sh", obs(7, 900, 3, 0, 0));
+        let (report, _) = acc.end_cycle();
+        let sh = find(&report, "sh");
+        assert_eq!(sh.counters[USER_TICKS], 503);
+        assert_eq!(sh.cpu_delta_ticks, Some(3));
+    }
+
+    #[test]
+    fn moving_between_instances_splits_history() {
+        let mut acc = Accounting::new(10);
+        acc.observe("bash", obs(5, 10, 100, 0, 0));
+        acc.end_cycle();
+        // exec: same process, new comm, now in "make".
+        acc.observe("make", obs(5, 10, 130, 0, 0));
+        let (report, _) = acc.end_cycle();
+        assert!(
+            report.iter().all(|t| t.name != "bash"),
+            "bash has no live member"
+        );
+        let make = find(&report, "make");
+        assert_eq!(make.counters[USER_TICKS], 30);
+        assert_eq!(make.cpu_delta_ticks, Some(30));
+        // bash comes back with a new process: its old 100 ticks are still there.
+        acc.observe("make", obs(5, 10, 140, 0, 0));
+        acc.observe("bash", obs(6, 20, 1, 0, 0));
+        let (report, _) = acc.end_cycle();
+        assert_eq!(find(&report, "bash").counters[USER_TICKS], 101);
+        assert_eq!(find(&report, "make").counters[USER_TICKS], 40);
+    }
+
+    #[test]
+    fn counters_never_go_backwards() {
+        let mut acc = Accounting::new(10);
+        acc.observe("x", obs(1, 1, 100, 100, 1000));
+        acc.end_cycle();
+        // /proc glitch: lower values than before.
+        acc.observe("x", obs(1, 1, 90, 100, 10));
+        let (report, _) = acc.end_cycle();
+        let x = find(&report, "x");
+        assert_eq!(x.counters[USER_TICKS], 100);
+        assert_eq!(x.counters[WCHAR], 1000);
+        assert_eq!(x.cpu_delta_ticks, Some(0));
+    }
+
+    #[test]
+    fn fixed_instances_are_reported_without_processes() {
+        let mut acc = Accounting::new(10);
+        acc.declare_fixed("sshd");
+        let (report, _) = acc.end_cycle();
+        let sshd = find(&report, "sshd");
+        assert_eq!((sshd.processes, sshd.counters[USER_TICKS]), (0, 0));
+        assert_eq!(sshd.file_handles, None);
+    }
+
+    #[test]
+    fn max_instances_admits_stably() {
+        let mut acc = Accounting::new(2);
+        acc.observe("a", obs(1, 1, 0, 0, 0));
+        acc.observe("b", obs(2, 1, 0, 0, 0));
+        acc.observe("c", obs(3, 1, 0, 0, 0));
+        let (report, outcome) = acc.end_cycle();
+        let names: Vec<_> = report.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(
+            outcome,
+            CycleOutcome {
+                dropped: 1,
+                first_drop: true
+            }
+        );
+        // a exits: c gets its place; the drop is not announced again.
+        acc.observe("b", obs(2, 1, 0, 0, 0));
+        acc.observe("c", obs(3, 1, 0, 0, 0));
+        acc.observe("d", obs(4, 1, 0, 0, 0));
+        let (report, outcome) = acc.end_cycle();
+        let names: Vec<_> = report.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["b", "c"]);
+        assert_eq!(
+            outcome,
+            CycleOutcome {
+                dropped: 1,
+                first_drop: false
+            }
+        );
+    }
+
+    #[test]
+    fn idle_instances_are_forgotten_beyond_the_bound() {
+        let mut acc = Accounting::new(1);
+        acc.max_idle = 2;
+        for pid in 0..10 {
+            acc.observe(&format!("p{pid}"), obs(pid, 1, 1, 0, 0));
+            acc.end_cycle();
+        }
+        assert!(acc.by_name.len() <= 3, "{} names kept", acc.by_name.len());
+        assert!(acc.instances.len() <= 4, "slots are reused");
+        // The newest idle names are still remembered.
+        assert!(acc.by_name.contains_key("p8"));
+    }
+}

@@ -1,0 +1,95 @@
+//! [`ProcessFacts`] over /proc: each costly fact is read at most once per grouping, and only
+//! if a rule or template asks for it.
+
+use super::grouping::ProcessFacts;
+use crate::proc::{cmdline, pid_status, ProcRoot};
+use crate::users::UserNames;
+
+pub struct ProcFacts<'a> {
+    proc: &'a mut ProcRoot,
+    users: &'a mut UserNames,
+    pid: u32,
+    comm: &'a str,
+    kernel_thread: bool,
+    cmdline: Option<String>,
+    exe: Option<Option<String>>,
+    uid: Option<Option<u32>>,
+}
+
+impl<'a> ProcFacts<'a> {
+    pub fn new(
+        proc: &'a mut ProcRoot,
+        users: &'a mut UserNames,
+        pid: u32,
+        comm: &'a str,
+        kernel_thread: bool,
+    ) -> Self {
+        ProcFacts {
+            proc,
+            users,
+            pid,
+            comm,
+            kernel_thread,
+            cmdline: None,
+            exe: None,
+            uid: None,
+        }
+    }
+}
+
+impl ProcessFacts for ProcFacts<'_> {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn comm(&self) -> &str {
+        self.comm
+    }
+
+    fn cmdline(&mut self) -> &str {
+        if self.cmdline.is_none() {
+            let joined = if self.kernel_thread {
+                String::new()
+            } else {
+                self.proc
+                    .read(Some(self.pid), "cmdline", cmdline::READ_LIMIT)
+                    .map(cmdline::join)
+                    .unwrap_or_default()
+            };
+            self.cmdline = Some(joined);
+        }
+        self.cmdline.as_deref().unwrap_or("")
+    }
+
+    fn exe(&mut self) -> Option<&str> {
+        if self.exe.is_none() {
+            let target = if self.kernel_thread {
+                None
+            } else {
+                let link = self.proc.path(Some(self.pid), "exe");
+                std::fs::read_link(link)
+                    .ok()
+                    .map(|p| p.to_string_lossy().into_owned())
+            };
+            self.exe = Some(target);
+        }
+        self.exe.as_ref().and_then(|e| e.as_deref())
+    }
+
+    fn uid(&mut self) -> Option<u32> {
+        if self.uid.is_none() {
+            let uid = self
+                .proc
+                .read(Some(self.pid), "status", 16 * 1024)
+                .ok()
+                .and_then(pid_status::parse_real_uid);
+            self.uid = Some(uid);
+        }
+        self.uid.flatten()
+    }
+
+    fn user(&mut self) -> Option<&str> {
+        let uid = self.uid()?;
+        self.users.name(uid)
+    }
+}

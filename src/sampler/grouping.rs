@@ -1,0 +1,266 @@
+//! Which instance a process belongs to: the configured rules in order, then `GroupBy`. Facts
+//! that cost a file read (command line, executable, uid) are fetched only when a rule or
+//! template asks for them, through [`ProcessFacts`].
+
+use crate::config::{Config, Criteria, Field, Template, UserSpec};
+use crate::names;
+
+/// What grouping may ask about one process. Implemented over /proc by the sampler and over
+/// plain values in tests.
+pub trait ProcessFacts {
+    fn pid(&self) -> u32;
+    fn comm(&self) -> &str;
+    /// Arguments joined by spaces; empty for kernel threads and zombies.
+    fn cmdline(&mut self) -> &str;
+    /// Full path of the executable, when it can be read.
+    fn exe(&mut self) -> Option<&str>;
+    fn uid(&mut self) -> Option<u32>;
+    fn user(&mut self) -> Option<&str>;
+}
+
+/// The outcome of grouping one process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// Sanitized instance name.
+    pub name: String,
+    /// The name came from a rule with no placeholders: report it even with no process.
+    pub fixed: bool,
+}
+
+pub fn assign(config: &Config, facts: &mut dyn ProcessFacts) -> Option<Assignment> {
+    for rule in &config.rules {
+        if matches(&rule.criteria, facts) {
+            return Some(Assignment {
+                name: expand(&rule.name, facts),
+                fixed: rule.name.fixed().is_some(),
+            });
+        }
+    }
+    config.group_by.as_ref().map(|template| Assignment {
+        name: expand(template, facts),
+        fixed: false,
+    })
+}
+
+fn matches(criteria: &Criteria, facts: &mut dyn ProcessFacts) -> bool {
+    if let Some(comm) = &criteria.comm_exact {
+        if facts.comm() != comm {
+            return false;
+        }
+    }
+    if let Some(re) = &criteria.comm {
+        if !re.is_match(facts.comm()) {
+            return false;
+        }
+    }
+    if let Some(re) = &criteria.cmdline {
+        let cmdline = facts.cmdline();
+        let subject = if cmdline.is_empty() && criteria.cmdline_falls_back_to_comm {
+            facts.comm().to_string()
+        } else {
+            cmdline.to_string()
+        };
+        if !re.is_match(&subject) {
+            return false;
+        }
+    }
+    if let Some(re) = &criteria.exe {
+        match facts.exe() {
+            Some(exe) if re.is_match(exe) => {}
+            _ => return false,
+        }
+    }
+    if let Some(user) = &criteria.user {
+        let matched = match user {
+            UserSpec::Uid(uid) => facts.uid() == Some(*uid),
+            UserSpec::Name(name) => facts.user() == Some(name.as_str()),
+        };
+        if !matched {
+            return false;
+        }
+    }
+    true
+}
+
+/// Expands a template. Placeholders never expand to nothing: `{exe}` falls back to the comm
+/// (kernel threads have no executable), `{user}` to the uid, an unreadable uid to `?`.
+fn expand(template: &Template, facts: &mut dyn ProcessFacts) -> String {
+    let raw = template.expand(|field| match field {
+        Field::Comm => facts.comm().to_string(),
+        Field::Pid => facts.pid().to_string(),
+        Field::Exe => match facts.exe() {
+            Some(path) => basename(path).to_string(),
+            None => facts.comm().to_string(),
+        },
+        Field::Uid => facts
+            .uid()
+            .map_or_else(|| "?".to_string(), |u| u.to_string()),
+        Field::User => match facts.user() {
+            Some(name) => name.to_string(),
+            None => facts
+                .uid()
+                .map_or_else(|| "?".to_string(), |u| u.to_string()),
+        },
+    });
+    names::sanitize(&raw)
+}
+
+fn basename(path: &str) -> &str {
+    // A deleted executable shows as "/path/prog (deleted)".
+    let path = path.strip_suffix(" (deleted)").unwrap_or(path);
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::{ConfigNode, ConfigValue};
+
+    /// Facts given as plain values.
+    #[derive(Default, Clone)]
+    pub struct Fixed {
+        pub pid: u32,
+        pub comm: String,
+        pub cmdline: String,
+        pub exe: Option<String>,
+        pub uid: Option<u32>,
+        pub user: Option<String>,
+    }
+
+    impl ProcessFacts for Fixed {
+        fn pid(&self) -> u32 {
+            self.pid
+        }
+        fn comm(&self) -> &str {
+            &self.comm
+        }
+        fn cmdline(&mut self) -> &str {
+            &self.cmdline
+        }
+        fn exe(&mut self) -> Option<&str> {
+            self.exe.as_deref()
+        }
+        fn uid(&mut self) -> Option<u32> {
+            self.uid
+        }
+        fn user(&mut self) -> Option<&str> {
+            self.user.as_deref()
+        }
+    }
+
+    fn config(lines: &[(&str, &[&str])], blocks: Vec<ConfigNode>) -> Config {
+        let mut nodes: Vec<ConfigNode> = lines
+            .iter()
+            .map(|(k, vs)| {
+                ConfigNode::new(
+                    k,
+                    vs.iter()
+                        .map(|v| ConfigValue::String(v.to_string()))
+                        .collect(),
+                )
+            })
+            .collect();
+        nodes.extend(blocks);
+        Config::from_nodes(&nodes).unwrap()
+    }
+
+    fn nginx() -> Fixed {
+        Fixed {
+            pid: 812,
+            comm: "nginx".into(),
+            cmdline: "nginx: worker process".into(),
+            exe: Some("/usr/sbin/nginx".into()),
+            uid: Some(33),
+            user: Some("www-data".into()),
+        }
+    }
+
+    fn name(c: &Config, f: &Fixed) -> Option<String> {
+        assign(c, &mut f.clone()).map(|a| a.name)
+    }
+
+    #[test]
+    fn default_groups_by_comm() {
+        let c = Config::default();
+        assert_eq!(name(&c, &nginx()).as_deref(), Some("nginx"));
+    }
+
+    #[test]
+    fn first_matching_rule_wins() {
+        let c = config(
+            &[
+                ("ProcessMatch", &["workers", "worker process"]),
+                ("Process", &["nginx"]),
+            ],
+            vec![],
+        );
+        let a = assign(&c, &mut nginx()).unwrap();
+        assert_eq!(
+            a,
+            Assignment {
+                name: "workers".into(),
+                fixed: true
+            }
+        );
+    }
+
+    #[test]
+    fn match_block_requires_every_criterion() {
+        let block = |user: &str| ConfigNode {
+            key: "Match".into(),
+            values: vec![ConfigValue::String("web-{user}".into())],
+            children: vec![
+                ConfigNode::new("Comm", vec![ConfigValue::String("^ngi".into())]),
+                ConfigNode::new("Exe", vec![ConfigValue::String("/sbin/".into())]),
+                ConfigNode::new("User", vec![ConfigValue::String(user.into())]),
+            ],
+        };
+        let c = config(&[("GroupBy", &[""])], vec![block("www-data")]);
+        let a = assign(&c, &mut nginx()).unwrap();
+        assert_eq!(
+            a,
+            Assignment {
+                name: "web-www-data".into(),
+                fixed: false
+            }
+        );
+        let c = config(&[("GroupBy", &[""])], vec![block("33")]);
+        assert_eq!(name(&c, &nginx()).as_deref(), Some("web-www-data"));
+        let c = config(&[("GroupBy", &[""])], vec![block("root")]);
+        assert_eq!(name(&c, &nginx()), None, "GroupBy \"\" drops the unmatched");
+    }
+
+    #[test]
+    fn process_match_falls_back_to_comm_for_kernel_threads() {
+        let c = config(
+            &[("ProcessMatch", &["kw", "^kworker"]), ("GroupBy", &[""])],
+            vec![],
+        );
+        let kworker = Fixed {
+            pid: 9,
+            comm: "kworker/0:1".into(),
+            ..Fixed::default()
+        };
+        assert_eq!(name(&c, &kworker).as_deref(), Some("kw"));
+    }
+
+    #[test]
+    fn placeholders_and_fallbacks() {
+        let c = config(&[("GroupBy", &["{user}:{exe}:{uid}:{pid}"])], vec![]);
+        assert_eq!(name(&c, &nginx()).as_deref(), Some("www-data:nginx:33:812"));
+        let kthread = Fixed {
+            pid: 2,
+            comm: "kworker/u8:0".into(),
+            uid: Some(0),
+            ..Fixed::default()
+        };
+        // No executable, no user name: comm and uid stand in; `/` is sanitized.
+        assert_eq!(name(&c, &kthread).as_deref(), Some("0:kworker_u8:0:0:2"));
+        let deleted = Fixed {
+            exe: Some("/opt/app/bin/server (deleted)".into()),
+            ..nginx()
+        };
+        let c = config(&[("GroupBy", &["{exe}"])], vec![]);
+        assert_eq!(name(&c, &deleted).as_deref(), Some("server"));
+    }
+}

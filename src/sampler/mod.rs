@@ -1,0 +1,341 @@
+//! One sampler cycle: walk /proc, read what the configuration asks for, group processes into
+//! instances and turn the accounting into a [`Snapshot`]. Runs on the plugin's own thread
+//! (see `runtime`), never in collectd's read callback.
+//!
+//! Files read per process per cycle: `stat` always; `io` and `fd` when collected, and only
+//! for processes that are reported. `cmdline`, `exe` and `status` only when a rule or template
+//! needs them, and only when a process is first seen or changes its comm.
+
+pub mod accounting;
+mod facts;
+pub mod grouping;
+
+use crate::config::Config;
+use crate::proc::fd::FdCountMethod;
+use crate::proc::{meminfo, pid_io, pid_stat, stat, system, ProcRoot};
+use crate::snapshot::{InstanceReport, IoReport, Snapshot, Telemetry};
+use crate::users::UserNames;
+use accounting::{Accounting, Gauges, Observation, ProcessKey, COUNTERS};
+use facts::ProcFacts;
+use grouping::Assignment;
+use std::collections::HashMap;
+use std::io;
+use std::time::{Instant, SystemTime};
+
+/// What a process was grouped into, and the comm it had then: grouping runs again only when
+/// the comm changes (exec), not every cycle.
+struct Grouped {
+    comm: Box<[u8]>,
+    instance: Option<String>,
+    /// Cycle in which the process was last seen; entries of vanished processes are dropped.
+    seen: u64,
+}
+
+/// Causes of unreadable files, each logged once for the plugin's lifetime.
+#[derive(Default)]
+struct Warned {
+    io_denied: bool,
+    fd_denied: bool,
+    proc_stat: bool,
+}
+
+pub struct Sampler {
+    config: Config,
+    proc: ProcRoot,
+    fd_method: FdCountMethod,
+    ticks_per_second: u64,
+    page_size: u64,
+    accounting: Accounting,
+    grouped: HashMap<ProcessKey, Grouped>,
+    users: UserNames,
+    previous_cpu_total: Option<u64>,
+    seq: u64,
+    warned: Warned,
+    pids: Vec<u32>,
+}
+
+impl Sampler {
+    /// A sampler of the live system.
+    pub fn new(config: Config) -> Self {
+        Self::with_proc(
+            config,
+            ProcRoot::system(),
+            FdCountMethod::for_running_kernel(),
+        )
+    }
+
+    /// A sampler of any directory laid out like /proc (fixtures in tests).
+    pub fn with_proc(config: Config, proc: ProcRoot, fd_method: FdCountMethod) -> Self {
+        let mut accounting = Accounting::new(config.max_instances);
+        for rule in &config.rules {
+            if let Some(fixed) = rule.name.fixed() {
+                accounting.declare_fixed(&fixed);
+            }
+        }
+        Sampler {
+            config,
+            proc,
+            fd_method,
+            ticks_per_second: system::clock_ticks_per_second(),
+            page_size: system::page_size(),
+            accounting,
+            grouped: HashMap::new(),
+            users: UserNames::default(),
+            previous_cpu_total: None,
+            seq: 0,
+            warned: Warned::default(),
+            pids: Vec::new(),
+        }
+    }
+
+    /// Overrides the clock tick and page size read from sysconf (fixtures in tests).
+    pub fn set_units(&mut self, ticks_per_second: u64, page_size: u64) {
+        self.ticks_per_second = ticks_per_second.max(1);
+        self.page_size = page_size;
+    }
+
+    /// Runs one cycle. `stop` is polled between processes so shutdown never waits for a full
+    /// walk of a huge /proc; a cycle cut short returns `None`.
+    pub fn cycle(&mut self, stop: &dyn Fn() -> bool) -> Option<Snapshot> {
+        let started = Instant::now();
+        let time = SystemTime::now();
+        let cpu_total = self.read_cpu_total();
+        let mem_total = self
+            .proc
+            .read(None, "meminfo", 64 * 1024)
+            .ok()
+            .and_then(meminfo::parse_mem_total);
+
+        self.list_pids();
+        let pids = std::mem::take(&mut self.pids);
+        let mut seen = 0u64;
+        for (i, &pid) in pids.iter().enumerate() {
+            if i % 256 == 0 && stop() {
+                self.pids = pids;
+                return None;
+            }
+            if self.sample_process(pid) {
+                seen += 1;
+            }
+        }
+        self.pids = pids;
+        let this_cycle = self.seq + 1;
+        self.grouped.retain(|_, g| g.seen == this_cycle);
+
+        let (totals, outcome) = self.accounting.end_cycle();
+        if outcome.first_drop {
+            log::warn!(
+                "MaxInstances {} reached: {} instance(s) are not reported this interval; raise \
+                 MaxInstances or group more coarsely with GroupBy (said once; the count is in \
+                 capture-self/count-instances_dropped)",
+                self.config.max_instances,
+                outcome.dropped
+            );
+        }
+        let cpu_delta_total = match (self.previous_cpu_total, cpu_total) {
+            (Some(before), Some(now)) if now > before => Some(now - before),
+            _ => None,
+        };
+        self.previous_cpu_total = cpu_total;
+
+        let us_per_tick = 1_000_000.0 / self.ticks_per_second as f64;
+        let instances: Vec<InstanceReport> = totals
+            .into_iter()
+            .map(|t| {
+                let c = &t.counters;
+                InstanceReport {
+                    cpu_user_us: (c[accounting::USER_TICKS] as f64 * us_per_tick) as u64,
+                    cpu_system_us: (c[accounting::SYSTEM_TICKS] as f64 * us_per_tick) as u64,
+                    cpu_percent: match (t.cpu_delta_ticks, cpu_delta_total) {
+                        (Some(used), Some(all)) => {
+                            Some((used as f64 * 100.0 / all as f64).clamp(0.0, 100.0))
+                        }
+                        _ => None,
+                    },
+                    rss_bytes: t.rss_bytes,
+                    vm_bytes: t.vm_bytes,
+                    memory_percent: mem_total
+                        .filter(|&m| m > 0)
+                        .map(|m| (t.rss_bytes as f64 * 100.0 / m as f64).clamp(0.0, 100.0)),
+                    processes: t.processes,
+                    threads: t.threads,
+                    file_handles: if self.config.collect_file_handles {
+                        t.file_handles
+                    } else {
+                        None
+                    },
+                    io: (self.config.collect_io && t.io_known).then(|| IoReport {
+                        rchar: c[accounting::RCHAR],
+                        wchar: c[accounting::WCHAR],
+                        syscr: c[accounting::SYSCR],
+                        syscw: c[accounting::SYSCW],
+                        read_bytes: c[accounting::READ_BYTES],
+                        write_bytes: c[accounting::WRITE_BYTES],
+                    }),
+                    name: t.name,
+                }
+            })
+            .collect();
+
+        self.seq += 1;
+        Some(Snapshot {
+            seq: self.seq,
+            time,
+            telemetry: Telemetry {
+                sampler_seconds: started.elapsed().as_secs_f64(),
+                processes: seen,
+                instances: instances.len() as u64,
+                instances_dropped: outcome.dropped,
+            },
+            instances,
+        })
+    }
+
+    fn read_cpu_total(&mut self) -> Option<u64> {
+        let total = self
+            .proc
+            .read(None, "stat", 4096)
+            .ok()
+            .and_then(stat::parse_total_cpu_ticks);
+        if total.is_none() && !self.warned.proc_stat {
+            self.warned.proc_stat = true;
+            log::warn!("cannot read the cpu line of /proc/stat: percent-cpu will not be reported");
+        }
+        total
+    }
+
+    fn list_pids(&mut self) {
+        self.pids.clear();
+        let Ok(entries) = std::fs::read_dir(self.proc.root()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) {
+                self.pids.push(pid);
+            }
+        }
+    }
+
+    /// Reads one process and records it. False when it vanished or is unreadable — normal
+    /// churn, never an error.
+    fn sample_process(&mut self, pid: u32) -> bool {
+        let Ok(content) = self.proc.read(Some(pid), "stat", 4096) else {
+            return false;
+        };
+        let Some(st) = pid_stat::parse(content) else {
+            return false;
+        };
+        let key = ProcessKey {
+            pid,
+            starttime: st.starttime,
+        };
+        let mut counters = [0u64; COUNTERS];
+        counters[accounting::USER_TICKS] = st.utime;
+        counters[accounting::SYSTEM_TICKS] = st.stime;
+        let mut gauges = Gauges {
+            rss_bytes: st.rss_pages.saturating_mul(self.page_size),
+            vm_bytes: st.vsize,
+            threads: st.num_threads,
+            file_handles: None,
+        };
+        let kernel_thread = st.kernel_thread;
+
+        let comm = grouping_comm(st.comm, kernel_thread);
+        let this_cycle = self.seq + 1;
+        let instance = match self.grouped.get_mut(&key) {
+            Some(g) if *g.comm == *comm => {
+                g.seen = this_cycle;
+                g.instance.clone()
+            }
+            _ => {
+                let comm: Box<[u8]> = comm.into();
+                let assignment = self.group(pid, &comm, kernel_thread);
+                let instance = assignment.map(|a| a.name);
+                self.grouped.insert(
+                    key,
+                    Grouped {
+                        comm,
+                        instance: instance.clone(),
+                        seen: this_cycle,
+                    },
+                );
+                instance
+            }
+        };
+        let Some(instance) = instance else {
+            // Dropped by `GroupBy ""`: nothing more is read for it.
+            return true;
+        };
+
+        let mut io_known = false;
+        if self.config.collect_io {
+            match self.proc.read(Some(pid), "io", 1024) {
+                Ok(content) => {
+                    if let Some(io) = pid_io::parse(content) {
+                        counters[accounting::RCHAR] = io.rchar;
+                        counters[accounting::WCHAR] = io.wchar;
+                        counters[accounting::SYSCR] = io.syscr;
+                        counters[accounting::SYSCW] = io.syscw;
+                        counters[accounting::READ_BYTES] = io.read_bytes;
+                        counters[accounting::WRITE_BYTES] = io.write_bytes;
+                        io_known = true;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !self.warned.io_denied => {
+                    self.warned.io_denied = true;
+                    log::warn!(
+                        "cannot read /proc/{pid}/io: permission denied; I/O counters of other \
+                         users' processes need root or CAP_SYS_PTRACE (said once)"
+                    );
+                }
+                Err(_) => {}
+            }
+        }
+        if self.config.collect_file_handles {
+            let dir = self.proc.path(Some(pid), "fd").to_path_buf();
+            match self.fd_method.count(&dir) {
+                Ok(n) => gauges.file_handles = Some(n),
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !self.warned.fd_denied => {
+                    self.warned.fd_denied = true;
+                    log::warn!(
+                        "cannot read /proc/{pid}/fd: permission denied; open file handles of \
+                         other users' processes need root or CAP_DAC_READ_SEARCH (said once)"
+                    );
+                }
+                Err(_) => {}
+            }
+        }
+        self.accounting.observe(
+            &instance,
+            Observation {
+                key,
+                counters,
+                io_known,
+                gauges,
+            },
+        );
+        true
+    }
+
+    fn group(&mut self, pid: u32, comm: &[u8], kernel_thread: bool) -> Option<Assignment> {
+        let comm = String::from_utf8_lossy(comm);
+        let mut facts = ProcFacts::new(&mut self.proc, &mut self.users, pid, &comm, kernel_thread);
+        grouping::assign(&self.config, &mut facts)
+    }
+}
+
+/// The comm used for grouping. Workqueue workers show the work item they are running after a
+/// dash (`kworker/0:1-events`, changing from one moment to the next); grouping on that would
+/// make instances flicker, so for them the suffix is cut back to the thread's own name.
+fn grouping_comm(comm: &[u8], kernel_thread: bool) -> &[u8] {
+    if kernel_thread && comm.starts_with(b"kworker/") {
+        if let Some(dash) = comm.iter().position(|&b| b == b'-') {
+            return &comm[..dash];
+        }
+    }
+    comm
+}
+
+#[cfg(test)]
+mod tests;

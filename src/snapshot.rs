@@ -1,0 +1,68 @@
+//! What one sampler cycle produced, ready to dispatch: the only thing the collectd read
+//! callback looks at. Plain data, so the network capture of a later stage adds its counters
+//! here without the adapter learning anything new about /proc or pcap.
+
+use std::time::{Duration, SystemTime};
+
+/// Counters and gauges of one reported instance. Counters (cumulative, never decreasing) are
+/// `u64`; gauges that could not be measured are `None` and not dispatched.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceReport {
+    pub name: String,
+    /// CPU time, microseconds (`ps_cputime` user, syst).
+    pub cpu_user_us: u64,
+    pub cpu_system_us: u64,
+    /// Share of the whole machine's CPU over the last interval (`percent-cpu`).
+    pub cpu_percent: Option<f64>,
+    pub rss_bytes: u64,
+    pub vm_bytes: u64,
+    /// RSS over MemTotal (`percent-memory`).
+    pub memory_percent: Option<f64>,
+    pub processes: u64,
+    pub threads: u64,
+    /// Open descriptors (`file_handles`), when collected.
+    pub file_handles: Option<u64>,
+    /// `io_octets`, `io_ops`, `disk_octets`, when collected.
+    pub io: Option<IoReport>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoReport {
+    pub rchar: u64,
+    pub wchar: u64,
+    pub syscr: u64,
+    pub syscw: u64,
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+}
+
+/// How the plugin itself is doing, reported under the instance `self`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Telemetry {
+    /// Wall time of the sampler cycle that built this snapshot.
+    pub sampler_seconds: f64,
+    /// Processes seen in /proc this cycle.
+    pub processes: u64,
+    /// Instances reported.
+    pub instances: u64,
+    /// Instances left out because of MaxInstances.
+    pub instances_dropped: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Increases by one per cycle; the reader dispatches each snapshot once.
+    pub seq: u64,
+    /// When the cycle read /proc: the timestamp of every value.
+    pub time: SystemTime,
+    pub instances: Vec<InstanceReport>,
+    pub telemetry: Telemetry,
+}
+
+impl Snapshot {
+    pub fn age(&self) -> Duration {
+        SystemTime::now()
+            .duration_since(self.time)
+            .unwrap_or_default()
+    }
+}
