@@ -26,15 +26,8 @@ pub struct InstanceReport {
     pub io: Option<IoReport>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IoReport {
-    pub rchar: u64,
-    pub wchar: u64,
-    pub syscr: u64,
-    pub syscw: u64,
-    pub read_bytes: u64,
-    pub write_bytes: u64,
-}
+/// The six I/O counters of `/proc/<pid>/io`, summed over an instance.
+pub use crate::proc::pid_io::PidIo as IoReport;
 
 /// How the plugin itself is doing, reported under the instance `self`.
 #[derive(Debug, Clone, Default, PartialEq)]

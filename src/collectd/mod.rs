@@ -17,6 +17,7 @@ use log::LevelFilter;
 use parking_lot::Mutex;
 use std::error::Error;
 use std::fmt;
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -49,6 +50,7 @@ impl PluginManager for CaptureManager {
         let _ = CollectdLoggerBuilder::new()
             .prefix_plugin::<Self>()
             .filter_level(LevelFilter::Info)
+            .format(|buf, record| write!(buf, "{}", record.args()))
             .try_init();
         let nodes: Vec<ConfigNode> = config.unwrap_or_default().iter().map(to_node).collect();
         LIFECYCLE.lock().config = Some(Config::from_nodes(&nodes));
