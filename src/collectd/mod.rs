@@ -17,7 +17,6 @@ use log::LevelFilter;
 use parking_lot::Mutex;
 use std::error::Error;
 use std::fmt;
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 

@@ -285,8 +285,10 @@ impl Sampler {
                 Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !self.warned.io_denied => {
                     self.warned.io_denied = true;
                     log::warn!(
-                        "cannot read /proc/{pid}/io: permission denied; I/O counters of other \
-                         users' processes need root or CAP_SYS_PTRACE (said once)"
+                        "cannot read /proc/{pid}/io: permission denied; processes whose I/O \
+                         counters cannot be read are reported without them. Reading them needs \
+                         ptrace read access: CAP_SYS_PTRACE, and no LSM, Yama policy or user \
+                         namespace refusing it (said once)"
                     );
                 }
                 Err(_) => {}
@@ -299,8 +301,9 @@ impl Sampler {
                 Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !self.warned.fd_denied => {
                     self.warned.fd_denied = true;
                     log::warn!(
-                        "cannot read /proc/{pid}/fd: permission denied; open file handles of \
-                         other users' processes need root or CAP_DAC_READ_SEARCH (said once)"
+                        "cannot read /proc/{pid}/fd: permission denied; processes whose file \
+                         descriptors cannot be counted are reported without them. Counting other \
+                         users' descriptors needs CAP_DAC_READ_SEARCH (said once)"
                     );
                 }
                 Err(_) => {}

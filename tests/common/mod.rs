@@ -1,0 +1,898 @@
+//! Integration-test harness (owned by the integration tests): builds the plugin, runs a real
+//! collectd with it in a private temporary directory, reads back what collectd's csv writer
+//! stored, and runs the `capture_workload` example under unique command names.
+//!
+//! Each test does:
+//!
+//! ```ignore
+//! let Some(collectd) = Collectd::start(Some(r#"GroupBy "{comm}""#)) else { return };
+//! let mut cpu = collectd.spawn(&unique_comm("cw_cpu_"), &["burn", "6"]);
+//! cpu.expect_line("ready");
+//! let rows = collectd.wait_rows(&cpu.comm, "ps_cputime", "a row", |rows| !rows.is_empty());
+//! ```
+//!
+//! `Collectd::start` returns `None` (after printing `SKIP: <reason>` on stderr) when the tests
+//! cannot run here: not root, or no `/usr/sbin/collectd`. With the environment variable `CI` set,
+//! a missing collectd is a failure instead. Tests whose numbers need a whole core use
+//! `Collectd::start_alone`: no other test of the same binary runs beside them.
+//!
+//! What collectd writes: the csv plugin stores every value list under
+//! `<DataDir>/test/capture-<instance>/<type>[-<type_instance>]-YYYY-MM-DD`, a header line
+//! `epoch,<ds1>[,<ds2>...]` and then one `epoch,value,...` line per dispatch (`StoreRates false`:
+//! counters are written raw).
+//!
+//! Timing: collectd runs with `Interval 1`. A row of epoch `e` reports a sample the plugin's
+//! sampler took at most about one interval before `e` (the read callback dispatches the latest
+//! snapshot). So a row whose epoch is at least [`SETTLE`] seconds after a workload finished its
+//! setup certainly describes the workload after its setup.
+
+#![allow(dead_code)] // Each test binary uses a different part of the harness.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// collectd's `Interval`, in seconds.
+pub const INTERVAL: f64 = 1.0;
+
+/// Seconds after an event from which a row surely reports a sample taken after the event: one
+/// interval for the sampler to run, one for the read callback to dispatch it.
+pub const SETTLE: f64 = 2.0 * INTERVAL;
+
+/// Default time to wait for something collectd should write within a few intervals.
+pub const TIMEOUT: Duration = Duration::from_secs(15);
+
+const COLLECTD: &str = "/usr/sbin/collectd";
+const STOCK_PLUGINS: &str = "/usr/lib/collectd";
+const TYPES_DB: &str = "/usr/share/collectd/types.db";
+
+/// Stock plugins every test's collectd loads: the log, the csv writer and `load`, whose values
+/// show that collectd keeps reading even when the capture plugin refused to start.
+const STOCK: [&str; 3] = ["logfile", "csv", "load"];
+
+// ------------------------------------------------------------------------------------------------
+// Preconditions and the build
+
+/// What the nested cargo builds, once per test binary.
+struct Artifacts {
+    /// `libcapture.so`, built without the dev-dependencies (see [`build`]).
+    plugin: PathBuf,
+    /// The `capture_workload` example.
+    workload: PathBuf,
+}
+
+/// `Err(reason)` when the tests cannot run on this machine and should be skipped.
+fn preconditions() -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(
+            "not root: the capture plugin needs root to read every process's \
+                    /proc/PID/io and fd directory"
+                .into(),
+        );
+    }
+    if !Path::new(COLLECTD).exists() {
+        let reason = format!("{COLLECTD} is missing (install collectd-core)");
+        if std::env::var_os("CI").is_some() {
+            panic!("{reason}; CI is set, so this is a failure, not a skip");
+        }
+        return Err(reason);
+    }
+    Ok(())
+}
+
+/// Builds the plugin and the workload once per test binary, or panics with cargo's output.
+fn artifacts() -> &'static Artifacts {
+    static ARTIFACTS: OnceLock<Artifacts> = OnceLock::new();
+    ARTIFACTS.get_or_init(build)
+}
+
+/// Runs the nested cargo builds.
+///
+/// The plugin is built alone (`--lib`) in `target/it`: building the example in the same cargo
+/// invocation would enable the dev-dependencies, whose `collectd-plugin/stub` feature defines a
+/// no-op `plugin_dispatch_values` inside the library, so the .so would dispatch nothing. The
+/// example is therefore built in its own target directory, `target/it-workload`. Separate target
+/// directories from the outer `cargo test` also keep the nested cargo off the outer build lock.
+fn build() -> Artifacts {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let plugin_dir = root.join("target/it");
+    let workload_dir = root.join("target/it-workload");
+    cargo(&["build", "--release", "--lib"], &plugin_dir);
+    cargo(
+        &["build", "--release", "--example", "capture_workload"],
+        &workload_dir,
+    );
+    let artifacts = Artifacts {
+        plugin: plugin_dir.join("release/libcapture.so"),
+        workload: workload_dir.join("release/examples/capture_workload"),
+    };
+    for path in [&artifacts.plugin, &artifacts.workload] {
+        assert!(
+            path.is_file(),
+            "the nested cargo build succeeded but did not produce {}",
+            path.display()
+        );
+    }
+    artifacts
+}
+
+fn cargo(args: &[&str], target_dir: &Path) {
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO"))
+        .args(args)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("running the nested cargo build");
+    assert!(
+        output.status.success(),
+        "nested `cargo {} --target-dir {}` failed ({}):\n{}",
+        args.join(" "),
+        target_dir.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprintln!(
+        "built `cargo {}` in {:.1} s",
+        args.join(" "),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Tests whose numbers depend on having a whole core run alone: they start collectd with
+/// [`Collectd::start_alone`], which holds this lock for writing, while [`Collectd::start`] holds
+/// it for reading. On the 2-core box, a parallel test's collectd writing hundreds of csv files
+/// per second (plus its workload) otherwise takes a third of the burner's core.
+static CPU_LOCK: RwLock<()> = RwLock::new(());
+
+/// The hold on [`CPU_LOCK`] of a running collectd. Poisoning is ignored: a failed test must not
+/// fail the next one.
+enum CpuGuard {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+}
+
+impl CpuGuard {
+    fn take(alone: bool) -> CpuGuard {
+        if alone {
+            CpuGuard::Alone(CPU_LOCK.write().unwrap_or_else(PoisonError::into_inner))
+        } else {
+            CpuGuard::Shared(CPU_LOCK.read().unwrap_or_else(PoisonError::into_inner))
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Names and small system facts
+
+/// A command name that no other test (nor anything else on the box) uses: `prefix` followed by
+/// four hex digits. The kernel keeps at most 15 bytes of a command name, so `prefix` must leave
+/// room for them.
+pub fn unique_comm(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock before 1970")
+        .subsec_nanos();
+    // Counter in the high byte (unique within this test binary), clock and pid in the low one
+    // (distinct from a run of the same binary that left processes behind).
+    let low = (nanos ^ (std::process::id() << 3)) as u8;
+    let name = format!("{prefix}{:02x}{low:02x}", count as u8);
+    assert!(
+        name.len() <= 15,
+        "command name {name:?} is longer than the kernel's 15 bytes"
+    );
+    name
+}
+
+/// The instance name the plugin must report for a command name: `/` and control characters
+/// replaced by `_`, at most 63 bytes.
+pub fn sanitized(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| if c == '/' || c.is_control() { '_' } else { c })
+        .collect();
+    while out.len() > 63 {
+        out.pop();
+    }
+    out
+}
+
+/// Seconds since the epoch, the clock collectd stamps its values with.
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock before 1970")
+        .as_secs_f64()
+}
+
+/// Online CPUs as the plugin's percent-cpu sees them: the `cpuN` lines of /proc/stat.
+pub fn cpu_count() -> usize {
+    let stat = fs::read_to_string("/proc/stat").expect("reading /proc/stat");
+    stat.lines()
+        .filter(|line| line.starts_with("cpu") && !line.starts_with("cpu "))
+        .count()
+}
+
+/// MemTotal of /proc/meminfo, in bytes.
+pub fn mem_total() -> f64 {
+    let meminfo = fs::read_to_string("/proc/meminfo").expect("reading /proc/meminfo");
+    let line = meminfo
+        .lines()
+        .find(|line| line.starts_with("MemTotal:"))
+        .expect("no MemTotal line in /proc/meminfo");
+    let kib: f64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unreadable /proc/meminfo line {line:?}"));
+    kib * 1024.0
+}
+
+/// The file system type (`ext4`, `tmpfs`, `overlay` ...) of the mount holding `path`, from
+/// /proc/self/mountinfo (the longest mount point that is a prefix of the canonical path).
+pub fn fs_type(path: &Path) -> String {
+    let path = path
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("canonicalize {}: {e}", path.display()));
+    let mountinfo =
+        fs::read_to_string("/proc/self/mountinfo").expect("reading /proc/self/mountinfo");
+    let mut best: Option<(usize, String)> = None;
+    for line in mountinfo.lines() {
+        // id parent major:minor root mount-point options [optional...] - fstype source super
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (Some(mount_point), Some(dash)) =
+            (fields.get(4), fields.iter().position(|f| *f == "-"))
+        else {
+            continue;
+        };
+        let mount_point = unescape_mountinfo(mount_point);
+        let longer = match &best {
+            Some((len, _)) => mount_point.len() >= *len,
+            None => true,
+        };
+        if longer && path.starts_with(&mount_point) {
+            if let Some(fs) = fields.get(dash + 1) {
+                best = Some((mount_point.len(), fs.to_string()));
+            }
+        }
+    }
+    best.map(|(_, fs)| fs)
+        .unwrap_or_else(|| panic!("no mount holds {}", path.display()))
+}
+
+/// Mount points in mountinfo escape space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|digits| {
+            std::str::from_utf8(digits)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+        });
+        match (bytes[i], octal) {
+            (b'\\', Some(byte)) => {
+                out.push(byte);
+                i += 4;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, or panics after `timeout` naming `what`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Rows written by the csv plugin
+
+/// One line of a csv file: the epoch and the value of each data source.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub epoch: f64,
+    pub values: BTreeMap<String, f64>,
+}
+
+impl Row {
+    /// The value of data source `ds`; panics naming the data sources the row has.
+    pub fn get(&self, ds: &str) -> f64 {
+        *self.values.get(ds).unwrap_or_else(|| {
+            panic!(
+                "row at {} has no data source {ds:?}, only {:?}",
+                self.epoch,
+                self.values.keys()
+            )
+        })
+    }
+
+    /// The value of a single-data-source type (GAUGE types: `value`).
+    pub fn value(&self) -> f64 {
+        self.get("value")
+    }
+}
+
+/// The rows of `dir/<name>-YYYY-MM-DD` files (several when the date changed), in epoch order.
+/// A last line still being written (no newline yet) is left out.
+fn read_rows(dir: &Path, name: &str) -> Vec<Row> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|f| f.to_str())
+                .and_then(|f| f.strip_prefix(name))
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(is_date)
+        })
+        .collect();
+    files.sort();
+    let mut rows = Vec::new();
+    for file in files {
+        let text =
+            fs::read_to_string(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+        let mut lines = text.split_inclusive('\n');
+        let Some(header) = lines.next().filter(|h| h.ends_with('\n')) else {
+            continue;
+        };
+        let columns: Vec<&str> = header.trim_end().split(',').collect();
+        assert_eq!(
+            columns.first(),
+            Some(&"epoch"),
+            "{}: unexpected header {header:?}",
+            file.display()
+        );
+        for line in lines.filter(|l| l.ends_with('\n')) {
+            let fields: Vec<&str> = line.trim_end().split(',').collect();
+            assert_eq!(
+                fields.len(),
+                columns.len(),
+                "{}: line {line:?} does not match header {header:?}",
+                file.display()
+            );
+            let number = |field: &str| -> f64 {
+                field.parse().unwrap_or_else(|e| {
+                    panic!("{}: bad number {field:?} in {line:?}: {e}", file.display())
+                })
+            };
+            rows.push(Row {
+                epoch: number(fields[0]),
+                values: columns[1..]
+                    .iter()
+                    .zip(&fields[1..])
+                    .map(|(column, field)| (column.to_string(), number(field)))
+                    .collect(),
+            });
+        }
+    }
+    rows.sort_by(|a, b| a.epoch.total_cmp(&b.epoch));
+    rows
+}
+
+/// `YYYY-MM-DD`.
+fn is_date(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+}
+
+// ------------------------------------------------------------------------------------------------
+// collectd
+
+/// A running collectd with the capture plugin, in its own temporary directory. Dropping it stops
+/// collectd (SIGTERM, SIGKILL after 10 s) and removes the directory, unless the test is failing:
+/// then the log and the list of written files go to stderr and the directory is kept.
+pub struct Collectd {
+    dir: Option<tempfile::TempDir>,
+    child: Child,
+    workload_binary: &'static Path,
+    /// Released after collectd stopped (fields drop after `Drop::drop`).
+    _cpu: CpuGuard,
+}
+
+impl Collectd {
+    /// Starts collectd with `LoadPlugin capture` and, when given, `<Plugin capture>` with
+    /// `capture_block` inside, and waits until collectd has entered its read loop (panicking
+    /// with collectd's log if it exits instead). `None` when the tests are skipped here.
+    /// Tests started this way run in parallel, but not beside one started with
+    /// [`start_alone`](Self::start_alone).
+    pub fn start(capture_block: Option<&str>) -> Option<Collectd> {
+        Self::start_with(capture_block, false)
+    }
+
+    /// Like [`start`](Self::start), for a test whose numbers need a whole core: no other test
+    /// of this test binary runs while the returned collectd lives.
+    pub fn start_alone(capture_block: Option<&str>) -> Option<Collectd> {
+        Self::start_with(capture_block, true)
+    }
+
+    fn start_with(capture_block: Option<&str>, alone: bool) -> Option<Collectd> {
+        if let Err(reason) = preconditions() {
+            // Straight to the stderr handle: libtest captures `eprintln!`, and a skip must show.
+            let _ = writeln!(std::io::stderr(), "SKIP: {reason}");
+            return None;
+        }
+        let artifacts = artifacts();
+        let cpu = CpuGuard::take(alone);
+
+        // A directory on the same file system as the build, usually a real disk (the I/O test
+        // needs block-layer accounting, which tmpfs lacks), and short enough for any path.
+        let parent = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/it/tmp");
+        fs::create_dir_all(&parent)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", parent.display()));
+        let dir = tempfile::Builder::new()
+            .prefix("cd-")
+            .tempdir_in(&parent)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "creating a temporary directory in {}: {e}",
+                    parent.display()
+                )
+            });
+        let root = dir.path();
+
+        // collectd refuses symlinked plugins: copy them.
+        let plugins = root.join("plugins");
+        fs::create_dir(&plugins).expect("creating the PluginDir");
+        fs::copy(&artifacts.plugin, plugins.join("capture.so")).unwrap_or_else(|e| {
+            panic!(
+                "copying {} to the PluginDir: {e}",
+                artifacts.plugin.display()
+            )
+        });
+        for name in STOCK {
+            let from = Path::new(STOCK_PLUGINS).join(format!("{name}.so"));
+            fs::copy(&from, plugins.join(format!("{name}.so")))
+                .unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
+        }
+        fs::create_dir(root.join("bin")).expect("creating the workload directory");
+
+        let config = config_text(root, capture_block);
+        let config_path = root.join("collectd.conf");
+        fs::write(&config_path, &config).expect("writing collectd.conf");
+        let output = fs::File::create(root.join("collectd.out")).expect("creating collectd.out");
+        let child = Command::new(COLLECTD)
+            .arg("-f")
+            .arg("-C")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("duplicating collectd.out"))
+            .stderr(output)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {COLLECTD}: {e}"));
+        let mut collectd = Collectd {
+            dir: Some(dir),
+            child,
+            workload_binary: &artifacts.workload,
+            _cpu: cpu,
+        };
+        wait_for("collectd to enter its read loop", TIMEOUT, || {
+            if let Some(status) = collectd.exit_status() {
+                panic!(
+                    "collectd exited ({status}) while starting with this config:\n{config}\n\
+                     --- log ---\n{}\n--- stdout/stderr ---\n{}",
+                    collectd.log(),
+                    collectd.output()
+                );
+            }
+            collectd
+                .log()
+                .contains("Initialization complete, entering read-loop")
+                .then_some(())
+        });
+        Some(collectd)
+    }
+
+    /// The temporary directory of this collectd.
+    pub fn dir(&self) -> &Path {
+        self.dir
+            .as_ref()
+            .expect("directory present until drop")
+            .path()
+    }
+
+    /// `DataDir/test`: the csv writer's directory for host `test`.
+    pub fn host_dir(&self) -> PathBuf {
+        self.dir().join("csv/test")
+    }
+
+    /// The log written by the logfile plugin.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir().join("collectd.log")).unwrap_or_default()
+    }
+
+    /// What collectd printed on stdout and stderr.
+    pub fn output(&self) -> String {
+        fs::read_to_string(self.dir().join("collectd.out")).unwrap_or_default()
+    }
+
+    /// The lines of the log that the capture plugin wrote at `severity` (`error`, `warning` ...):
+    /// the plugin's messages start with `capture: `.
+    pub fn plugin_log_lines(&self, severity: &str) -> Vec<String> {
+        let tag = format!("[{severity}] capture: ");
+        self.log()
+            .lines()
+            .filter(|line| line.contains(&tag))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// `Some(status)` once collectd has exited.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("polling the collectd process")
+    }
+
+    /// The capture instances written so far: the `capture-<instance>` directories.
+    pub fn instances(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.host_dir()) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                name.strip_prefix("capture-").map(str::to_owned)
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Rows of `name` (`ps_cputime`, `percent-cpu` ...) of capture instance `instance`.
+    pub fn rows(&self, instance: &str, name: &str) -> Vec<Row> {
+        read_rows(&self.host_dir().join(format!("capture-{instance}")), name)
+    }
+
+    /// Rows of `name` of a plugin without instance, e.g. `rows_of_plugin("load", "load")`.
+    pub fn rows_of_plugin(&self, plugin: &str, name: &str) -> Vec<Row> {
+        read_rows(&self.host_dir().join(plugin), name)
+    }
+
+    /// Polls the rows of `name` of `instance` until `done` accepts them; panics after
+    /// [`TIMEOUT`] with the rows seen last and the description `what`.
+    pub fn wait_rows(
+        &self,
+        instance: &str,
+        name: &str,
+        what: &str,
+        done: impl Fn(&[Row]) -> bool,
+    ) -> Vec<Row> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let rows = self.rows(instance, name);
+            if done(&rows) {
+                return rows;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {TIMEOUT:?} waiting for {what} in capture-{instance}/{name}; \
+                 rows so far: {}",
+                format_rows(&rows)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits for a row of `name` of `instance` with an epoch of at least `epoch` and returns
+    /// all rows.
+    pub fn wait_row_after(&self, instance: &str, name: &str, epoch: f64) -> Vec<Row> {
+        self.wait_rows(
+            instance,
+            name,
+            &format!("a row at or after {epoch:.3}"),
+            |rows| rows.last().is_some_and(|row| row.epoch >= epoch),
+        )
+    }
+
+    /// Copies the workload binary into this collectd's directory as `comm` (the kernel takes a
+    /// process's command name from the executable's file name) and starts it with `args`.
+    pub fn spawn(&self, comm: &str, args: &[&str]) -> Workload {
+        self.spawn_workload(comm, args, false)
+    }
+
+    /// Like [`spawn`](Self::spawn), but the workload prints `waiting` and does nothing until
+    /// [`Workload::go`].
+    pub fn spawn_gated(&self, comm: &str, args: &[&str]) -> Workload {
+        self.spawn_workload(comm, args, true)
+    }
+
+    fn spawn_workload(&self, comm: &str, args: &[&str], gated: bool) -> Workload {
+        let binary = self.dir().join("bin").join(comm);
+        if !binary.exists() {
+            fs::copy(self.workload_binary, &binary)
+                .unwrap_or_else(|e| panic!("copying the workload to {}: {e}", binary.display()));
+        }
+        let mut command = Command::new(&binary);
+        command
+            .args(args)
+            .stdin(if gated { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if gated {
+            command.env("CW_WAIT_STDIN", "1");
+        }
+        let mut child = spawn_retrying(&mut command, &binary);
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut workload = Workload {
+            comm: comm.to_owned(),
+            pid: child.id(),
+            stdin: child.stdin.take(),
+            child,
+            lines,
+        };
+        if gated {
+            workload.expect_line("waiting");
+        }
+        workload
+    }
+}
+
+/// Spawns `command`, retrying while the kernel says "text file busy": another test thread may
+/// be forking while this one just closed the freshly copied executable, and the fork holds a
+/// writable descriptor of it until its exec.
+fn spawn_retrying(command: &mut Command, binary: &Path) -> Child {
+    let mut tries = 0;
+    loop {
+        match command.spawn() {
+            Ok(child) => return child,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("starting workload {}: {e}", binary.display()),
+        }
+    }
+}
+
+fn config_text(root: &Path, capture_block: Option<&str>) -> String {
+    let root = root.display();
+    let mut config = format!(
+        r#"# Generated by tests/common/mod.rs
+BaseDir "{root}"
+PIDFile "{root}/collectd.pid"
+PluginDir "{root}/plugins"
+TypesDB "{TYPES_DB}"
+Interval {INTERVAL}
+Hostname "test"
+FQDNLookup false
+
+LoadPlugin logfile
+<Plugin logfile>
+  LogLevel info
+  File "{root}/collectd.log"
+  Timestamp true
+  PrintSeverity true
+</Plugin>
+
+LoadPlugin csv
+<Plugin csv>
+  DataDir "{root}/csv"
+  StoreRates false
+</Plugin>
+
+LoadPlugin load
+
+LoadPlugin capture
+"#
+    );
+    if let Some(block) = capture_block {
+        writeln!(config, "<Plugin capture>\n{block}\n</Plugin>").expect("writing to a String");
+    }
+    config
+}
+
+impl Drop for Collectd {
+    fn drop(&mut self) {
+        stop(&mut self.child, "collectd", Duration::from_secs(10));
+        if std::thread::panicking() {
+            let dir = self.dir.take().expect("directory present until drop");
+            let mut files = String::new();
+            list_files(&dir.path().join("csv"), &mut files);
+            eprintln!(
+                "--- collectd log ({}) ---\n{}\n--- collectd stdout/stderr ---\n{}\n\
+                 --- files written by csv ---\n{files}--- kept {} for inspection ---",
+                dir.path().join("collectd.log").display(),
+                fs::read_to_string(dir.path().join("collectd.log")).unwrap_or_default(),
+                fs::read_to_string(dir.path().join("collectd.out")).unwrap_or_default(),
+                dir.path().display(),
+            );
+            // Keep the directory: forgetting the TempDir skips its removal.
+            std::mem::forget(dir);
+        }
+    }
+}
+
+fn list_files(dir: &Path, out: &mut String) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            list_files(&path, out);
+        } else {
+            let lines = fs::read_to_string(&path)
+                .map(|text| text.lines().count())
+                .unwrap_or(0);
+            let _ = writeln!(out, "{} ({lines} lines)", path.display());
+        }
+    }
+}
+
+/// SIGTERM, then SIGKILL if `child` has not exited within `grace`; always reaps it.
+fn stop(child: &mut Child, what: &str, grace: Duration) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits in pid_t");
+    // SAFETY: plain kill(2) of our own child, which is not reaped yet, so the pid is still ours.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("{what} (pid {pid}) ignored SIGTERM for {grace:?}: killing it");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Renders rows compactly for failure messages.
+pub fn format_rows(rows: &[Row]) -> String {
+    let mut out = String::from("[");
+    for row in rows {
+        let _ = write!(out, "\n  {:.3}", row.epoch);
+        for (ds, value) in &row.values {
+            let _ = write!(out, " {ds}={value}");
+        }
+    }
+    out.push_str(if rows.is_empty() { "]" } else { "\n]" });
+    out
+}
+
+// ------------------------------------------------------------------------------------------------
+// Workloads
+
+/// A running `capture_workload`. Dropping it kills and reaps the process.
+pub struct Workload {
+    /// Its command name (the file name it was started as).
+    pub comm: String,
+    pub pid: u32,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+}
+
+impl Workload {
+    /// Waits (up to [`TIMEOUT`]) for the workload to print `want` on a line of its own.
+    pub fn expect_line(&mut self, want: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line == want => return,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "workload {:?} did not print {want:?} within {TIMEOUT:?}",
+                        self.comm
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "workload {:?} closed its stdout before printing {want:?} (exit: {:?})",
+                    self.comm,
+                    self.child.wait()
+                ),
+            }
+        }
+    }
+
+    /// Lets a workload started with [`Collectd::spawn_gated`] go on with its setup.
+    pub fn go(&mut self) {
+        let mut stdin = self
+            .stdin
+            .take()
+            .expect("go() on a workload that is not gated");
+        stdin
+            .write_all(b"go\n")
+            .unwrap_or_else(|e| panic!("writing to workload {:?}: {e}", self.comm));
+    }
+
+    /// Waits until the process has exited but is not reaped (a zombie: its /proc entry still
+    /// shows its final CPU times) and returns its user+system CPU time in µs.
+    pub fn zombie_cputime_us(&self) -> f64 {
+        let path = format!("/proc/{}/stat", self.pid);
+        let stat = wait_for(
+            &format!("workload {:?} to exit", self.comm),
+            TIMEOUT,
+            || {
+                let stat = fs::read_to_string(&path).ok()?;
+                let fields = stat_fields(&stat);
+                (fields.first() == Some(&"Z")).then_some(stat)
+            },
+        );
+        let fields = stat_fields(&stat);
+        // Fields after the comm, from the 3rd on: state=0 ... utime=11, stime=12 (clock ticks).
+        let ticks = |i: usize| -> f64 {
+            fields[i]
+                .parse()
+                .unwrap_or_else(|e| panic!("bad field {i} in {path}: {stat:?}: {e}"))
+        };
+        (ticks(11) + ticks(12)) * 1e6 / clock_ticks_per_second()
+    }
+
+    /// Reaps the process (it must have exited or be about to) and returns its status.
+    pub fn wait(&mut self) -> ExitStatus {
+        self.child
+            .wait()
+            .unwrap_or_else(|e| panic!("waiting for workload {:?}: {e}", self.comm))
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The fields of /proc/PID/stat after `(comm)`: the comm may contain `)` and spaces, so split
+/// after the last `)`.
+fn stat_fields(stat: &str) -> Vec<&str> {
+    let after = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
+    after.split_whitespace().collect()
+}
+
+/// USER_HZ, the unit of the CPU times in /proc/PID/stat.
+pub fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    assert!(hz > 0, "sysconf(_SC_CLK_TCK) failed");
+    hz as f64
+}
