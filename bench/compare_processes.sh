@@ -1,0 +1,299 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): CPU cost of collectd-capture vs collectd's stock `processes` plugin.
+#
+# Spawns N sleeping processes, then runs four collectd daemons side by side for the same time,
+# all with Interval 1 and no writer (unixsock only, queried once at the end to check that
+# values were dispatched):
+#   baseline   no read plugin at all (collectd's own cost)
+#   capture    `LoadPlugin capture`, default config: every process grouped by {comm}, CPU,
+#              memory, counts, file handles and I/O all collected
+#   capture-all  capture with the processes config's shape: ProcessMatch "all" ".*", GroupBy ""
+#              (one instance for everything, so both dispatch about as many values)
+#   processes  stock plugin with ProcessMatch "all" ".*", CollectFileDescriptor true,
+#              CollectContextSwitch false, CollectMemoryMaps false
+# and reports each daemon's CPU time (all threads: utime+stime, to the nanosecond from
+# /proc/PID/task/*/schedstat) per cycle and per process per cycle, minus the baseline.
+#
+#   sudo bench/compare_processes.sh                 # N=1000, 30 s
+#   sudo N=200 DURATION=60 bench/compare_processes.sh
+#   sudo bench/compare_processes.sh 5000            # N as the first argument
+#
+# Environment:
+#   N=1000          sleeping processes to add (`sleep` copies)
+#   DURATION=30     measured seconds (after WARMUP)
+#   WARMUP=5        seconds before measuring (first cycles, caches, pid tables)
+#   GROUPBY=...     if set, capture runs with `GroupBy "$GROUPBY"` (e.g. "{comm}:{pid}" for one
+#                   instance per process, the worst case) and MaxInstances 1000000
+#   WRITER=csv      write to CSV files in the temporary directory instead of no writer
+#   CAPTURE_SO=...  use this capture.so instead of target/release/libcapture.so
+#   KEEP=1          keep the temporary directory (configs, logs)
+# Run as root, as collectd usually runs: otherwise both plugins skip other users' fd/io.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/lib.sh
+source "$here/../scripts/lib.sh"
+
+N="${1:-${N:-1000}}"
+DURATION="${DURATION:-30}"
+WARMUP="${WARMUP:-5}"
+GROUPBY="${GROUPBY-}"
+WRITER="${WRITER:-none}"
+KEEP="${KEEP:-0}"
+for v in N DURATION WARMUP; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
+done
+[[ $DURATION -ge 5 ]] || die "DURATION must be at least 5 seconds"
+case $WRITER in none | csv) ;; *) die "WRITER must be none or csv" ;; esac
+
+[[ $EUID -eq 0 ]] || log "not root: both plugins will skip other users' /proc/PID/io and fd"
+ensure_apt_packages "${CAPTURE_APT_PACKAGES[@]}"
+command -v collectd >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin"
+command -v collectd >/dev/null 2>&1 || die "collectd not found (apt-get install collectd-core)"
+python="$(find_python)" || die "python3 not found"
+so="$(build_plugin)"
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/capture-bench.XXXXXX")"
+sleepers=()
+daemons=()
+# shellcheck disable=SC2317 # called from the EXIT trap
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  local pid
+  for pid in "${daemons[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  if [[ ${#sleepers[@]} -gt 0 ]]; then
+    kill -TERM "${sleepers[@]}" 2>/dev/null || true
+  fi
+  for pid in "${daemons[@]}"; do
+    for _ in $(seq 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  if [[ $KEEP == 1 ]]; then log "kept $tmp"; else rm -rf "$tmp"; fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+make_plugin_dir "$tmp/plugins" "$so" unixsock logfile processes csv
+types_db="$(collectd_types_db)"
+
+# write_config NAME BODY: a complete collectd.conf for daemon NAME.
+write_config() {
+  local name=$1 body=$2
+  mkdir -p "$tmp/$name"
+  {
+    cat <<EOF
+Hostname    "bench"
+FQDNLookup  false
+BaseDir     "$tmp/$name"
+PIDFile     "$tmp/$name/collectd.pid"
+PluginDir   "$tmp/plugins"
+TypesDB     "$types_db"
+Interval    1
+AutoLoadPlugin false
+
+LoadPlugin logfile
+<Plugin logfile>
+  LogLevel info
+  File     "$tmp/$name/collectd.log"
+</Plugin>
+LoadPlugin unixsock
+<Plugin unixsock>
+  SocketFile "$tmp/$name/sock"
+</Plugin>
+EOF
+    if [[ $WRITER == csv ]]; then
+      printf 'LoadPlugin csv\n<Plugin csv>\n  DataDir "%s"\n</Plugin>\n' "$tmp/$name/csv"
+    fi
+    printf '%s\n' "$body"
+  } >"$tmp/$name/collectd.conf"
+}
+
+capture_body="LoadPlugin capture"
+if [[ -n $GROUPBY ]]; then
+  capture_body+=$'\n'"<Plugin capture>"$'\n'"  GroupBy \"$GROUPBY\""$'\n'"  MaxInstances 1000000"$'\n'"</Plugin>"
+fi
+names=(baseline capture capture-all processes)
+write_config baseline "# no read plugin"
+write_config capture "$capture_body"
+# The same shape of output as the processes config below: one instance for all processes.
+write_config capture-all 'LoadPlugin capture
+<Plugin capture>
+  ProcessMatch "all" ".*"
+  GroupBy ""
+</Plugin>'
+# Options before ProcessMatch: outside a match block they set the default for later matches.
+write_config processes 'LoadPlugin processes
+<Plugin processes>
+  CollectFileDescriptor true
+  CollectContextSwitch  false
+  CollectMemoryMaps     false
+  ProcessMatch "all" ".*"
+</Plugin>'
+
+for name in "${names[@]}"; do
+  if ! collectd -t -C "$tmp/$name/collectd.conf" >"$tmp/$name/config-test.log" 2>&1; then
+    cat "$tmp/$name/config-test.log" >&2
+    die "collectd rejected $tmp/$name/collectd.conf"
+  fi
+done
+
+log "spawning $N sleeping processes"
+for ((i = 0; i < N; i++)); do
+  sleep 3600 &
+  sleepers+=($!)
+done
+nproc_total=$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)
+nthreads_total=$(find /proc/[0-9]*/task -maxdepth 1 -mindepth 1 2>/dev/null | wc -l)
+
+log "starting ${#names[@]} collectd daemons (Interval 1): ${names[*]}"
+declare -A pid_of
+for name in "${names[@]}"; do
+  collectd -f -C "$tmp/$name/collectd.conf" >>"$tmp/$name/collectd.log" 2>&1 &
+  daemons+=($!)
+  pid_of[$name]=$!
+done
+
+# cpu_ns PID: run time in ns of all threads (schedstat), of the plugin's own threads (named
+# capture-*), and utime+stime of the process in ns (stat ticks, a cross-check).
+cpu_ns() {
+  local pid=$1 hz t files=()
+  hz=$(getconf CLK_TCK)
+  for t in /proc/"$pid"/task/*; do files+=("$t/comm" "$t/schedstat"); done
+  awk -v hz="$hz" '
+    FILENAME ~ /comm$/ { own = ($1 ~ /^capture/); next }
+    FILENAME ~ /schedstat$/ { sched += $1; if (own) mine += $1; next }
+    { sub(/^.*\) /, ""); ticks = $12 + $13 }
+    END { printf "%.0f %.0f %.0f\n", sched, mine, ticks * 1e9 / hz }
+  ' "${files[@]}" /proc/"$pid"/stat 2>/dev/null
+}
+
+sleep "$WARMUP"
+for name in "${names[@]}"; do
+  kill -0 "${pid_of[$name]}" 2>/dev/null || {
+    tail -n 20 "$tmp/$name/collectd.log" >&2
+    die "collectd ($name) exited during warm-up"
+  }
+done
+declare -A start_sched start_own start_stat end_sched end_own end_stat rss_kib
+for name in "${names[@]}"; do
+  read -r "start_sched[$name]" "start_own[$name]" "start_stat[$name]" < <(cpu_ns "${pid_of[$name]}")
+done
+t0=$(date +%s.%N)
+log "measuring for $DURATION s"
+sleep "$DURATION"
+for name in "${names[@]}"; do
+  read -r "end_sched[$name]" "end_own[$name]" "end_stat[$name]" < <(cpu_ns "${pid_of[$name]}")
+  rss_kib[$name]=$(awk '/^VmRSS:/ { print $2 }' /proc/"${pid_of[$name]}"/status)
+done
+t1=$(date +%s.%N)
+
+# Values each daemon dispatched (identifiers in its cache), through unixsock.
+listval() {
+  "$python" - "$1" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+try:
+    s.connect(sys.argv[1])
+    s.sendall(b"LISTVAL\n")
+    f = s.makefile("r")
+    n = int(f.readline().split()[0])
+    ids = [f.readline().split(" ", 1)[1].strip() for _ in range(n)]
+except Exception as e:
+    print("? ?", e)
+    sys.exit(0)
+plug = [i for i in ids if "/capture" in i or "/processes" in i]
+inst = {i.split("/")[1] for i in plug}
+# The plugin's own report of its last sampler cycle, when there is one.
+sampler = "-"
+ident = next((i for i in ids if i.endswith("/capture-self/duration-sampler")), None)
+if ident:
+    s.sendall(b'GETVAL "%s"\n' % ident.encode())
+    if int(f.readline().split()[0]) > 0:
+        sampler = "%.0f" % (float(f.readline().split("=", 1)[1]) * 1e6)
+print(len(plug), len(inst), sampler)
+EOF
+}
+
+for name in "${names[@]}"; do
+  kill -0 "${pid_of[$name]}" 2>/dev/null || die "collectd ($name) died during the run, see $tmp/$name/collectd.log (KEEP=1)"
+done
+
+results="$tmp/results"
+for name in "${names[@]}"; do
+  read -r nvals ninst sampler_us _ < <(listval "$tmp/$name/sock")
+  errors=$(grep -ciE '\] (\[)?(error|warning)' "$tmp/$name/collectd.log" || true)
+  printf '%s %s %s %s %s %s %s %s %s %s %s %s\n' "$name" "${start_sched[$name]}" "${end_sched[$name]}" \
+    "${start_stat[$name]}" "${end_stat[$name]}" "${rss_kib[$name]}" "$nvals" "$ninst" "$errors" "${sampler_us:--}" \
+    "${start_own[$name]}" "${end_own[$name]}"
+done >"$results"
+
+"$python" - "$results" "$t0" "$t1" "$N" "$nproc_total" "$nthreads_total" "$DURATION" "${GROUPBY:-{comm\} (default)}" "$WRITER" <<'EOF'
+import sys
+path, t0, t1, n, nproc, nthr, duration, groupby, writer = sys.argv[1:]
+wall = float(t1) - float(t0)
+cycles = wall / 1.0  # Interval 1
+nproc = int(nproc)
+rows = {}
+for line in open(path):
+    name, s0, s1, k0, k1, rss, nvals, ninst, errs, sampler_us, o0, o1 = line.split()
+    rows[name] = dict(
+        sched=(int(s1) - int(s0)) / 1e3, stat=(int(k1) - int(k0)) / 1e3, own=(int(o1) - int(o0)) / 1e3,
+        rss=int(rss) / 1024.0, nvals=nvals, ninst=ninst, errs=int(errs), sampler_us=sampler_us)
+base = rows["baseline"]["sched"]
+print()
+print("collectd-capture vs processes plugin: %s sleeping processes added, %d processes / %s threads on the host"
+      % (n, nproc, nthr))
+print("Interval 1 s, %.1f s measured (%.0f cycles), capture GroupBy %s, writer: %s" % (wall, cycles, groupby, writer))
+print()
+hdr = "%-22s %10s %10s %10s %12s %14s %8s %7s %6s" % (
+    "daemon", "CPU ms", "stat ms", "us/cycle", "net us/cyc", "net us/proc/cyc", "RSS MiB", "values", "warn")
+print(hdr)
+print("-" * len(hdr))
+for name in rows:
+    r = rows[name]
+    per_cycle = r["sched"] / cycles
+    net = (r["sched"] - base) / cycles
+    print("%-22s %10.1f %10.1f %10.0f %12s %14s %8.1f %7s %6d" % (
+        name, r["sched"] / 1e3, r["stat"] / 1e3, per_cycle,
+        "-" if name == "baseline" else "%.0f" % net,
+        "-" if name == "baseline" else "%.2f" % (net / nproc),
+        r["rss"], r["nvals"], r["errs"]))
+def net(name):
+    return (rows[name]["sched"] - base) / cycles
+proc = net("processes")
+print()
+for name, what in (("capture", "GroupBy %s" % groupby),
+                   ("capture-all", "one instance, as the processes config")):
+    if net(name) > 0:
+        print("processes / %-11s CPU per cycle, net of baseline: %5.2fx  (%s)" % (name, proc / net(name), what))
+    else:
+        print("%s: cost below the baseline's noise; raise N or DURATION" % name)
+for name in ("capture", "capture-all"):
+    r = rows[name]
+    if r["own"] > 0 and net(name) > 0:
+        print("%-11s: its sampler thread %.0f us/cycle, collectd's threads handling its %s value lists %.0f us/cycle"
+              % (name, r["own"] / cycles, r["nvals"], net(name) - r["own"] / cycles))
+if rows["capture"]["sampler_us"] != "-":
+    print("capture-self/duration-sampler (wall time of capture's last sampler cycle): %s us"
+          % rows["capture"]["sampler_us"])
+print("(CPU ms: all threads from schedstat; stat ms: utime+stime ticks, a cross-check; values: value")
+print(" lists in the daemon's cache from the measured plugin; warn: warning/error lines in its log)")
+for name in ("capture", "capture-all", "processes"):
+    if rows[name]["nvals"] in ("0", "?"):
+        print("WARNING: %s dispatched no values: its numbers measure nothing (KEEP=1 keeps its log)" % name)
+EOF
+for name in capture capture-all processes; do
+  if grep -qiE '\] (\[)?(error|warning)' "$tmp/$name/collectd.log"; then
+    echo
+    echo "$name log warnings/errors:"
+    grep -iE '\] (\[)?(error|warning)' "$tmp/$name/collectd.log" | head -n 5 | sed 's/^/  /'
+  fi
+done
