@@ -12,6 +12,8 @@
 //! capture_workload touch MIB SECS             allocate MIB MiB, write every page, hold SECS
 //! capture_workload threads N SECS             run N threads (this one included), sleep SECS
 //! capture_workload sleep SECS                 sleep SECS seconds
+//! capture_workload parent SECS -- CMD ARGS... run CMD as a child, wait for it (print `reaped`),
+//!                                             then sleep SECS: a parent that reaps a child
 //! ```
 //!
 //! Protocol: after its setup (files opened, data written, memory touched, threads started; right
@@ -26,7 +28,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: capture_workload burn SECS | fds N SECS | write MB PATH SECS [sync] \
-                     | touch MIB SECS | threads N SECS | sleep SECS";
+                     | touch MIB SECS | threads N SECS | sleep SECS | parent SECS -- CMD ARGS...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -73,6 +75,20 @@ fn run(args: &[String]) -> Result<(), String> {
             wait_for_go()?;
             write_file(path, bytes, sync)?;
             say("ready");
+            std::thread::sleep(secs);
+        }
+        ["parent", secs, "--", command, child_args @ ..] => {
+            let secs = seconds(secs)?;
+            wait_for_go()?;
+            // The child inherits stdout, so its own `ready` reaches the test too.
+            let status = std::process::Command::new(command)
+                .args(child_args)
+                .status()
+                .map_err(|e| format!("running {command}: {e}"))?;
+            if !status.success() {
+                return Err(format!("{command} failed: {status}"));
+            }
+            say("reaped");
             std::thread::sleep(secs);
         }
         ["touch", mib, secs] => {

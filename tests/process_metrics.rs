@@ -196,6 +196,48 @@ fn written_bytes_show_in_io_octets_and_disk_octets() {
     }
 }
 
+/// The kernel adds a reaped child's I/O counters to its parent's /proc/PID/io. A child that was
+/// reported on its own must not be counted a second time in its parent's instance.
+#[test]
+fn reaped_child_io_is_not_counted_again_in_the_parent() {
+    let Some(collectd) = Collectd::start(Some(GROUP_BY_COMM)) else {
+        return;
+    };
+    const BYTES: f64 = 20e6;
+    let path = collectd.dir().join("child.bin");
+    let child_comm = unique_comm("cw_kid_");
+    let child = collectd.workload_copy(&child_comm);
+    let child_arg = child.to_str().expect("temporary path is UTF-8");
+    let path_arg = path.to_str().expect("temporary path is UTF-8");
+    // The child writes, then lives 3 intervals so the plugin sees its bytes, then exits and is
+    // reaped; the parent stays 6 more seconds.
+    let mut parent = collectd.spawn(
+        &unique_comm("cw_par_"),
+        &["parent", "6", "--", child_arg, "write", "20", path_arg, "3"],
+    );
+    parent.expect_line("ready"); // from the child, after writing
+    parent.expect_line("reaped");
+    let settled = now() + SETTLE;
+
+    let child_rows = collectd.wait_rows(&child_comm, "io_octets", "a row", |r| !r.is_empty());
+    let child_tx = child_rows.last().expect("a row").get("tx");
+    assert!(
+        child_tx >= BYTES,
+        "the child's io_octets tx is {child_tx}, expected at least 20e6: {}",
+        format_rows(&child_rows)
+    );
+    // The parent itself wrote a line or two to stdout: a few bytes, nowhere near 20e6.
+    let parent_rows = collectd.wait_row_after(&parent.comm, "io_octets", settled + INTERVAL);
+    let parent_tx = parent_rows.last().expect("a row").get("tx");
+    eprintln!("child tx {child_tx}, parent tx after reaping {parent_tx}");
+    assert!(
+        parent_tx < 1e6,
+        "the parent's io_octets tx is {parent_tx} after reaping a child that wrote 20e6 bytes: \
+         the child's bytes were counted twice: {}",
+        format_rows(&parent_rows)
+    );
+}
+
 /// Starts collectd and a workload that touched 200 MiB; returns them and the epoch from which
 /// rows describe the workload after the touch. `None` when skipped.
 fn touched_200_mib(prefix: &str) -> Option<(Collectd, Workload, f64)> {

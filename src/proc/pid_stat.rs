@@ -14,6 +14,11 @@ pub struct PidStat<'a> {
     pub comm: &'a [u8],
     /// Single-letter state (`R`, `S`, `Z`, ...).
     pub state: u8,
+    pub ppid: u32,
+    /// Minor faults of the children this process has waited for (`cminflt`). It grows whenever
+    /// the process reaps a child — every process faults at least once — which is how the
+    /// sampler tells that the kernel has just folded a child's I/O counters into this one's.
+    pub children_minflt: u64,
     pub kernel_thread: bool,
     /// User and system CPU time, in clock ticks.
     pub utime: u64,
@@ -37,26 +42,37 @@ pub fn parse(content: &[u8]) -> Option<PidStat<'_>> {
     }
     let comm = &content[open + 1..close];
     let rest = content.get(close + 1..)?;
-    let mut fields = rest
+    // Fields 3 (state) to 24 (rss) of proc(5), the ones after the command name.
+    let mut fields: [&[u8]; 22] = [&[]; 22];
+    let mut count = 0;
+    for field in rest
         .split(|&b| b == b' ' || b == b'\n')
-        .filter(|f| !f.is_empty());
-
-    // Field numbers in proc(5) start at 1 with the pid; `rest` starts at field 3.
-    let mut next = || fields.next();
-    let state = *next()?.first()?;
-    let flags = skip_then(&mut next, 5)?; // ppid pgrp session tty_nr tpgid -> flags
-    let flags = parse_u64(flags)?;
-    let utime = parse_u64(skip_then(&mut next, 4)?)?; // minflt cminflt majflt cmajflt -> utime
-    let stime = parse_u64(next()?)?;
-    let num_threads = skip_then(&mut next, 4)?; // cutime cstime priority nice -> num_threads
-    let num_threads = parse_i64(num_threads)?.max(0) as u64;
-    let starttime = parse_u64(skip_then(&mut next, 1)?)?; // itrealvalue -> starttime
-    let vsize = parse_u64(next()?)?;
-    let rss_pages = parse_i64(next()?)?.max(0) as u64;
+        .filter(|f| !f.is_empty())
+        .take(fields.len())
+    {
+        fields[count] = field;
+        count += 1;
+    }
+    if count < fields.len() {
+        return None;
+    }
+    let field = |number: usize| fields[number - 3];
+    let state = *field(3).first()?;
+    let ppid = u32::try_from(parse_u64(field(4))?).ok()?;
+    let flags = parse_u64(field(9))?;
+    let children_minflt = parse_u64(field(11))?;
+    let utime = parse_u64(field(14))?;
+    let stime = parse_u64(field(15))?;
+    let num_threads = parse_i64(field(20))?.max(0) as u64;
+    let starttime = parse_u64(field(22))?;
+    let vsize = parse_u64(field(23))?;
+    let rss_pages = parse_i64(field(24))?.max(0) as u64;
 
     Some(PidStat {
         comm,
         state,
+        ppid,
+        children_minflt,
         kernel_thread: flags & PF_KTHREAD != 0,
         utime,
         stime,
@@ -65,14 +81,6 @@ pub fn parse(content: &[u8]) -> Option<PidStat<'_>> {
         vsize,
         rss_pages,
     })
-}
-
-/// Skips `n` fields and returns the one after them.
-fn skip_then<'a>(next: &mut impl FnMut() -> Option<&'a [u8]>, n: usize) -> Option<&'a [u8]> {
-    for _ in 0..n {
-        next()?;
-    }
-    next()
 }
 
 #[cfg(test)]
@@ -88,6 +96,7 @@ mod tests {
         let s = parse(BASH).unwrap();
         assert_eq!(s.comm, b"bash");
         assert_eq!(s.state, b'S');
+        assert_eq!((s.ppid, s.children_minflt), (1000, 14577));
         assert!(!s.kernel_thread);
         assert_eq!((s.utime, s.stime), (17, 9));
         assert_eq!(s.num_threads, 1);

@@ -6,6 +6,9 @@
 //! - a process that appears contributes everything it used since it started;
 //! - a process that moves to another instance (exec changed its comm) leaves what it used so far
 //!   with the old instance and brings only what it uses from then on to the new one;
+//! - a parent's I/O counters are its own: the kernel folds a reaped child's I/O into its
+//!   parent's `/proc/<pid>/io`, so the I/O of a child that was reported on its own is taken
+//!   back out of the parent once the parent reaps it (see [`Accounting::end_cycle`]);
 //! - reported counters never decrease, whatever /proc does;
 //! - `MaxInstances` bounds what is reported, with stable admission: an instance keeps its place
 //!   while it has live processes, newcomers wait for room.
@@ -22,6 +25,8 @@ pub const SYSCW: usize = 5;
 pub const READ_BYTES: usize = 6;
 pub const WRITE_BYTES: usize = 7;
 pub const COUNTERS: usize = 8;
+/// The I/O counters, which a parent inherits from the children it reaps.
+const IO: std::ops::Range<usize> = RCHAR..WRITE_BYTES + 1;
 
 /// Cumulative counters of one process or instance, indexed by the constants above.
 pub type Counters = [u64; COUNTERS];
@@ -46,6 +51,10 @@ pub struct Gauges {
 #[derive(Debug, Clone, Copy)]
 pub struct Observation {
     pub key: ProcessKey,
+    pub ppid: u32,
+    /// `cminflt` of /proc/<pid>/stat: grows when the process reaps a child.
+    pub children_minflt: u64,
+    /// As read: the I/O counters include what reaped children did.
     pub counters: Counters,
     /// Whether the I/O counters were read (this cycle or before).
     pub io_known: bool,
@@ -70,9 +79,27 @@ pub struct InstanceTotals {
 
 struct Member {
     instance: usize,
+    /// Own counters: CPU as read, I/O as read minus `children_io`.
     last: Counters,
     io_known: bool,
     seen_cycle: u64,
+    ppid: u32,
+    children_minflt: u64,
+    /// The process reaped at least one child since the previous cycle.
+    reaped: bool,
+    /// I/O counters as last read, children included: what its parent inherits when it is reaped.
+    raw: Counters,
+    /// I/O of reported children that this process reaped, to take out of what is read.
+    children_io: Counters,
+}
+
+/// A reported process that exited: once its parent has reaped it, the parent's I/O counters
+/// include `raw`, which was already counted for the child.
+struct ExitedChild {
+    ppid: u32,
+    raw: Counters,
+    /// Cycles left to see the parent reap it: the reap may land just after the parent was read.
+    cycles_left: u8,
 }
 
 #[derive(Default)]
@@ -114,6 +141,7 @@ pub struct Accounting {
     instances: Vec<Instance>,
     by_name: HashMap<String, usize>,
     free_slots: Vec<usize>,
+    exited_children: Vec<ExitedChild>,
     cycle: u64,
     dropped_before: bool,
 }
@@ -127,6 +155,7 @@ impl Accounting {
             instances: Vec::new(),
             by_name: HashMap::new(),
             free_slots: Vec::new(),
+            exited_children: Vec::new(),
             cycle: 1,
             dropped_before: false,
         }
@@ -162,11 +191,21 @@ impl Accounting {
                     }
                     member.instance = instance;
                 }
-                for (slot, &now) in member.last.iter_mut().zip(obs.counters.iter()) {
+                let mut own = obs.counters;
+                if obs.io_known {
+                    for i in IO {
+                        member.raw[i] = obs.counters[i];
+                        own[i] = obs.counters[i].saturating_sub(member.children_io[i]);
+                    }
+                }
+                for (slot, &now) in member.last.iter_mut().zip(own.iter()) {
                     *slot = (*slot).max(now);
                 }
                 member.io_known |= obs.io_known;
                 member.seen_cycle = cycle;
+                member.ppid = obs.ppid;
+                member.reaped = obs.children_minflt > member.children_minflt;
+                member.children_minflt = member.children_minflt.max(obs.children_minflt);
                 let cpu = |c: &Counters| c[USER_TICKS] + c[SYSTEM_TICKS];
                 (
                     member.last,
@@ -182,6 +221,11 @@ impl Accounting {
                         last: obs.counters,
                         io_known: obs.io_known,
                         seen_cycle: cycle,
+                        ppid: obs.ppid,
+                        children_minflt: obs.children_minflt,
+                        reaped: false,
+                        raw: obs.counters,
+                        children_io: [0; COUNTERS],
                     },
                 );
                 // A newcomer's whole CPU time was spent since the previous cycle (it did not
@@ -214,6 +258,7 @@ impl Accounting {
     pub fn end_cycle(&mut self) -> (Vec<InstanceTotals>, CycleOutcome) {
         let cycle = self.cycle;
         let instances = &mut self.instances;
+        let exited_children = &mut self.exited_children;
         self.members.retain(|_, member| {
             if member.seen_cycle == cycle {
                 return true;
@@ -223,8 +268,16 @@ impl Accounting {
                 *base += i128::from(v);
             }
             inst.io_known |= member.io_known;
+            if member.io_known {
+                exited_children.push(ExitedChild {
+                    ppid: member.ppid,
+                    raw: member.raw,
+                    cycles_left: 2,
+                });
+            }
             false
         });
+        self.take_reaped_io_from_parents();
 
         // Admission: fixed names first, then instances already admitted, then newcomers in
         // the order they were first seen.
@@ -286,6 +339,42 @@ impl Accounting {
         self.forget_long_idle();
         self.cycle += 1;
         (report, outcome)
+    }
+
+    /// Gone from /proc means reaped. If the parent reaped it (its `cminflt` grew; a parent
+    /// that ignores SIGCHLD lets the kernel reap without folding anything), the parent's I/O
+    /// counters now hold the child's, which its own instance already counts: take them out of
+    /// the parent, for this cycle's totals and for every later reading.
+    ///
+    /// What the child did after its last sample stays with the parent: counted once, and the
+    /// closest owner we can know.
+    fn take_reaped_io_from_parents(&mut self) {
+        if self.exited_children.is_empty() {
+            return;
+        }
+        let live: HashMap<u32, ProcessKey> = self.members.keys().map(|k| (k.pid, *k)).collect();
+        let members = &mut self.members;
+        let instances = &mut self.instances;
+        self.exited_children.retain_mut(|child| {
+            let parent = live.get(&child.ppid).and_then(|key| members.get_mut(key));
+            match parent {
+                Some(parent) if parent.reaped => {
+                    let live_sum = &mut instances[parent.instance].live;
+                    for i in IO {
+                        let taken = child.raw[i].min(parent.last[i]);
+                        parent.last[i] -= taken;
+                        live_sum[i] -= taken;
+                        parent.children_io[i] = parent.children_io[i].saturating_add(child.raw[i]);
+                    }
+                    false
+                }
+                Some(_) if child.cycles_left > 1 => {
+                    child.cycles_left -= 1;
+                    true
+                }
+                _ => false,
+            }
+        });
     }
 
     /// Number of processes tracked.
@@ -362,6 +451,8 @@ mod tests {
         counters[WCHAR] = wchar;
         Observation {
             key: key(pid, starttime),
+            ppid: 1,
+            children_minflt: 0,
             counters,
             io_known: true,
             gauges: Gauges {
@@ -525,5 +616,98 @@ mod tests {
         assert!(acc.instances.len() <= 4, "slots are reused");
         // The newest idle names are still remembered.
         assert!(acc.by_name.contains_key("p8"));
+    }
+
+    /// A parent that writes 10 bytes itself, and a child (reported on its own) that writes
+    /// 1000 and is reaped by the parent.
+    fn parent_and_child(parent_instance: &str, reaps: bool) -> Accounting {
+        let mut acc = Accounting::new(10);
+        acc.declare_fixed("child");
+        let parent = |wchar, minflt| Observation {
+            children_minflt: minflt,
+            ..obs(100, 1, 0, 0, wchar)
+        };
+        let child = |wchar| Observation {
+            ppid: 100,
+            ..obs(200, 2, 0, 0, wchar)
+        };
+        acc.observe(parent_instance, parent(10, 0));
+        acc.observe("child", child(1000));
+        acc.end_cycle();
+        // The child exits; the parent reaps it (or the kernel does, for a parent ignoring
+        // SIGCHLD), and from then on /proc shows the child's bytes in the parent's counters.
+        let (folded, minflt) = if reaps { (10 + 1000, 50) } else { (10, 0) };
+        acc.observe(parent_instance, parent(folded, minflt));
+        acc
+    }
+
+    #[test]
+    fn reaped_children_io_is_not_counted_twice() {
+        let mut acc = parent_and_child("shell", true);
+        let (report, _) = acc.end_cycle();
+        assert_eq!(find(&report, "shell").counters[WCHAR], 10);
+        assert_eq!(find(&report, "child").counters[WCHAR], 1000);
+        // Later readings keep the child's bytes out of the parent.
+        acc.observe(
+            "shell",
+            Observation {
+                children_minflt: 50,
+                ..obs(100, 1, 0, 0, 1010 + 5)
+            },
+        );
+        let (report, _) = acc.end_cycle();
+        assert_eq!(find(&report, "shell").counters[WCHAR], 15);
+    }
+
+    #[test]
+    fn parent_and_child_in_one_instance_count_the_bytes_once() {
+        let mut acc = Accounting::new(10);
+        acc.observe(
+            "sh",
+            Observation {
+                children_minflt: 0,
+                ..obs(100, 1, 0, 0, 10)
+            },
+        );
+        acc.observe(
+            "sh",
+            Observation {
+                ppid: 100,
+                ..obs(200, 2, 0, 0, 1000)
+            },
+        );
+        acc.end_cycle();
+        acc.observe(
+            "sh",
+            Observation {
+                children_minflt: 9,
+                ..obs(100, 1, 0, 0, 1010)
+            },
+        );
+        let (report, _) = acc.end_cycle();
+        assert_eq!(find(&report, "sh").counters[WCHAR], 1010);
+    }
+
+    #[test]
+    fn a_parent_that_did_not_reap_keeps_its_bytes() {
+        let mut acc = parent_and_child("shell", false);
+        let (report, _) = acc.end_cycle();
+        assert_eq!(find(&report, "shell").counters[WCHAR], 10);
+    }
+
+    #[test]
+    fn a_reap_seen_one_cycle_late_is_still_taken_out() {
+        let mut acc = parent_and_child("shell", false);
+        acc.end_cycle();
+        // The parent reaped right after it was read: the next cycle shows it.
+        acc.observe(
+            "shell",
+            Observation {
+                children_minflt: 50,
+                ..obs(100, 1, 0, 0, 1010)
+            },
+        );
+        let (report, _) = acc.end_cycle();
+        assert_eq!(find(&report, "shell").counters[WCHAR], 10);
     }
 }

@@ -240,6 +240,7 @@ impl Sampler {
             file_handles: None,
         };
         let kernel_thread = st.kernel_thread;
+        let (ppid, children_minflt) = (st.ppid, st.children_minflt);
 
         let comm = grouping_comm(st.comm, kernel_thread);
         let this_cycle = self.seq + 1;
@@ -313,6 +314,8 @@ impl Sampler {
             &instance,
             Observation {
                 key,
+                ppid,
+                children_minflt,
                 counters,
                 io_known,
                 gauges,

@@ -266,6 +266,8 @@ fn pid_stat_parser_agrees_with_procfs_on_live_processes() {
         };
         assert_eq!(String::from_utf8_lossy(ours.comm), theirs.comm);
         assert_eq!(ours.state as char, theirs.state);
+        assert_eq!(ours.ppid as i32, theirs.ppid);
+        assert_eq!(ours.children_minflt, theirs.cminflt);
         assert_eq!((ours.utime, ours.stime), (theirs.utime, theirs.stime));
         assert_eq!(ours.num_threads, theirs.num_threads as u64);
         assert_eq!(ours.starttime, theirs.starttime);

@@ -630,12 +630,19 @@ impl Collectd {
         self.spawn_workload(comm, args, true)
     }
 
-    fn spawn_workload(&self, comm: &str, args: &[&str], gated: bool) -> Workload {
+    /// The workload binary copied into this collectd's directory as `comm`, for a workload to
+    /// start as its child.
+    pub fn workload_copy(&self, comm: &str) -> PathBuf {
         let binary = self.dir().join("bin").join(comm);
         if !binary.exists() {
             fs::copy(self.workload_binary, &binary)
                 .unwrap_or_else(|e| panic!("copying the workload to {}: {e}", binary.display()));
         }
+        binary
+    }
+
+    fn spawn_workload(&self, comm: &str, args: &[&str], gated: bool) -> Workload {
+        let binary = self.workload_copy(comm);
         let mut command = Command::new(&binary);
         command
             .args(args)
