@@ -46,6 +46,10 @@ impl ProcessFacts for ProcFacts<'_> {
         self.comm
     }
 
+    fn kernel_thread(&self) -> bool {
+        self.kernel_thread
+    }
+
     fn cmdline(&mut self) -> &str {
         if self.cmdline.is_none() {
             let joined = if self.kernel_thread {

@@ -10,6 +10,7 @@ use crate::names;
 pub trait ProcessFacts {
     fn pid(&self) -> u32;
     fn comm(&self) -> &str;
+    fn kernel_thread(&self) -> bool;
     /// Arguments joined by spaces; empty for kernel threads and zombies.
     fn cmdline(&mut self) -> &str;
     /// Full path of the executable, when it can be read.
@@ -86,11 +87,11 @@ fn matches(criteria: &Criteria, facts: &mut dyn ProcessFacts) -> bool {
 /// (kernel threads have no executable), `{user}` to the uid, an unreadable uid to `?`.
 fn expand(template: &Template, facts: &mut dyn ProcessFacts) -> String {
     let raw = template.expand(|field| match field {
-        Field::Comm => facts.comm().to_string(),
+        Field::Comm => comm_for_name(facts).to_string(),
         Field::Pid => facts.pid().to_string(),
         Field::Exe => match facts.exe() {
             Some(path) => basename(path).to_string(),
-            None => facts.comm().to_string(),
+            None => comm_for_name(facts).to_string(),
         },
         Field::Uid => facts
             .uid()
@@ -103,6 +104,22 @@ fn expand(template: &Template, facts: &mut dyn ProcessFacts) -> String {
         },
     });
     names::sanitize(&raw)
+}
+
+/// `{comm}` of a kernel thread is its kind, the part before the first `/`: per-CPU and
+/// per-device threads (`ksoftirqd/3`, `kworker/0:1H`, `irq/24-acpi`) would otherwise make an
+/// instance each — hundreds on a large host, a cost and a cardinality nobody asked for. Matching
+/// (`Process`, `Comm`) still sees the whole name.
+fn comm_for_name(facts: &dyn ProcessFacts) -> &str {
+    let comm = facts.comm();
+    if facts.kernel_thread() {
+        comm.split('/')
+            .next()
+            .filter(|k| !k.is_empty())
+            .unwrap_or(comm)
+    } else {
+        comm
+    }
 }
 
 fn basename(path: &str) -> &str {
@@ -121,6 +138,7 @@ pub(crate) mod tests {
     pub struct Fixed {
         pub pid: u32,
         pub comm: String,
+        pub kernel_thread: bool,
         pub cmdline: String,
         pub exe: Option<String>,
         pub uid: Option<u32>,
@@ -133,6 +151,9 @@ pub(crate) mod tests {
         }
         fn comm(&self) -> &str {
             &self.comm
+        }
+        fn kernel_thread(&self) -> bool {
+            self.kernel_thread
         }
         fn cmdline(&mut self) -> &str {
             &self.cmdline
@@ -172,6 +193,7 @@ pub(crate) mod tests {
             exe: Some("/usr/sbin/nginx".into()),
             uid: Some(33),
             user: Some("www-data".into()),
+            ..Fixed::default()
         }
     }
 
@@ -239,6 +261,7 @@ pub(crate) mod tests {
         let kworker = Fixed {
             pid: 9,
             comm: "kworker/0:1".into(),
+            kernel_thread: true,
             ..Fixed::default()
         };
         assert_eq!(name(&c, &kworker).as_deref(), Some("kw"));
@@ -251,16 +274,40 @@ pub(crate) mod tests {
         let kthread = Fixed {
             pid: 2,
             comm: "kworker/u8:0".into(),
+            kernel_thread: true,
             uid: Some(0),
             ..Fixed::default()
         };
-        // No executable, no user name: comm and uid stand in; `/` is sanitized.
-        assert_eq!(name(&c, &kthread).as_deref(), Some("0:kworker_u8:0:0:2"));
+        // No executable, no user name: the kernel thread's kind and the uid stand in.
+        assert_eq!(name(&c, &kthread).as_deref(), Some("0:kworker:0:2"));
+        // A user process keeps its whole comm, sanitized.
+        let odd = Fixed {
+            comm: "a/b".into(),
+            ..nginx()
+        };
+        let c = config(&[("GroupBy", &["{comm}"])], vec![]);
+        assert_eq!(name(&c, &odd).as_deref(), Some("a_b"));
         let deleted = Fixed {
             exe: Some("/opt/app/bin/server (deleted)".into()),
             ..nginx()
         };
         let c = config(&[("GroupBy", &["{exe}"])], vec![]);
         assert_eq!(name(&c, &deleted).as_deref(), Some("server"));
+    }
+
+    #[test]
+    fn kernel_threads_are_named_by_kind_but_matched_by_full_name() {
+        let ksoftirqd = Fixed {
+            pid: 14,
+            comm: "ksoftirqd/3".into(),
+            kernel_thread: true,
+            ..Fixed::default()
+        };
+        assert_eq!(
+            name(&Config::default(), &ksoftirqd).as_deref(),
+            Some("ksoftirqd")
+        );
+        let c = config(&[("Process", &["ksoftirqd/3"])], vec![]);
+        assert_eq!(name(&c, &ksoftirqd).as_deref(), Some("ksoftirqd_3"));
     }
 }
