@@ -6,6 +6,7 @@
 //! unloads this plugin and carries on with every other plugin.
 
 mod dispatch;
+mod value_list;
 
 use crate::config::{Config, ConfigError, ConfigNode, ConfigValue};
 use crate::runtime::Runtime;
