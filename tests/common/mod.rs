@@ -552,6 +552,21 @@ impl Collectd {
             .collect()
     }
 
+    /// Sends SIGTERM and waits (up to 10 s) for collectd to exit: how long it took, and how.
+    pub fn terminate(&mut self) -> (Duration, Option<ExitStatus>) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits in pid_t");
+        let started = Instant::now();
+        // SAFETY: plain kill(2) of our own child, which is not reaped yet, so the pid is ours.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        while started.elapsed() < Duration::from_secs(10) {
+            if let Some(status) = self.exit_status() {
+                return (started.elapsed(), Some(status));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (started.elapsed(), None)
+    }
+
     /// `Some(status)` once collectd has exited.
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().expect("polling the collectd process")
