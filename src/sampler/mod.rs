@@ -95,7 +95,8 @@ impl Sampler {
     }
 
     /// Runs one cycle. `stop` is polled between processes so shutdown never waits for a full
-    /// walk of a huge /proc; a cycle cut short returns `None`.
+    /// walk of a huge /proc; a cycle cut short returns `None` and leaves its accounting half
+    /// done, so stopping is final: the sampler is dropped afterwards.
     pub fn cycle(&mut self, stop: &dyn Fn() -> bool) -> Option<Snapshot> {
         let started = Instant::now();
         let time = SystemTime::now();
