@@ -14,7 +14,20 @@
 //! capture_workload sleep SECS                 sleep SECS seconds
 //! capture_workload parent SECS -- CMD ARGS... run CMD as a child, wait for it (print `reaped`),
 //!                                             then sleep SECS: a parent that reaps a child
+//! capture_workload tcp-serve IP SECS          listen on IP:0 (prints `port N`), accept
+//!                                             connections and read them to the end, printing
+//!                                             `received BYTES` for each; stop after SECS
+//! capture_workload tcp-send ADDR BYTES N SECS open N connections to ADDR one after another,
+//!                                             send BYTES on each and close; print `sent`, then
+//!                                             sleep SECS
+//! capture_workload udp-recv IP SECS           bind an unconnected UDP socket to IP:0 (prints
+//!                                             `port N`), count datagrams for SECS
+//! capture_workload udp-send ADDR COUNT SIZE SECS
+//!                                             sendto COUNT datagrams of SIZE bytes to ADDR from
+//!                                             an unconnected socket; print `sent`, sleep SECS
 //! ```
+//!
+//! Network workloads talk only to loopback addresses: ADDR and IP must be 127.0.0.0/8 or ::1.
 //!
 //! Protocol: after its setup (files opened, data written, memory touched, threads started; right
 //! away for `burn` and `sleep`) the program prints `ready` on stdout. `burn` prints
@@ -28,7 +41,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: capture_workload burn SECS | fds N SECS | write MB PATH SECS [sync] \
-                     | touch MIB SECS | threads N SECS | sleep SECS | parent SECS -- CMD ARGS...";
+                     | touch MIB SECS | threads N SECS | sleep SECS | parent SECS -- CMD ARGS... \
+                     | tcp-serve IP SECS | tcp-send ADDR BYTES N SECS | udp-recv IP SECS \
+                     | udp-send ADDR COUNT SIZE SECS";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -132,6 +147,96 @@ fn run(args: &[String]) -> Result<(), String> {
             say("ready");
             std::thread::sleep(secs);
         }
+        ["tcp-serve", ip, secs] => {
+            let ip = loopback(ip)?;
+            let secs = seconds(secs)?;
+            let listener = std::net::TcpListener::bind((ip, 0)).map_err(|e| e.to_string())?;
+            let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+            listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+            say(&format!("port {port}"));
+            let deadline = Instant::now() + secs;
+            while Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+                        let received = std::io::copy(&mut stream, &mut std::io::sink())
+                            .map_err(|e| e.to_string())?;
+                        say(&format!("received {received}"));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+        ["tcp-send", addr, bytes, n, secs] => {
+            let addr = loopback_addr(addr)?;
+            let bytes: usize = number(bytes, "BYTES")?;
+            let n: usize = number(n, "N")?;
+            let secs = seconds(secs)?;
+            wait_for_go()?;
+            let chunk = vec![0x5au8; 64 * 1024];
+            for _ in 0..n {
+                let mut stream =
+                    std::net::TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+                let mut left = bytes;
+                while left > 0 {
+                    let part = left.min(chunk.len());
+                    stream
+                        .write_all(&chunk[..part])
+                        .map_err(|e| e.to_string())?;
+                    left -= part;
+                }
+                // Wait for the peer to read everything: its read of 0 closes our side cleanly.
+                stream
+                    .shutdown(std::net::Shutdown::Write)
+                    .map_err(|e| e.to_string())?;
+                let _ = std::io::copy(&mut stream, &mut std::io::sink());
+            }
+            say("sent");
+            std::thread::sleep(secs);
+        }
+        ["udp-recv", ip, secs] => {
+            let ip = loopback(ip)?;
+            let secs = seconds(secs)?;
+            let socket = std::net::UdpSocket::bind((ip, 0)).map_err(|e| e.to_string())?;
+            let port = socket.local_addr().map_err(|e| e.to_string())?.port();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(50)))
+                .map_err(|e| e.to_string())?;
+            say(&format!("port {port}"));
+            let deadline = Instant::now() + secs;
+            let mut buf = vec![0u8; 65536];
+            let mut count = 0u64;
+            while Instant::now() < deadline {
+                if socket.recv_from(&mut buf).is_ok() {
+                    count += 1;
+                }
+            }
+            say(&format!("received {count}"));
+        }
+        ["udp-send", addr, count, size, secs] => {
+            let addr = loopback_addr(addr)?;
+            let count: usize = number(count, "COUNT")?;
+            let size: usize = number(size, "SIZE")?;
+            let secs = seconds(secs)?;
+            wait_for_go()?;
+            let any: std::net::IpAddr = if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            };
+            let socket = std::net::UdpSocket::bind((any, 0)).map_err(|e| e.to_string())?;
+            let payload = vec![0xa5u8; size];
+            for _ in 0..count {
+                socket.send_to(&payload, addr).map_err(|e| e.to_string())?;
+                // Paced so the receiver's socket buffer never overflows.
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            say("sent");
+            std::thread::sleep(secs);
+        }
         _ => return Err(format!("bad arguments {args:?}")),
     }
     Ok(())
@@ -182,6 +287,21 @@ fn wait_for_go() -> Result<(), String> {
 }
 
 /// Prints one line on stdout and flushes it (stdout is a pipe in the tests).
+/// Network workloads may only talk to loopback.
+fn loopback(text: &str) -> Result<std::net::IpAddr, String> {
+    let ip: std::net::IpAddr = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
+    if !ip.is_loopback() {
+        return Err(format!("{ip} is not a loopback address"));
+    }
+    Ok(ip)
+}
+
+fn loopback_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    let addr: std::net::SocketAddr = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
+    loopback(&addr.ip().to_string())?;
+    Ok(addr)
+}
+
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     // A test that stopped reading is no reason to stop the workload.

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod names;
+pub mod net;
 pub mod proc;
 pub mod runtime;
 pub mod sampler;

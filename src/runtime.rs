@@ -37,9 +37,15 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Starts the sampler thread; its first cycle begins at once.
+    /// Starts the sampler thread — and the capture threads when the network is collected;
+    /// its first cycle begins at once.
     pub fn start(config: Config, interval: Duration) -> std::io::Result<Runtime> {
-        Self::start_with(Sampler::new(config), interval)
+        let network = config.network.clone();
+        let mut sampler = Sampler::new(config);
+        if let Some(monitor) = network.as_ref().and_then(crate::net::start) {
+            sampler.set_network(monitor);
+        }
+        Self::start_with(sampler, interval)
     }
 
     pub fn start_with(sampler: Sampler, interval: Duration) -> std::io::Result<Runtime> {

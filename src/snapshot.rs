@@ -2,6 +2,7 @@
 //! callback looks at. Plain data, so the network capture of a later stage adds its counters
 //! here without the adapter learning anything new about /proc or pcap.
 
+pub use crate::net::flows::Traffic;
 use std::time::{Duration, SystemTime};
 
 /// Counters and gauges of one reported instance. Counters (cumulative, never decreasing) are
@@ -24,6 +25,8 @@ pub struct InstanceReport {
     pub file_handles: Option<u64>,
     /// `io_octets`, `io_ops`, `disk_octets`, when collected.
     pub io: Option<IoReport>,
+    /// `if_octets`, `if_packets`, when the network is captured.
+    pub network: Option<Traffic>,
 }
 
 /// The six I/O counters of `/proc/<pid>/io`, summed over an instance.
@@ -42,6 +45,32 @@ pub struct Telemetry {
     pub instances_dropped: u64,
 }
 
+/// One capture interface's health, from libpcap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterfaceReport {
+    pub name: String,
+    pub received: u64,
+    pub dropped: u64,
+    pub if_dropped: u64,
+    /// False once its capture has stopped (interface gone).
+    pub running: bool,
+}
+
+/// Plugin-wide network numbers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetworkReport {
+    /// Traffic of local endpoints whose socket could not be tied to a process (`unattributed`).
+    pub unattributed: Traffic,
+    pub interfaces: Vec<InterfaceReport>,
+    /// Flows in the capture threads' tables now.
+    pub flows: u64,
+    /// New flows handed to the resolver since start, and those it could not resolve.
+    pub lookups: u64,
+    pub unresolved: u64,
+    /// Bytes waiting for their owner to be resolved.
+    pub pending_bytes: u64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     /// Increases by one per cycle; the reader dispatches each snapshot once.
@@ -50,6 +79,8 @@ pub struct Snapshot {
     pub time: SystemTime,
     pub instances: Vec<InstanceReport>,
     pub telemetry: Telemetry,
+    /// `None` when the network is not captured.
+    pub network: Option<NetworkReport>,
 }
 
 impl Snapshot {

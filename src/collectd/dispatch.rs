@@ -2,7 +2,7 @@
 //! type (and type instance) per instance, plugin `capture`, plugin_instance = instance name.
 
 use super::value_list::{Value, ValueListWriter};
-use crate::snapshot::{InstanceReport, Snapshot};
+use crate::snapshot::{InstanceReport, Snapshot, Traffic};
 use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,41 @@ pub fn snapshot(plugin: &str, snapshot: &Snapshot) {
         "instances_dropped",
         &[Value::Gauge(t.instances_dropped as f64)],
     );
+    if let Some(net) = &snapshot.network {
+        out.set_instance("unattributed");
+        traffic(&mut out, &net.unattributed);
+        out.set_instance("self");
+        out.dispatch("count", "flows", &[Value::Gauge(net.flows as f64)]);
+        out.dispatch("derive", "flow_lookups", &[Value::Derive(net.lookups)]);
+        out.dispatch(
+            "derive",
+            "flow_unresolved",
+            &[Value::Derive(net.unresolved)],
+        );
+        out.dispatch(
+            "bytes",
+            "pending",
+            &[Value::Gauge(net.pending_bytes as f64)],
+        );
+        for iface in &net.interfaces {
+            let name = crate::names::sanitize(&iface.name);
+            out.dispatch(
+                "derive",
+                &format!("pcap_received-{name}"),
+                &[Value::Derive(iface.received)],
+            );
+            out.dispatch(
+                "derive",
+                &format!("pcap_dropped-{name}"),
+                &[Value::Derive(iface.dropped)],
+            );
+            out.dispatch(
+                "derive",
+                &format!("pcap_if_dropped-{name}"),
+                &[Value::Derive(iface.if_dropped)],
+            );
+        }
+    }
     if out.failures > 0 {
         let mut last = LAST_ERROR_LOG.lock();
         if last.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
@@ -35,6 +70,19 @@ pub fn snapshot(plugin: &str, snapshot: &Snapshot) {
             );
         }
     }
+}
+
+fn traffic(out: &mut ValueListWriter, t: &Traffic) {
+    out.dispatch(
+        "if_octets",
+        "",
+        &[Value::Derive(t.rx_bytes), Value::Derive(t.tx_bytes)],
+    );
+    out.dispatch(
+        "if_packets",
+        "",
+        &[Value::Derive(t.rx_packets), Value::Derive(t.tx_packets)],
+    );
 }
 
 fn instance(inst: &InstanceReport, out: &mut ValueListWriter) {
@@ -65,6 +113,9 @@ fn instance(inst: &InstanceReport, out: &mut ValueListWriter) {
     );
     if let Some(fds) = inst.file_handles {
         out.dispatch("file_handles", "", &[Value::Gauge(fds as f64)]);
+    }
+    if let Some(t) = &inst.network {
+        traffic(out, t);
     }
     if let Some(io) = inst.io {
         out.dispatch(

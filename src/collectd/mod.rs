@@ -60,7 +60,12 @@ impl PluginManager for CaptureManager {
     fn initialize() -> Result<(), Box<dyn Error>> {
         let mut lifecycle = LIFECYCLE.lock();
         let config = match lifecycle.config.take() {
-            Some(Ok(config)) => config,
+            Some(Ok(config)) => {
+                if let Some(network) = &config.network {
+                    crate::net::validate(network).map_err(|e| Box::new(Refused(e)))?;
+                }
+                config
+            }
             Some(Err(e)) => return Err(Box::new(Refused(e))),
             None => Config::default(),
         };

@@ -128,6 +128,35 @@ pub struct Rule {
     pub criteria: Criteria,
 }
 
+/// Packet capture options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// Interfaces to capture on; `any` by default.
+    pub interfaces: Vec<String>,
+    pub bpf_filter: Option<String>,
+    pub snaplen: u32,
+    pub buffer_size: u32,
+    pub promiscuous: bool,
+}
+
+pub const DEFAULT_SNAPLEN: u32 = 128;
+/// Room for the largest headers parsed: SLL2 (20) + two VLAN tags (8) + IPv6 (40) with a few
+/// extension headers + the 4 bytes of ports.
+pub const MIN_SNAPLEN: u32 = 96;
+pub const DEFAULT_BUFFER_SIZE: u32 = 8 << 20;
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            interfaces: vec!["any".to_string()],
+            bpf_filter: None,
+            snaplen: DEFAULT_SNAPLEN,
+            buffer_size: DEFAULT_BUFFER_SIZE,
+            promiscuous: false,
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -137,6 +166,8 @@ pub struct Config {
     pub max_instances: usize,
     pub collect_file_handles: bool,
     pub collect_io: bool,
+    /// `None` with `CollectNetwork false`.
+    pub network: Option<NetworkConfig>,
 }
 
 pub const DEFAULT_GROUP_BY: &str = "{comm}";
@@ -152,19 +183,24 @@ impl Default for Config {
             max_instances: DEFAULT_MAX_INSTANCES,
             collect_file_handles: true,
             collect_io: true,
+            network: Some(NetworkConfig::default()),
         }
     }
 }
 
 /// The options of `<Plugin capture>`, for error messages.
-const OPTIONS: &str =
-    "Process, ProcessMatch, <Match>, GroupBy, MaxInstances, CollectFileHandles, CollectIO";
+const OPTIONS: &str = "Process, ProcessMatch, <Match>, GroupBy, MaxInstances, \
+                       CollectFileHandles, CollectIO, CollectNetwork, Interface, BPFFilter, \
+                       SnapLen, BufferSize, Promiscuous";
 const MATCH_OPTIONS: &str = "Comm, Cmdline, Exe, User";
 
 impl Config {
     /// Validates the children of `<Plugin capture>`.
     pub fn from_nodes(nodes: &[ConfigNode]) -> Result<Config, ConfigError> {
         let mut config = Config::default();
+        let mut network = NetworkConfig::default();
+        let mut collect_network = true;
+        let mut interfaces: Vec<String> = Vec::new();
         for node in nodes {
             let key = node.key.to_ascii_lowercase();
             if !node.children.is_empty() && key != "match" {
@@ -215,6 +251,29 @@ impl Config {
                 }
                 "collectfilehandles" => config.collect_file_handles = boolean(node)?,
                 "collectio" => config.collect_io = boolean(node)?,
+                "collectnetwork" => collect_network = boolean(node)?,
+                "interface" => {
+                    let name = one_string(node)?;
+                    if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
+                        return Err(error(
+                            node,
+                            "expected an interface name (as in `ip link`), or \"any\"",
+                        ));
+                    }
+                    if interfaces.iter().any(|i| i == name) {
+                        return Err(error(node, "interface given twice"));
+                    }
+                    interfaces.push(name.to_string());
+                }
+                "bpffilter" => {
+                    let filter = one_string(node)?;
+                    network.bpf_filter = (!filter.trim().is_empty()).then(|| filter.to_string());
+                }
+                "snaplen" => network.snaplen = integer(node, MIN_SNAPLEN.into(), 65535)? as u32,
+                "buffersize" => {
+                    network.buffer_size = integer(node, 65536, 1 << 30)? as u32;
+                }
+                "promiscuous" => network.promiscuous = boolean(node)?,
                 _ => {
                     return Err(ConfigError {
                         option: node.key.clone(),
@@ -224,6 +283,10 @@ impl Config {
                 }
             }
         }
+        if !interfaces.is_empty() {
+            network.interfaces = interfaces;
+        }
+        config.network = collect_network.then_some(network);
         config.check_instance_names()?;
         Ok(config)
     }
@@ -483,6 +546,32 @@ mod tests {
     }
 
     #[test]
+    fn network_options() {
+        let c = Config::from_nodes(&[]).unwrap();
+        assert_eq!(c.network, Some(NetworkConfig::default()));
+        assert_eq!(c.network.unwrap().interfaces, ["any"]);
+        let c = Config::from_nodes(&[
+            line("Interface", vec![s("lo")]),
+            line("Interface", vec![s("eth0")]),
+            line("BPFFilter", vec![s("tcp or udp")]),
+            line("SnapLen", vec![n(200.0)]),
+            line("BufferSize", vec![n(1048576.0)]),
+            line("Promiscuous", vec![ConfigValue::Boolean(true)]),
+        ])
+        .unwrap();
+        let net = c.network.unwrap();
+        assert_eq!(net.interfaces, ["lo", "eth0"]);
+        assert_eq!(net.bpf_filter.as_deref(), Some("tcp or udp"));
+        assert_eq!(
+            (net.snaplen, net.buffer_size, net.promiscuous),
+            (200, 1 << 20, true)
+        );
+        let c = Config::from_nodes(&[line("CollectNetwork", vec![ConfigValue::Boolean(false)])])
+            .unwrap();
+        assert!(c.network.is_none());
+    }
+
+    #[test]
     fn group_by_empty_drops_unmatched() {
         let c = Config::from_nodes(&[line("GroupBy", vec![s("")])]).unwrap();
         assert!(c.group_by.is_none());
@@ -605,6 +694,29 @@ mod tests {
             (
                 vec![block("GroupBy", vec![s("x")], vec![line("a", vec![])])],
                 &["`GroupBy`", "not a block"],
+            ),
+            (
+                vec![line("SnapLen", vec![n(40.0)])],
+                &["`SnapLen` 40", "from 96 to 65535"],
+            ),
+            (
+                vec![line("BufferSize", vec![n(10.0)])],
+                &["`BufferSize` 10", "from 65536"],
+            ),
+            (
+                vec![line("Interface", vec![s("a/b")])],
+                &["`Interface` \"a/b\"", "interface name"],
+            ),
+            (
+                vec![
+                    line("Interface", vec![s("lo")]),
+                    line("Interface", vec![s("lo")]),
+                ],
+                &["given twice"],
+            ),
+            (
+                vec![line("CollectNetwork", vec![s("maybe")])],
+                &["`CollectNetwork`", "true or false"],
             ),
         ];
         for (nodes, needles) in cases {

@@ -24,7 +24,11 @@ pub const SYSCR: usize = 4;
 pub const SYSCW: usize = 5;
 pub const READ_BYTES: usize = 6;
 pub const WRITE_BYTES: usize = 7;
-pub const COUNTERS: usize = 8;
+pub const NET_RX_BYTES: usize = 8;
+pub const NET_TX_BYTES: usize = 9;
+pub const NET_RX_PACKETS: usize = 10;
+pub const NET_TX_PACKETS: usize = 11;
+pub const COUNTERS: usize = 12;
 /// The I/O counters, which a parent inherits from the children it reaps.
 const IO: std::ops::Range<usize> = RCHAR..WRITE_BYTES + 1;
 
@@ -142,9 +146,15 @@ pub struct Accounting {
     by_name: HashMap<String, usize>,
     free_slots: Vec<usize>,
     exited_children: Vec<ExitedChild>,
+    /// Processes that exited recently, and the instance they were in: network bytes resolved
+    /// after a process is gone (a connection shorter than the interval) still go to it.
+    departed: HashMap<ProcessKey, (String, u64)>,
     cycle: u64,
     dropped_before: bool,
 }
+
+/// How many cycles late credits for an exited process are accepted.
+const DEPARTED_CYCLES: u64 = 60;
 
 impl Accounting {
     pub fn new(max_instances: usize) -> Self {
@@ -156,6 +166,7 @@ impl Accounting {
             by_name: HashMap::new(),
             free_slots: Vec::new(),
             exited_children: Vec::new(),
+            departed: HashMap::new(),
             cycle: 1,
             dropped_before: false,
         }
@@ -259,11 +270,14 @@ impl Accounting {
         let cycle = self.cycle;
         let instances = &mut self.instances;
         let exited_children = &mut self.exited_children;
-        self.members.retain(|_, member| {
+        let departed = &mut self.departed;
+        departed.retain(|_, (_, exit_cycle)| cycle - *exit_cycle < DEPARTED_CYCLES);
+        self.members.retain(|key, member| {
             if member.seen_cycle == cycle {
                 return true;
             }
             let inst = &mut instances[member.instance];
+            departed.insert(*key, (inst.name.clone(), cycle));
             for (base, &v) in inst.base.iter_mut().zip(member.last.iter()) {
                 *base += i128::from(v);
             }
@@ -375,6 +389,21 @@ impl Accounting {
                 _ => false,
             }
         });
+    }
+
+    /// Adds counters that arrived after a process exited (network bytes resolved late) to the
+    /// instance it was in. False when the process is not known to have exited recently.
+    pub fn credit_departed(&mut self, key: &ProcessKey, extra: &Counters) -> bool {
+        let Some((name, _)) = self.departed.get(key) else {
+            return false;
+        };
+        let Some(&id) = self.by_name.get(name) else {
+            return false;
+        };
+        for (base, &v) in self.instances[id].base.iter_mut().zip(extra.iter()) {
+            *base += i128::from(v);
+        }
+        true
     }
 
     /// Number of processes tracked.
@@ -709,5 +738,22 @@ mod tests {
         );
         let (report, _) = acc.end_cycle();
         assert_eq!(find(&report, "shell").counters[WCHAR], 10);
+    }
+
+    #[test]
+    fn late_credits_reach_the_instance_of_an_exited_process() {
+        let mut acc = Accounting::new(10);
+        acc.declare_fixed("curl");
+        let mut o = obs(5, 9, 1, 0, 0);
+        o.counters[NET_TX_BYTES] = 100;
+        acc.observe("curl", o);
+        acc.end_cycle();
+        acc.end_cycle(); // curl exited
+        let mut late = [0; COUNTERS];
+        late[NET_TX_BYTES] = 900;
+        assert!(acc.credit_departed(&key(5, 9), &late));
+        assert!(!acc.credit_departed(&key(6, 9), &late), "never seen");
+        let (report, _) = acc.end_cycle();
+        assert_eq!(find(&report, "curl").counters[NET_TX_BYTES], 1000);
     }
 }

@@ -2,6 +2,9 @@
 //! instances and turn the accounting into a [`Snapshot`]. Runs on the plugin's own thread
 //! (see `runtime`), never in collectd's read callback.
 //!
+//! Network traffic comes from the capture threads ([`NetMonitor`]) as per-process deltas
+//! since the previous cycle, keyed by (pid, start time) like everything else here.
+//!
 //! Files read per process per cycle: `stat` always; `io` and `fd` when collected, and only
 //! for processes that are reported. `cmdline`, `exe` and `status` only when a rule or template
 //! needs them, and only when a process is first seen or changes its comm.
@@ -11,9 +14,14 @@ mod facts;
 pub mod grouping;
 
 use crate::config::Config;
+use crate::net::flows::Traffic;
+use crate::net::inodes::Owner;
+use crate::net::monitor::NetMonitor;
 use crate::proc::fd::FdCountMethod;
 use crate::proc::{meminfo, pid_io, pid_stat, stat, system, ProcRoot};
-use crate::snapshot::{InstanceReport, IoReport, Snapshot, Telemetry};
+use crate::snapshot::{
+    InstanceReport, InterfaceReport, IoReport, NetworkReport, Snapshot, Telemetry,
+};
 use crate::users::UserNames;
 use accounting::{Accounting, Gauges, Observation, ProcessKey, COUNTERS};
 use facts::ProcFacts;
@@ -27,6 +35,8 @@ use std::time::{Instant, SystemTime};
 struct Grouped {
     comm: Box<[u8]>,
     instance: Option<String>,
+    /// Network traffic credited to the process since it was first seen.
+    network: Traffic,
     /// Cycle in which the process was last seen; entries of vanished processes are dropped.
     seen: u64,
 }
@@ -52,7 +62,23 @@ pub struct Sampler {
     seq: u64,
     warned: Warned,
     pids: Vec<u32>,
+    network: Option<NetworkState>,
 }
+
+/// Where network deltas go between the capture threads and the accounting.
+struct NetworkState {
+    monitor: NetMonitor,
+    /// This cycle's per-process deltas; what sample_process does not consume is placed after.
+    incoming: HashMap<Owner, Traffic>,
+    /// Traffic of processes the sampler has not seen (yet): held a few cycles in case the
+    /// process shows up, then counted as unattributed.
+    unseen: HashMap<Owner, (Traffic, u64)>,
+    /// Traffic of processes never seen, given up on: reported with `unattributed`.
+    unattributed: Traffic,
+}
+
+/// Cycles the traffic of a process nobody has seen is held before it counts as unattributed.
+const UNSEEN_CYCLES: u64 = 3;
 
 impl Sampler {
     /// A sampler of the live system.
@@ -85,7 +111,18 @@ impl Sampler {
             seq: 0,
             warned: Warned::default(),
             pids: Vec::new(),
+            network: None,
         }
+    }
+
+    /// Merges the traffic of `monitor`'s capture threads into every cycle from now on.
+    pub fn set_network(&mut self, monitor: NetMonitor) {
+        self.network = Some(NetworkState {
+            monitor,
+            incoming: HashMap::new(),
+            unseen: HashMap::new(),
+            unattributed: Traffic::default(),
+        });
     }
 
     /// Overrides the clock tick and page size read from sysconf (fixtures in tests).
@@ -107,6 +144,7 @@ impl Sampler {
             .ok()
             .and_then(meminfo::parse_mem_total);
 
+        let interfaces = self.take_network_deltas();
         self.list_pids();
         let pids = std::mem::take(&mut self.pids);
         let mut seen = 0u64;
@@ -124,6 +162,7 @@ impl Sampler {
         self.grouped.retain(|_, g| g.seen == this_cycle);
 
         let (totals, outcome) = self.accounting.end_cycle();
+        let network = self.place_leftover_traffic(interfaces);
         if outcome.first_drop {
             log::warn!(
                 "MaxInstances {} reached: {} instance(s) are not reported this interval; raise \
@@ -165,6 +204,12 @@ impl Sampler {
                     } else {
                         None
                     },
+                    network: network.is_some().then(|| Traffic {
+                        rx_bytes: c[accounting::NET_RX_BYTES],
+                        tx_bytes: c[accounting::NET_TX_BYTES],
+                        rx_packets: c[accounting::NET_RX_PACKETS],
+                        tx_packets: c[accounting::NET_TX_PACKETS],
+                    }),
                     io: (self.config.collect_io && t.io_known).then(|| IoReport {
                         rchar: c[accounting::RCHAR],
                         wchar: c[accounting::WCHAR],
@@ -189,7 +234,72 @@ impl Sampler {
                 instances_dropped: outcome.dropped,
             },
             instances,
+            network,
         })
+    }
+
+    /// Takes the capture threads' per-process traffic of the last interval, plus what was
+    /// held for processes not seen yet, for sample_process to consume.
+    fn take_network_deltas(&mut self) -> Vec<crate::net::monitor::InterfaceTotals> {
+        let Some(net) = self.network.as_mut() else {
+            return Vec::new();
+        };
+        let (traffic, interfaces) = net.monitor.take_traffic();
+        net.incoming = traffic;
+        for (owner, (held, _)) in &net.unseen {
+            net.incoming.entry(*owner).or_default().merge(held);
+        }
+        interfaces
+    }
+
+    /// Traffic of processes not seen this cycle: to the instance of a process that just exited,
+    /// held for one not seen yet, or — after a few cycles — unattributed.
+    fn place_leftover_traffic(
+        &mut self,
+        interfaces: Vec<crate::net::monitor::InterfaceTotals>,
+    ) -> Option<NetworkReport> {
+        let net = self.network.as_mut()?;
+        let cycle = self.seq + 1;
+        let mut still_unseen = HashMap::new();
+        for (owner, traffic) in net.incoming.drain() {
+            let key = ProcessKey {
+                pid: owner.pid,
+                starttime: owner.starttime,
+            };
+            if self
+                .accounting
+                .credit_departed(&key, &network_counters(&traffic))
+            {
+                continue;
+            }
+            let since = net.unseen.get(&owner).map_or(cycle, |(_, since)| *since);
+            if cycle - since >= UNSEEN_CYCLES {
+                net.unattributed.merge(&traffic);
+            } else {
+                still_unseen.insert(owner, (traffic, since));
+            }
+        }
+        net.unseen = still_unseen;
+
+        let mut report = NetworkReport {
+            unattributed: net.unattributed,
+            ..NetworkReport::default()
+        };
+        for iface in interfaces {
+            report.unattributed.merge(&iface.unattributed);
+            report.flows += iface.tracked_flows;
+            report.lookups += iface.flows.lookups_requested;
+            report.unresolved += iface.flows.unresolved;
+            report.pending_bytes += iface.pending.bytes();
+            report.interfaces.push(InterfaceReport {
+                name: iface.interface,
+                received: iface.pcap_received,
+                dropped: iface.pcap_dropped,
+                if_dropped: iface.pcap_if_dropped,
+                running: iface.running,
+            });
+        }
+        Some(report)
     }
 
     fn read_cpu_total(&mut self) -> Option<u64> {
@@ -259,14 +369,32 @@ impl Sampler {
                     Grouped {
                         comm,
                         instance: instance.clone(),
+                        network: Traffic::default(),
                         seen: this_cycle,
                     },
                 );
                 instance
             }
         };
+        if let Some(net) = self.network.as_mut() {
+            let owner = Owner {
+                pid,
+                starttime: key.starttime,
+            };
+            if let Some(traffic) = net.incoming.remove(&owner) {
+                if let Some(g) = self.grouped.get_mut(&key) {
+                    g.network.merge(&traffic);
+                }
+            }
+            net.unseen.remove(&owner);
+            if let Some(g) = self.grouped.get(&key) {
+                let t = network_counters(&g.network);
+                let net = accounting::NET_RX_BYTES..accounting::NET_TX_PACKETS + 1;
+                counters[net.clone()].copy_from_slice(&t[net]);
+            }
+        }
         let Some(instance) = instance else {
-            // Dropped by `GroupBy ""`: nothing more is read for it.
+            // Dropped by `GroupBy ""`: nothing more is read for it, its traffic is not reported.
             return true;
         };
 
@@ -330,6 +458,16 @@ impl Sampler {
         let mut facts = ProcFacts::new(&mut self.proc, &mut self.users, pid, &comm, kernel_thread);
         grouping::assign(&self.config, &mut facts)
     }
+}
+
+/// Traffic as accounting counters.
+fn network_counters(t: &Traffic) -> accounting::Counters {
+    let mut c = [0; COUNTERS];
+    c[accounting::NET_RX_BYTES] = t.rx_bytes;
+    c[accounting::NET_TX_BYTES] = t.tx_bytes;
+    c[accounting::NET_RX_PACKETS] = t.rx_packets;
+    c[accounting::NET_TX_PACKETS] = t.tx_packets;
+    c
 }
 
 /// The comm used for grouping. Workqueue workers show the work item they are running after a

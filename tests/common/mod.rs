@@ -432,16 +432,22 @@ impl Collectd {
     /// Tests started this way run in parallel, but not beside one started with
     /// [`start_alone`](Self::start_alone).
     pub fn start(capture_block: Option<&str>) -> Option<Collectd> {
-        Self::start_with(capture_block, false)
+        Self::start_with(capture_block, false, &[])
+    }
+
+    /// Like [`start`](Self::start), with collectd started without the capabilities `drop`
+    /// (e.g. `["net_raw"]`), through `setpriv --bounding-set`: root keeps every other one.
+    pub fn start_without(capture_block: Option<&str>, drop: &[&str]) -> Option<Collectd> {
+        Self::start_with(capture_block, false, drop)
     }
 
     /// Like [`start`](Self::start), for a test whose numbers need a whole core: no other test
     /// of this test binary runs while the returned collectd lives.
     pub fn start_alone(capture_block: Option<&str>) -> Option<Collectd> {
-        Self::start_with(capture_block, true)
+        Self::start_with(capture_block, true, &[])
     }
 
-    fn start_with(capture_block: Option<&str>, alone: bool) -> Option<Collectd> {
+    fn start_with(capture_block: Option<&str>, alone: bool, drop: &[&str]) -> Option<Collectd> {
         if let Err(reason) = preconditions() {
             // Straight to the stderr handle: libtest captures `eprintln!`, and a skip must show.
             let _ = writeln!(std::io::stderr(), "SKIP: {reason}");
@@ -486,7 +492,19 @@ impl Collectd {
         let config_path = root.join("collectd.conf");
         fs::write(&config_path, &config).expect("writing collectd.conf");
         let output = fs::File::create(root.join("collectd.out")).expect("creating collectd.out");
-        let child = Command::new(COLLECTD)
+        let mut command = if drop.is_empty() {
+            Command::new(COLLECTD)
+        } else {
+            let caps: Vec<String> = drop.iter().map(|c| format!("-{c}")).collect();
+            let mut setpriv = Command::new("setpriv");
+            setpriv
+                .arg(format!("--bounding-set={}", caps.join(",")))
+                .arg(format!("--inh-caps={}", caps.join(",")))
+                .arg("--")
+                .arg(COLLECTD);
+            setpriv
+        };
+        let child = command
             .arg("-f")
             .arg("-C")
             .arg(&config_path)
@@ -834,11 +852,25 @@ pub struct Workload {
 impl Workload {
     /// Waits (up to [`TIMEOUT`]) for the workload to print `want` on a line of its own.
     pub fn expect_line(&mut self, want: &str) {
+        self.expect_line_with(want, "");
+    }
+
+    /// Waits for a line starting with `prefix` and returns the rest of it (e.g. the port of
+    /// `port 41234`).
+    pub fn expect_line_starting(&mut self, prefix: &str) -> String {
+        self.expect_line_with("", prefix)
+    }
+
+    fn expect_line_with(&mut self, want: &str, prefix: &str) -> String {
+        let want = if prefix.is_empty() { want } else { prefix };
         let deadline = Instant::now() + TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line == want => return,
+                Ok(line) if !prefix.is_empty() && line.starts_with(prefix) => {
+                    return line[prefix.len()..].trim().to_string()
+                }
+                Ok(line) if prefix.is_empty() && line == want => return line,
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout) => {
                     panic!(

@@ -1,0 +1,202 @@
+//! One libpcap capture handle: opened with the configured options, read in a loop by a capture
+//! thread. The only module that talks to libpcap.
+//!
+//! On Linux the `any` device is opened with the SLL2 link type when libpcap offers it: its
+//! header carries the packet direction (so loopback traffic, seen leaving and arriving, credits
+//! each side once) and the interface index (for network namespaces later).
+
+use super::packet::LinkType;
+use pcap::{Active, Capture, Device, Linktype};
+use std::fmt;
+use std::os::unix::io::AsRawFd;
+
+/// What a capture is opened with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureOptions {
+    pub interface: String,
+    pub bpf_filter: Option<String>,
+    pub snaplen: i32,
+    pub buffer_size: i32,
+    pub promiscuous: bool,
+}
+
+/// Why a capture could not be opened, worded for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenError {
+    /// No CAP_NET_RAW (or not root): the plugin warns once and reports everything else.
+    NoPrivilege(String),
+    UnknownInterface(String),
+    BadFilter(String),
+    UnsupportedLinkType(i32),
+    Other(String),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::NoPrivilege(detail) => write!(
+                f,
+                "no permission to capture packets ({detail}); per-process network traffic needs \
+                 CAP_NET_RAW (root has it). Every other metric is still reported"
+            ),
+            OpenError::UnknownInterface(name) => write!(f, "no network interface named `{name}`"),
+            OpenError::BadFilter(detail) => write!(f, "the BPF filter does not compile: {detail}"),
+            OpenError::UnsupportedLinkType(dlt) => write!(f, "unsupported link type {dlt}"),
+            OpenError::Other(detail) => f.write_str(detail),
+        }
+    }
+}
+
+pub struct PacketSource {
+    capture: Capture<Active>,
+    link: LinkType,
+    read_timeout_ms: i32,
+}
+
+/// One packet read from a source.
+pub enum Next<'a> {
+    /// The captured bytes and the length the packet had on the wire.
+    Packet(&'a [u8], u32),
+    /// The read timeout expired with nothing to read: time to do housekeeping.
+    Idle,
+    /// The handle failed (e.g. the interface went away).
+    Failed(String),
+}
+
+/// Interface names libpcap can open.
+pub fn interface_names() -> Vec<String> {
+    Device::list()
+        .map(|devices| devices.into_iter().map(|d| d.name).collect())
+        .unwrap_or_default()
+}
+
+impl PacketSource {
+    /// Opens a live capture; `read_timeout_ms` bounds how long a read waits for packets.
+    pub fn open(options: &CaptureOptions, read_timeout_ms: i32) -> Result<PacketSource, OpenError> {
+        let inactive = Capture::from_device(options.interface.as_str())
+            .map_err(|e| OpenError::Other(e.to_string()))?
+            .snaplen(options.snaplen)
+            .buffer_size(options.buffer_size)
+            .promisc(options.promiscuous)
+            // Packets are handed over as they come, not when a ring block fills or times out:
+            // a new flow must be resolved while its socket still exists, often a millisecond.
+            .immediate_mode(true)
+            .timeout(read_timeout_ms);
+        // Non-blocking, with our own poll(): with TPACKET_V3 a blocking read waits forever when
+        // no packet arrives at all (the kernel's block timer only runs once a block has data),
+        // and the capture thread must notice a stop request within its read timeout.
+        let mut capture = inactive
+            .open()
+            .map_err(|e| classify(&options.interface, e))?
+            .setnonblock()
+            .map_err(|e| OpenError::Other(e.to_string()))?;
+        // libpcap opens its packet socket without close-on-exec: every program collectd's exec
+        // plugin (or anything else in the process) starts would inherit a raw packet socket.
+        let fd = capture.as_raw_fd();
+        // SAFETY: fcntl on a descriptor this handle owns, setting only FD_CLOEXEC.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        if options.interface == "any" {
+            // SLL2 (libpcap >= 1.10) adds the interface index; SLL is the fallback.
+            let _ = capture.set_datalink(Linktype(276));
+        }
+        if let Some(filter) = &options.bpf_filter {
+            capture
+                .filter(filter, true)
+                .map_err(|e| OpenError::BadFilter(e.to_string()))?;
+        }
+        let dlt = capture.get_datalink().0;
+        let link = LinkType::from_dlt(dlt).ok_or(OpenError::UnsupportedLinkType(dlt))?;
+        Ok(PacketSource {
+            capture,
+            link,
+            read_timeout_ms,
+        })
+    }
+
+    pub fn link_type(&self) -> LinkType {
+        self.link
+    }
+
+    /// The next packet, or `Idle` after waiting up to the read timeout for one.
+    pub fn next_packet(&mut self) -> Next<'_> {
+        let fd = self.capture.as_raw_fd();
+        let timeout = self.read_timeout_ms;
+        match self.capture.next_packet() {
+            Ok(packet) => Next::Packet(packet.data, packet.header.len),
+            Err(pcap::Error::TimeoutExpired) => {
+                let mut pollfd = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd for the capture's own descriptor.
+                unsafe { libc::poll(&mut pollfd, 1, timeout) };
+                Next::Idle
+            }
+            Err(e) => Next::Failed(e.to_string()),
+        }
+    }
+
+    /// libpcap's counters: packets received, dropped for lack of buffer, dropped by the
+    /// interface. They wrap at 2^32 (u32 in libpcap).
+    pub fn stats(&mut self) -> Option<pcap::Stat> {
+        self.capture.stats().ok()
+    }
+}
+
+/// Checks a BPF filter by compiling it against a dead handle of the link type `any` uses, so a
+/// configuration mistake is reported at startup, with no privilege needed.
+pub fn check_filter(filter: &str) -> Result<(), String> {
+    let dead = Capture::dead(Linktype(113)).map_err(|e| e.to_string())?;
+    dead.compile(filter, true)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn classify(interface: &str, error: pcap::Error) -> OpenError {
+    let text = error.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("permission") || lower.contains("not permitted") {
+        OpenError::NoPrivilege(text)
+    } else if lower.contains("no such device") || lower.contains("doesn't exist") {
+        OpenError::UnknownInterface(interface.to_string())
+    } else {
+        OpenError::Other(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_are_checked_without_privilege() {
+        assert!(check_filter("tcp port 80").is_ok());
+        assert!(check_filter("").is_ok());
+        let e = check_filter("tcp prot 80").unwrap_err();
+        assert!(!e.is_empty());
+    }
+
+    #[test]
+    fn loopback_is_listed() {
+        let names = interface_names();
+        assert!(names.iter().any(|n| n == "lo"), "{names:?}");
+    }
+
+    #[test]
+    fn unknown_interface_is_named() {
+        let options = CaptureOptions {
+            interface: "nonexistent0".into(),
+            bpf_filter: None,
+            snaplen: 128,
+            buffer_size: 1 << 20,
+            promiscuous: false,
+        };
+        match PacketSource::open(&options, 100) {
+            Err(OpenError::UnknownInterface(name)) => assert_eq!(name, "nonexistent0"),
+            Err(OpenError::NoPrivilege(_)) => eprintln!("SKIP: not allowed to capture here"),
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("opened an interface that does not exist"),
+        }
+    }
+}

@@ -1,0 +1,473 @@
+//! The flow table: what the capture thread does with each parsed packet, and nothing slower.
+//!
+//! A packet is credited once per *local endpoint*: the side of the flow that is a socket on this
+//! host. Outgoing packets credit `tx` to the sender's socket, incoming packets credit `rx` to
+//! the receiver's. Loopback traffic between two local processes has two local endpoints: it is
+//! credited from its incoming copy, `tx` to the sender and `rx` to the receiver. (libpcap shows
+//! a loopback packet on `any` only once, arriving; should an outgoing copy show up too, it is
+//! skipped, so nothing is counted twice.)
+//!
+//! A flow whose owner is not known yet holds its bytes ("pending") and is handed to the resolver
+//! thread; the packet path never asks the kernel or /proc anything. When the answer comes, the
+//! held bytes go to the owner — so a connection that opens and closes between two collectd reads
+//! is still attributed — or, if the socket is gone or unknowable, to `unattributed`. Nothing is
+//! dropped: `attributed + unattributed + pending` is every byte of every IP packet delivered.
+
+use super::inodes::Owner;
+use super::packet::{Direction, FlowPacket, Transport};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+/// Bytes (IP datagram lengths) and packets, per direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+}
+
+impl Traffic {
+    fn add(&mut self, side: Side, bytes: u32) {
+        match side {
+            Side::Rx => {
+                self.rx_bytes += u64::from(bytes);
+                self.rx_packets += 1;
+            }
+            Side::Tx => {
+                self.tx_bytes += u64::from(bytes);
+                self.tx_packets += 1;
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: &Traffic) {
+        self.rx_bytes += other.rx_bytes;
+        self.tx_bytes += other.tx_bytes;
+        self.rx_packets += other.rx_packets;
+        self.tx_packets += other.tx_packets;
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.rx_bytes + self.tx_bytes
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Rx,
+    Tx,
+}
+
+/// A flow as seen from one local socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub transport: Transport,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlowOwner {
+    /// Asked the resolver, no answer yet.
+    Pending {
+        asked_ms: u64,
+    },
+    Process(Owner),
+    Unattributed,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    owner: FlowOwner,
+    held: Traffic,
+    last_seen_ms: u64,
+}
+
+/// The host's own addresses, for frames whose link layer does not say which way they went
+/// (Ethernet or raw IP captures; the Linux `any` device always says).
+pub trait LocalAddresses {
+    fn is_local(&self, ip: &IpAddr) -> bool;
+}
+
+/// Counts kept for telemetry and reconciliation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    pub flows: u64,
+    /// Outgoing copies of looped-back packets, credited from their incoming copy instead.
+    pub loopback_copies_skipped: u64,
+    pub lookups_requested: u64,
+    pub resolved: u64,
+    pub unresolved: u64,
+}
+
+pub struct FlowTable {
+    flows: HashMap<FlowKey, Flow>,
+    to_resolve: Vec<FlowKey>,
+    by_owner: HashMap<Owner, Traffic>,
+    unattributed: Traffic,
+    stats: FlowStats,
+    /// How long a flow may wait for its owner before its bytes go to `unattributed`.
+    pending_timeout_ms: u64,
+    /// Flows idle this long are forgotten (a later packet asks the resolver again).
+    idle_timeout_ms: u64,
+}
+
+impl FlowTable {
+    pub fn new(pending_timeout_ms: u64, idle_timeout_ms: u64) -> Self {
+        FlowTable {
+            flows: HashMap::new(),
+            to_resolve: Vec::new(),
+            by_owner: HashMap::new(),
+            unattributed: Traffic::default(),
+            stats: FlowStats::default(),
+            pending_timeout_ms,
+            idle_timeout_ms,
+        }
+    }
+
+    /// Credits one TCP/UDP packet to its local endpoint(s).
+    pub fn account(&mut self, packet: &FlowPacket, local: &dyn LocalAddresses, now_ms: u64) {
+        let outgoing = (packet.src, packet.dst);
+        let incoming = (packet.dst, packet.src);
+        match packet.direction {
+            Direction::Outgoing => {
+                if local.is_local(&packet.dst.ip()) {
+                    // Looped back: its incoming copy credits both sides.
+                    self.stats.loopback_copies_skipped += 1;
+                } else {
+                    self.credit(packet, outgoing, Side::Tx, now_ms);
+                }
+            }
+            Direction::Incoming => {
+                self.credit(packet, incoming, Side::Rx, now_ms);
+                if local.is_local(&packet.src.ip()) {
+                    self.credit(packet, outgoing, Side::Tx, now_ms);
+                }
+            }
+            // Promiscuous copies of other hosts' traffic: no local socket.
+            Direction::OtherHost => self.unattributed.add(Side::Rx, packet.ip_len),
+            Direction::Unknown => {
+                let src_local = local.is_local(&packet.src.ip());
+                let dst_local = local.is_local(&packet.dst.ip());
+                if src_local {
+                    self.credit(packet, outgoing, Side::Tx, now_ms);
+                }
+                if dst_local {
+                    self.credit(packet, incoming, Side::Rx, now_ms);
+                }
+                if !src_local && !dst_local {
+                    self.unattributed.add(Side::Rx, packet.ip_len);
+                }
+            }
+        }
+    }
+
+    /// An IP packet that belongs to no TCP/UDP flow (ICMP, an orphan fragment, ...).
+    pub fn account_unattributable(&mut self, direction: Direction, ip_len: u32) {
+        let side = if direction == Direction::Outgoing {
+            Side::Tx
+        } else {
+            Side::Rx
+        };
+        self.unattributed.add(side, ip_len);
+    }
+
+    fn credit(
+        &mut self,
+        packet: &FlowPacket,
+        (local, remote): (SocketAddr, SocketAddr),
+        side: Side,
+        now_ms: u64,
+    ) {
+        let key = FlowKey {
+            transport: packet.transport,
+            local,
+            remote,
+        };
+        let flow = self.flows.entry(key).or_insert_with(|| {
+            self.stats.flows += 1;
+            self.stats.lookups_requested += 1;
+            self.to_resolve.push(key);
+            Flow {
+                owner: FlowOwner::Pending { asked_ms: now_ms },
+                held: Traffic::default(),
+                last_seen_ms: now_ms,
+            }
+        });
+        flow.last_seen_ms = now_ms;
+        match flow.owner {
+            FlowOwner::Process(owner) => self
+                .by_owner
+                .entry(owner)
+                .or_default()
+                .add(side, packet.ip_len),
+            FlowOwner::Unattributed => self.unattributed.add(side, packet.ip_len),
+            FlowOwner::Pending { .. } => flow.held.add(side, packet.ip_len),
+        }
+    }
+
+    pub fn has_lookups(&self) -> bool {
+        !self.to_resolve.is_empty()
+    }
+
+    /// Flows the resolver should look up; each is handed out once.
+    pub fn take_lookups(&mut self) -> Vec<FlowKey> {
+        std::mem::take(&mut self.to_resolve)
+    }
+
+    /// The resolver's answer for a flow: its held bytes go to the owner, or to `unattributed`.
+    pub fn resolved(&mut self, key: &FlowKey, owner: Option<Owner>) {
+        let Some(flow) = self.flows.get_mut(key) else {
+            return;
+        };
+        if !matches!(flow.owner, FlowOwner::Pending { .. }) {
+            return;
+        }
+        let held = std::mem::take(&mut flow.held);
+        match owner {
+            Some(owner) => {
+                flow.owner = FlowOwner::Process(owner);
+                self.by_owner.entry(owner).or_default().merge(&held);
+                self.stats.resolved += 1;
+            }
+            None => {
+                flow.owner = FlowOwner::Unattributed;
+                self.unattributed.merge(&held);
+                self.stats.unresolved += 1;
+            }
+        }
+    }
+
+    /// Gives up on flows the resolver did not answer in time and forgets idle flows.
+    pub fn expire(&mut self, now_ms: u64) {
+        let pending_timeout = self.pending_timeout_ms;
+        let idle_timeout = self.idle_timeout_ms;
+        let unattributed = &mut self.unattributed;
+        let stats = &mut self.stats;
+        self.flows.retain(|_, flow| {
+            if let FlowOwner::Pending { asked_ms } = flow.owner {
+                if now_ms.saturating_sub(asked_ms) >= pending_timeout {
+                    unattributed.merge(&std::mem::take(&mut flow.held));
+                    flow.owner = FlowOwner::Unattributed;
+                    stats.unresolved += 1;
+                }
+            }
+            let idle = now_ms.saturating_sub(flow.last_seen_ms) >= idle_timeout;
+            // Pending flows stay until answered or timed out, however idle.
+            !idle || matches!(flow.owner, FlowOwner::Pending { .. })
+        });
+    }
+
+    /// Traffic per process since the last [`take_by_owner`](Self::take_by_owner).
+    pub fn by_owner(&self) -> &HashMap<Owner, Traffic> {
+        &self.by_owner
+    }
+
+    /// Hands over the traffic credited to processes since the last call. Handing over deltas
+    /// keeps the table's memory bounded by the processes active in one interval, however many
+    /// come and go.
+    pub fn take_by_owner(&mut self) -> HashMap<Owner, Traffic> {
+        std::mem::take(&mut self.by_owner)
+    }
+
+    pub fn unattributed(&self) -> Traffic {
+        self.unattributed
+    }
+
+    /// Bytes waiting for the resolver.
+    pub fn pending(&self) -> Traffic {
+        let mut sum = Traffic::default();
+        for flow in self.flows.values() {
+            sum.merge(&flow.held);
+        }
+        sum
+    }
+
+    pub fn stats(&self) -> FlowStats {
+        self.stats
+    }
+
+    pub fn tracked_flows(&self) -> usize {
+        self.flows.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Loopback;
+    impl LocalAddresses for Loopback {
+        fn is_local(&self, ip: &IpAddr) -> bool {
+            ip.is_loopback()
+        }
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn packet(direction: Direction, src: &str, dst: &str, ip_len: u32) -> FlowPacket {
+        FlowPacket {
+            direction,
+            transport: Transport::Tcp,
+            src: addr(src),
+            dst: addr(dst),
+            ip_len,
+            ifindex: 1,
+        }
+    }
+
+    const A: Owner = Owner {
+        pid: 10,
+        starttime: 1,
+    };
+    const B: Owner = Owner {
+        pid: 20,
+        starttime: 2,
+    };
+
+    fn key(local: &str, remote: &str) -> FlowKey {
+        FlowKey {
+            transport: Transport::Tcp,
+            local: addr(local),
+            remote: addr(remote),
+        }
+    }
+
+    #[test]
+    fn loopback_credits_each_side_once() {
+        let mut t = FlowTable::new(5000, 60_000);
+        // On `any`, libpcap shows a loopback packet once, arriving; an outgoing copy, if any,
+        // is skipped.
+        let out = packet(Direction::Outgoing, "127.0.0.1:5000", "127.0.0.1:80", 1500);
+        let inc = packet(Direction::Incoming, "127.0.0.1:5000", "127.0.0.1:80", 1500);
+        t.account(&out, &Loopback, 0);
+        t.account(&inc, &Loopback, 0);
+        assert_eq!(t.stats().loopback_copies_skipped, 1);
+        let lookups = t.take_lookups();
+        assert_eq!(
+            lookups,
+            [
+                key("127.0.0.1:80", "127.0.0.1:5000"),
+                key("127.0.0.1:5000", "127.0.0.1:80")
+            ]
+        );
+        assert_eq!(t.pending().bytes(), 3000, "held until resolved");
+        t.resolved(&lookups[1], Some(A));
+        t.resolved(&lookups[0], Some(B));
+        assert_eq!(t.by_owner()[&A].tx_bytes, 1500);
+        assert_eq!(t.by_owner()[&A].rx_bytes, 0);
+        assert_eq!(t.by_owner()[&B].rx_bytes, 1500);
+        assert_eq!(t.by_owner()[&B].rx_packets, 1);
+        // Later packets go straight to the owners.
+        t.account(&inc, &Loopback, 1);
+        assert_eq!(t.by_owner()[&A].tx_packets, 2);
+        assert_eq!(t.by_owner()[&B].rx_packets, 2);
+        assert!(t.take_lookups().is_empty(), "each flow is looked up once");
+    }
+
+    #[test]
+    fn unknown_direction_uses_local_addresses() {
+        let mut t = FlowTable::new(5000, 60_000);
+        // Captured on `lo` itself (Ethernet framing, no direction): both ends are local.
+        t.account(
+            &packet(Direction::Unknown, "127.0.0.1:1", "127.0.0.1:2", 100),
+            &Loopback,
+            0,
+        );
+        assert_eq!(t.take_lookups().len(), 2);
+        // Neither end local: nobody's socket.
+        t.account(
+            &packet(Direction::Unknown, "10.0.0.1:1", "10.0.0.2:2", 100),
+            &Loopback,
+            0,
+        );
+        assert_eq!(t.unattributed().rx_bytes, 100);
+        assert!(t.take_lookups().is_empty());
+    }
+
+    #[test]
+    fn unresolvable_and_late_flows_go_to_unattributed() {
+        let mut t = FlowTable::new(5000, 60_000);
+        let p = packet(Direction::Outgoing, "127.0.0.1:1", "192.0.2.1:2", 60);
+        t.account(&p, &Loopback, 0);
+        t.account(&p, &Loopback, 10);
+        let lookups = t.take_lookups();
+        t.resolved(&lookups[0], None);
+        assert_eq!(t.unattributed().tx_bytes, 120);
+        t.account(&p, &Loopback, 20);
+        assert_eq!(t.unattributed().tx_packets, 3);
+
+        let q = packet(Direction::Incoming, "192.0.2.7:7", "127.0.0.1:8", 40);
+        t.account(&q, &Loopback, 100);
+        t.expire(4000);
+        assert_eq!(t.pending().bytes(), 40, "not timed out yet");
+        t.expire(5100);
+        assert_eq!(t.pending().bytes(), 0);
+        assert_eq!(t.unattributed().rx_bytes, 40);
+        assert_eq!(t.stats().unresolved, 2);
+        // A late answer changes nothing.
+        t.resolved(&key("127.0.0.1:8", "192.0.2.7:7"), Some(A));
+        assert!(t.by_owner().is_empty());
+    }
+
+    #[test]
+    fn every_byte_is_somewhere() {
+        let mut t = FlowTable::new(5000, 1000);
+        let mut sent = 0u64;
+        for i in 0..200u32 {
+            // To a remote host: one local endpoint per packet.
+            let p = packet(
+                if i % 2 == 0 {
+                    Direction::Outgoing
+                } else {
+                    Direction::Incoming
+                },
+                &format!("127.0.0.1:{}", 1000 + i % 7),
+                "192.0.2.1:80",
+                100 + i,
+            );
+            let p = if p.direction == Direction::Incoming {
+                FlowPacket {
+                    src: p.dst,
+                    dst: p.src,
+                    ..p
+                }
+            } else {
+                p
+            };
+            t.account(&p, &Loopback, u64::from(i) * 10);
+            sent += u64::from(100 + i);
+            if i % 13 == 0 {
+                for (n, k) in t.take_lookups().into_iter().enumerate() {
+                    t.resolved(&k, (n % 3 != 0).then_some(A));
+                }
+            }
+            t.expire(u64::from(i) * 10);
+        }
+        t.account_unattributable(Direction::Incoming, 84);
+        sent += 84;
+        let owned: u64 = t.by_owner().values().map(Traffic::bytes).sum();
+        assert_eq!(owned + t.unattributed().bytes() + t.pending().bytes(), sent);
+    }
+
+    #[test]
+    fn idle_flows_are_forgotten_and_asked_again() {
+        let mut t = FlowTable::new(5000, 1000);
+        let p = packet(Direction::Outgoing, "127.0.0.1:1", "192.0.2.1:2", 60);
+        t.account(&p, &Loopback, 0);
+        let k = t.take_lookups();
+        t.resolved(&k[0], Some(A));
+        t.expire(2000);
+        assert_eq!(t.tracked_flows(), 0);
+        t.account(&p, &Loopback, 2001);
+        assert_eq!(
+            t.take_lookups().len(),
+            1,
+            "a reused 4-tuple may have a new owner"
+        );
+        assert_eq!(t.by_owner()[&A].tx_bytes, 60, "what it had stays");
+    }
+}

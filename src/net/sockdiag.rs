@@ -1,0 +1,724 @@
+//! The kernel's table of TCP and UDP sockets, read through netlink `NETLINK_SOCK_DIAG` (the
+//! inet_diag interface `ss` uses). It owns the wire format of the three fixed inet_diag structs
+//! it needs — hand-written, because they are 72 and 56 bytes of plain fields and a crate would
+//! bring more code than it saves — and the kernel's quirks, so callers only ever speak of
+//! "local" and "remote".
+//!
+//! Why netlink and not /proc/net/tcp: an exact request (no `NLM_F_DUMP`) runs the same hash
+//! lookup the kernel runs for an arriving packet and answers in microseconds whatever the number
+//! of sockets on the host, where /proc/net/{tcp,udp}{,6} prints every socket.
+//!
+//! Kernel behaviour this module relies on (net/ipv4/inet_diag.c `inet_diag_find_one_icsk`,
+//! net/ipv4/udp_diag.c `udp_dump_one`):
+//! - TCP: `id.idiag_src` is the local end, `id.idiag_dst` the remote one; the lookup is
+//!   `inet_lookup`, which tries established (and TIME_WAIT, SYN_RECV) sockets and then falls
+//!   back to listeners, so a flow to a listening port with no connection yet finds the listener.
+//! - UDP: the two ends are swapped ("for historical reasons", says the kernel): `idiag_src` is
+//!   the remote end, `idiag_dst` the local one. The lookup is the receive path's
+//!   `__udp4_lib_lookup`, so connected sockets match their 4-tuple and unconnected ones match
+//!   by local address with wildcard fallback (127.0.0.1:53 finds a socket bound to 0.0.0.0:53).
+//! - Ports are in network byte order; `idiag_if` and the cookie words in host order. The cookie
+//!   must be `INET_DIAG_NOCOOKIE` in both words or the kernel insists on an exact socket match.
+//! - IPv4 flows are asked as `AF_INET`: the IPv4 lookups also find dual-stack IPv6 sockets (bound
+//!   to `::` without `IPV6_V6ONLY`), which the kernel then reports as `AF_INET6` with IPv4-mapped
+//!   addresses; those are turned back into IPv4 here, because that is what the packets carry.
+//! - The inode in a reply is 32 bits wide (`idiag_inode`), which is all socket inodes use.
+//! - Inode 0: the kernel still has the connection but no file refers to it — TIME_WAIT, a
+//!   request socket in SYN_RECV, an orphan draining after `close()` (FIN_WAIT*, LAST_ACK,
+//!   CLOSING), or an established connection that is not `accept()`ed yet. [`SockDiag::find`]
+//!   reports such a socket as found with inode 0 (and uid 0, which is what the kernel fills in
+//!   for TIME_WAIT and request sockets) rather than as `None`, so a caller can tell "no such
+//!   socket" (nothing to wait for) from "a socket without an owner right now" (the not-accepted
+//!   case gains one within moments; the others never will).
+//! - Sockets bound to a device (`SO_BINDTODEVICE`, IPv6 link-local) only match a request naming
+//!   that interface; the scope id of an IPv6 local address is passed as `idiag_if`.
+
+pub use super::packet::Transport;
+
+use rustix::fd::OwnedFd;
+use rustix::net::netlink::SocketAddrNetlink;
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::time::Duration;
+
+/// One socket as the kernel reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SocketInfo {
+    /// Inode of the socket file, as in `/proc/PID/fd/N -> socket:[inode]`; 0 when no process
+    /// holds it (see the module comment).
+    pub inode: u64,
+    /// The socket's owner: the effective uid of the process that created it.
+    pub uid: u32,
+    /// The socket's bound address: unspecified (`0.0.0.0`, `::`) for a wildcard bind.
+    pub local: SocketAddr,
+    /// The peer: unspecified with port 0 for a listener or an unconnected UDP socket.
+    pub remote: SocketAddr,
+}
+
+// linux/netlink.h, linux/sock_diag.h, linux/inet_diag.h.
+const NLMSG_HDRLEN: usize = 16;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_DUMP: u16 = 0x300;
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+const INET_DIAG_NOCOOKIE: u32 = !0;
+/// `struct inet_diag_req_v2`.
+const REQ_LEN: usize = 56;
+/// `struct inet_diag_msg`, the fixed part of every reply.
+const MSG_LEN: usize = 72;
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+
+/// Large enough for any single message the kernel sends on this socket: netlink caps a dump's
+/// skb at 32 KiB, and an exact reply is one small message. A reply that does not fit is
+/// reported as an error rather than read in part.
+const RECV_BUFFER: usize = 64 * 1024;
+
+/// The kernel always answers; the timeout only keeps a broken answer from wedging the resolver.
+const RECV_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A NETLINK_SOCK_DIAG socket and its receive buffer, reused for every request.
+pub struct SockDiag {
+    fd: OwnedFd,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+/// One end of a request, in inet_diag's layout.
+struct End {
+    addr: [u8; 16],
+    port: u16,
+}
+
+impl SockDiag {
+    pub fn new() -> io::Result<SockDiag> {
+        let fd = rustix::net::socket_with(
+            AddressFamily::NETLINK,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC,
+            Some(rustix::net::netlink::SOCK_DIAG),
+        )?;
+        rustix::net::sockopt::set_socket_timeout(
+            &fd,
+            rustix::net::sockopt::Timeout::Recv,
+            Some(RECV_TIMEOUT),
+        )?;
+        Ok(SockDiag {
+            fd,
+            seq: 0,
+            buf: vec![0; RECV_BUFFER],
+        })
+    }
+
+    /// The socket the kernel would deliver a packet from `remote` to `local` to, found by an
+    /// exact (non-dump) request with the 4-tuple: connected TCP/UDP sockets, TCP listeners when
+    /// no connection matches, and unconnected/bound UDP sockets with the kernel's wildcard
+    /// matching. `None` if no socket would take the packet; a socket that no process holds any
+    /// more (TIME_WAIT, ...) is returned with inode 0.
+    ///
+    /// `local` and `remote` must be of one family; IPv4-mapped IPv6 addresses count as IPv4.
+    pub fn find(
+        &mut self,
+        transport: Transport,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> io::Result<Option<SocketInfo>> {
+        let (family, local_end, remote_end, ifindex) = request_ends(local, remote)?;
+        let (src, dst) = match transport {
+            Transport::Tcp => (local_end, remote_end),
+            // udp_dump_one passes idiag_src as the packet's source, i.e. the remote end.
+            Transport::Udp => (remote_end, local_end),
+        };
+        let seq = self.send_request(NLM_F_REQUEST, family, transport, 0, &src, &dst, ifindex)?;
+        loop {
+            let len = self.receive()?;
+            let mut found = None;
+            for message in messages(&self.buf[..len]) {
+                let message = message?;
+                if message.seq != seq {
+                    // A late answer to an earlier request that gave up waiting.
+                    continue;
+                }
+                match message.kind {
+                    SOCK_DIAG_BY_FAMILY => found = Some(parse_socket(message.payload)?),
+                    NLMSG_ERROR => match error_code(message.payload)? {
+                        0 => return Ok(found),
+                        code if code == -enoent() => return Ok(None),
+                        code => return Err(io::Error::from_raw_os_error(-code)),
+                    },
+                    NLMSG_DONE => return Ok(None),
+                    _ => {}
+                }
+            }
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+    }
+
+    /// Every socket of a transport and family, in all states (a dump request): listeners,
+    /// wildcard-bound and connected sockets, TIME_WAIT and SYN_RECV entries (inode 0). The IPv6
+    /// dump also holds the dual-stack sockets that carry IPv4 traffic (reported with IPv4
+    /// addresses); the IPv4 dump holds only `AF_INET` sockets.
+    pub fn dump(&mut self, transport: Transport, ipv6: bool) -> io::Result<Vec<SocketInfo>> {
+        let family = if ipv6 { AF_INET6 } else { AF_INET };
+        let any = End {
+            addr: [0; 16],
+            port: 0,
+        };
+        let seq = self.send_request(
+            NLM_F_REQUEST | NLM_F_DUMP,
+            family,
+            transport,
+            !0,
+            &any,
+            &any,
+            0,
+        )?;
+        let mut sockets = Vec::new();
+        loop {
+            let len = self.receive()?;
+            for message in messages(&self.buf[..len]) {
+                let message = message?;
+                if message.seq != seq {
+                    continue;
+                }
+                match message.kind {
+                    SOCK_DIAG_BY_FAMILY => sockets.push(parse_socket(message.payload)?),
+                    NLMSG_DONE => {
+                        // The payload is the dump's final status; negative is an errno.
+                        let status = error_code(message.payload).unwrap_or(0);
+                        if status < 0 {
+                            return Err(io::Error::from_raw_os_error(-status));
+                        }
+                        return Ok(sockets);
+                    }
+                    NLMSG_ERROR => match error_code(message.payload)? {
+                        0 => {}
+                        code => return Err(io::Error::from_raw_os_error(-code)),
+                    },
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_request(
+        &mut self,
+        flags: u16,
+        family: u8,
+        transport: Transport,
+        states: u32,
+        src: &End,
+        dst: &End,
+        ifindex: u32,
+    ) -> io::Result<u32> {
+        self.seq = self.seq.wrapping_add(1);
+        let protocol = match transport {
+            Transport::Tcp => IPPROTO_TCP,
+            Transport::Udp => IPPROTO_UDP,
+        };
+        let mut req = [0u8; NLMSG_HDRLEN + REQ_LEN];
+        // struct nlmsghdr
+        req[0..4].copy_from_slice(&((NLMSG_HDRLEN + REQ_LEN) as u32).to_ne_bytes());
+        req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        req[6..8].copy_from_slice(&flags.to_ne_bytes());
+        req[8..12].copy_from_slice(&self.seq.to_ne_bytes());
+        // nlmsg_pid 0: the kernel fills in our port id.
+        // struct inet_diag_req_v2
+        let r = &mut req[NLMSG_HDRLEN..];
+        r[0] = family;
+        r[1] = protocol;
+        // r[2] idiag_ext 0: no optional attributes; r[3] pad.
+        r[4..8].copy_from_slice(&states.to_ne_bytes());
+        // struct inet_diag_sockid
+        let id = &mut r[8..];
+        id[0..2].copy_from_slice(&src.port.to_be_bytes());
+        id[2..4].copy_from_slice(&dst.port.to_be_bytes());
+        id[4..20].copy_from_slice(&src.addr);
+        id[20..36].copy_from_slice(&dst.addr);
+        id[36..40].copy_from_slice(&ifindex.to_ne_bytes());
+        id[40..44].copy_from_slice(&INET_DIAG_NOCOOKIE.to_ne_bytes());
+        id[44..48].copy_from_slice(&INET_DIAG_NOCOOKIE.to_ne_bytes());
+
+        let kernel = SocketAddrNetlink::new(0, 0);
+        let sent = rustix::net::sendto(&self.fd, &req, SendFlags::empty(), &kernel)?;
+        if sent != req.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short netlink send",
+            ));
+        }
+        Ok(self.seq)
+    }
+
+    /// One datagram into the buffer; its length.
+    fn receive(&mut self) -> io::Result<usize> {
+        loop {
+            match rustix::net::recv(&self.fd, &mut self.buf[..], RecvFlags::TRUNC) {
+                Ok((_, full)) if full > self.buf.len() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("sock_diag reply of {full} bytes does not fit the buffer"),
+                    ))
+                }
+                Ok((len, _)) => return Ok(len),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+fn enoent() -> i32 {
+    rustix::io::Errno::NOENT.raw_os_error()
+}
+
+/// The request family and both ends in inet_diag layout; IPv4 and IPv4-mapped addresses are
+/// asked as AF_INET (see the module comment).
+fn request_ends(local: SocketAddr, remote: SocketAddr) -> io::Result<(u8, End, End, u32)> {
+    let v4 = |ip: IpAddr| match ip {
+        IpAddr::V4(ip) => Some(ip),
+        IpAddr::V6(ip) => ip.to_ipv4_mapped(),
+    };
+    let end4 = |ip: Ipv4Addr, port: u16| {
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&ip.octets());
+        End { addr, port }
+    };
+    match (v4(local.ip()), v4(remote.ip()), local, remote) {
+        (Some(l), Some(r), _, _) => Ok((AF_INET, end4(l, local.port()), end4(r, remote.port()), 0)),
+        (None, None, SocketAddr::V6(l), SocketAddr::V6(r)) => Ok((
+            AF_INET6,
+            End {
+                addr: l.ip().octets(),
+                port: l.port(),
+            },
+            End {
+                addr: r.ip().octets(),
+                port: r.port(),
+            },
+            l.scope_id(),
+        )),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("local {local} and remote {remote} are of different address families"),
+        )),
+    }
+}
+
+struct Message<'a> {
+    kind: u16,
+    seq: u32,
+    payload: &'a [u8],
+}
+
+/// The netlink messages of one datagram, each checked against the datagram's length.
+fn messages(mut data: &[u8]) -> impl Iterator<Item = io::Result<Message<'_>>> {
+    std::iter::from_fn(move || {
+        if data.is_empty() {
+            return None;
+        }
+        let header = match data.get(..NLMSG_HDRLEN) {
+            Some(h) => h,
+            None => {
+                data = &[];
+                return Some(Err(malformed("truncated netlink header")));
+            }
+        };
+        let len = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let kind = u16::from_ne_bytes([header[4], header[5]]);
+        let seq = u32::from_ne_bytes([header[8], header[9], header[10], header[11]]);
+        let Some(payload) = data.get(NLMSG_HDRLEN..len) else {
+            data = &[];
+            return Some(Err(malformed("netlink message length out of bounds")));
+        };
+        // NLMSG_ALIGN: messages start on 4-byte boundaries.
+        let next = (len + 3) & !3;
+        data = data.get(next..).unwrap_or(&[]);
+        Some(Ok(Message { kind, seq, payload }))
+    })
+}
+
+/// `struct nlmsgerr.error` (or the status int of NLMSG_DONE): 0 or a negative errno.
+fn error_code(payload: &[u8]) -> io::Result<i32> {
+    match payload.get(..4) {
+        Some(b) => Ok(i32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+        None => Err(malformed("truncated netlink error")),
+    }
+}
+
+/// A `struct inet_diag_msg` (attributes after it are ignored).
+fn parse_socket(payload: &[u8]) -> io::Result<SocketInfo> {
+    let Some(m) = payload.get(..MSG_LEN) else {
+        return Err(malformed("truncated inet_diag_msg"));
+    };
+    let family = m[0];
+    let id = &m[4..52];
+    let sport = u16::from_be_bytes([id[0], id[1]]);
+    let dport = u16::from_be_bytes([id[2], id[3]]);
+    let ifindex = u32::from_ne_bytes([id[36], id[37], id[38], id[39]]);
+    let uid = u32::from_ne_bytes([m[64], m[65], m[66], m[67]]);
+    let inode = u32::from_ne_bytes([m[68], m[69], m[70], m[71]]);
+    let addr = |bytes: &[u8], port: u16| -> io::Result<SocketAddr> {
+        match family {
+            AF_INET => {
+                let ip = Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]);
+                Ok(SocketAddr::V4(SocketAddrV4::new(ip, port)))
+            }
+            AF_INET6 => {
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(&bytes[..16]);
+                let ip = Ipv6Addr::from(octets);
+                Ok(match ip.to_ipv4_mapped() {
+                    Some(v4) => SocketAddr::V4(SocketAddrV4::new(v4, port)),
+                    None => {
+                        let scope = if ip.is_unicast_link_local() {
+                            ifindex
+                        } else {
+                            0
+                        };
+                        SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope))
+                    }
+                })
+            }
+            other => Err(malformed(&format!(
+                "address family {other} in inet_diag_msg"
+            ))),
+        }
+    };
+    Ok(SocketInfo {
+        inode: u64::from(inode),
+        uid,
+        local: addr(&id[4..20], sport)?,
+        remote: addr(&id[20..36], dport)?,
+    })
+}
+
+fn malformed(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("sock_diag: {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream, UdpSocket};
+    use std::os::fd::AsFd;
+
+    fn inode_of(socket: impl AsFd) -> u64 {
+        rustix::fs::fstat(socket).unwrap().st_ino
+    }
+
+    fn euid() -> u32 {
+        rustix::process::geteuid().as_raw()
+    }
+
+    /// Loopback clients connect from 127.0.0.1 to whatever 127/8 address the server has: the
+    /// two ends then differ in address as well as port, so a swap of local and remote shows.
+    #[test]
+    fn tcp_ends_with_distinct_addresses() {
+        let listener = TcpListener::bind("127.0.0.9:0").unwrap();
+        let server = listener.local_addr().unwrap();
+        let client = TcpStream::connect(server).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let client_local = client.local_addr().unwrap();
+        let mut diag = SockDiag::new().unwrap();
+        let c = diag
+            .find(Transport::Tcp, client_local, server)
+            .unwrap()
+            .unwrap();
+        let s = diag
+            .find(Transport::Tcp, server, client_local)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.inode, c.local, c.remote),
+            (inode_of(&client), client_local, server)
+        );
+        assert_eq!(
+            (s.inode, s.local, s.remote),
+            (inode_of(&accepted), server, client_local)
+        );
+    }
+
+    /// A connected pair over `ip` (accepted, so both ends have an owner); `None` when the
+    /// address cannot be bound here (no IPv6 on loopback).
+    fn tcp_pair(ip: &str) -> Option<(TcpListener, TcpStream, TcpStream)> {
+        let listener = match TcpListener::bind((ip, 0)) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("skipped: cannot bind {ip}: {e}");
+                return None;
+            }
+        };
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        Some((listener, client, server))
+    }
+
+    fn check_both_ends(ip: &str) {
+        let Some((listener, client, server)) = tcp_pair(ip) else {
+            return;
+        };
+        let mut diag = SockDiag::new().unwrap();
+        let (c, s) = (client.local_addr().unwrap(), server.local_addr().unwrap());
+
+        let found = diag.find(Transport::Tcp, c, s).unwrap().unwrap();
+        assert_eq!(found.inode, inode_of(&client));
+        assert_eq!((found.local, found.remote, found.uid), (c, s, euid()));
+
+        let found = diag.find(Transport::Tcp, s, c).unwrap().unwrap();
+        assert_eq!(found.inode, inode_of(&server));
+        assert_eq!((found.local, found.remote, found.uid), (s, c, euid()));
+        assert_ne!(inode_of(&server), inode_of(&listener));
+    }
+
+    #[test]
+    fn tcp_connection_both_ends_ipv4() {
+        check_both_ends("127.0.0.1");
+    }
+
+    #[test]
+    fn tcp_connection_both_ends_ipv6() {
+        check_both_ends("::1");
+    }
+
+    #[test]
+    fn inode_matches_the_proc_fd_link() {
+        use std::os::fd::AsRawFd;
+        let (_listener, client, server) = tcp_pair("127.0.0.1").unwrap();
+        let mut diag = SockDiag::new().unwrap();
+        let found = diag
+            .find(
+                Transport::Tcp,
+                client.local_addr().unwrap(),
+                server.local_addr().unwrap(),
+            )
+            .unwrap()
+            .unwrap();
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", client.as_raw_fd())).unwrap();
+        assert_eq!(link.to_str().unwrap(), format!("socket:[{}]", found.inode));
+    }
+
+    #[test]
+    fn tcp_flow_to_a_listening_port_without_connection_finds_the_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut diag = SockDiag::new().unwrap();
+        let remote: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let found = diag
+            .find(Transport::Tcp, listener.local_addr().unwrap(), remote)
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.inode, inode_of(&listener));
+        assert_eq!(found.remote, "0.0.0.0:0".parse().unwrap());
+    }
+
+    #[test]
+    fn nothing_on_a_closed_port() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut diag = SockDiag::new().unwrap();
+        let remote: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(diag.find(Transport::Tcp, port, remote).unwrap(), None);
+        assert_eq!(diag.find(Transport::Udp, port, remote).unwrap(), None);
+        // The socket is still usable after a negative answer.
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let found = diag.find(Transport::Udp, udp.local_addr().unwrap(), remote);
+        assert_eq!(found.unwrap().unwrap().inode, inode_of(&udp));
+    }
+
+    #[test]
+    fn unconnected_udp_is_found_for_any_remote() {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let local = udp.local_addr().unwrap();
+        let mut diag = SockDiag::new().unwrap();
+        for remote in ["127.0.0.1:9", "127.0.0.2:40000", "127.0.0.1:1"] {
+            let found = diag
+                .find(Transport::Udp, local, remote.parse().unwrap())
+                .unwrap()
+                .unwrap();
+            assert_eq!(found.inode, inode_of(&udp));
+            assert_eq!((found.local, found.uid), (local, euid()));
+            assert_eq!(found.remote, "0.0.0.0:0".parse().unwrap());
+        }
+    }
+
+    #[test]
+    fn wildcard_bound_udp_is_found_for_a_specific_local_address() {
+        let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        let mut diag = SockDiag::new().unwrap();
+        let local = SocketAddr::from(([127, 0, 0, 1], port));
+        let found = diag
+            .find(Transport::Udp, local, "127.0.0.1:9".parse().unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.inode, inode_of(&udp));
+        assert_eq!(found.local, SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+
+    #[test]
+    fn connected_udp_matches_its_peer_only() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        a.connect(b.local_addr().unwrap()).unwrap();
+        let mut diag = SockDiag::new().unwrap();
+        let (la, lb) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let found = diag.find(Transport::Udp, la, lb).unwrap().unwrap();
+        assert_eq!((found.inode, found.remote), (inode_of(&a), lb));
+        // Another peer: the kernel would drop that packet, nothing to credit.
+        let other = diag
+            .find(Transport::Udp, la, "127.0.0.1:9".parse().unwrap())
+            .unwrap();
+        assert_eq!(other, None);
+    }
+
+    #[test]
+    fn udp_ipv6() {
+        let udp = match UdpSocket::bind("[::1]:0") {
+            Ok(s) => s,
+            Err(e) => return eprintln!("skipped: no IPv6 loopback: {e}"),
+        };
+        let mut diag = SockDiag::new().unwrap();
+        let found = diag
+            .find(
+                Transport::Udp,
+                udp.local_addr().unwrap(),
+                "[::1]:9".parse().unwrap(),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.inode, inode_of(&udp));
+        assert_eq!(found.remote, "[::]:0".parse().unwrap());
+    }
+
+    #[test]
+    fn dual_stack_socket_is_reported_with_ipv4_addresses() {
+        let listener = match TcpListener::bind("[::]:0") {
+            Ok(l) => l,
+            Err(e) => return eprintln!("skipped: no IPv6: {e}"),
+        };
+        let port = listener.local_addr().unwrap().port();
+        let client = match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => c,
+            Err(e) => return eprintln!("skipped: [::] is IPv6-only here: {e}"),
+        };
+        let (server, _) = listener.accept().unwrap();
+        let mut diag = SockDiag::new().unwrap();
+        let local = SocketAddr::from(([127, 0, 0, 1], port));
+        let remote = client.local_addr().unwrap();
+        let found = diag.find(Transport::Tcp, local, remote).unwrap().unwrap();
+        assert_eq!(found.inode, inode_of(&server));
+        assert_eq!((found.local, found.remote), (local, remote));
+        // The same request with mapped addresses is the same question.
+        let mapped = |a: SocketAddr| match a {
+            SocketAddr::V4(a) => SocketAddr::new(a.ip().to_ipv6_mapped().into(), a.port()),
+            v6 => v6,
+        };
+        let again = diag.find(Transport::Tcp, mapped(local), mapped(remote));
+        assert_eq!(again.unwrap(), Some(found));
+    }
+
+    #[test]
+    fn closed_connection_still_in_the_table_has_inode_zero() {
+        let (listener, mut client, mut server) = tcp_pair("127.0.0.1").unwrap();
+        let (c, s) = (client.local_addr().unwrap(), server.local_addr().unwrap());
+        // The client closes first, so its end goes through FIN_WAIT to TIME_WAIT.
+        client.write_all(b"x").unwrap();
+        drop(client);
+        let mut rest = Vec::new();
+        server.read_to_end(&mut rest).unwrap();
+        drop(server);
+        drop(listener);
+        let mut diag = SockDiag::new().unwrap();
+        let found = diag.find(Transport::Tcp, c, s).unwrap().unwrap();
+        assert_eq!((found.inode, found.uid), (0, 0));
+        assert_eq!((found.local, found.remote), (c, s));
+    }
+
+    #[test]
+    fn mixed_families_are_refused() {
+        let mut diag = SockDiag::new().unwrap();
+        let err = diag
+            .find(
+                Transport::Tcp,
+                "127.0.0.1:1".parse().unwrap(),
+                "[::1]:2".parse().unwrap(),
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn dumps_contain_listeners_and_bound_sockets() {
+        let mut diag = SockDiag::new().unwrap();
+        let (listener, client, _server) = tcp_pair("127.0.0.1").unwrap();
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tcp = diag.dump(Transport::Tcp, false).unwrap();
+        let l = tcp.iter().find(|s| s.inode == inode_of(&listener)).unwrap();
+        assert_eq!(l.local, listener.local_addr().unwrap());
+        assert!(tcp.iter().any(|s| s.inode == inode_of(&client)));
+        let udp_dump = diag.dump(Transport::Udp, false).unwrap();
+        assert!(udp_dump.iter().any(|s| s.inode == inode_of(&udp)));
+        if let Some((listener6, _, _)) = tcp_pair("::1") {
+            let tcp6 = diag.dump(Transport::Tcp, true).unwrap();
+            assert!(tcp6.iter().any(|s| s.inode == inode_of(&listener6)));
+            assert!(!tcp6.iter().any(|s| s.inode == inode_of(&listener)));
+        }
+    }
+
+    #[test]
+    fn large_dump_spans_many_datagrams() {
+        let sockets: Vec<UdpSocket> = (0..600)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let mut diag = SockDiag::new().unwrap();
+        let dump = diag.dump(Transport::Udp, false).unwrap();
+        let inodes: std::collections::HashSet<u64> = dump.iter().map(|s| s.inode).collect();
+        assert!(sockets.iter().all(|s| inodes.contains(&inode_of(s))));
+        // And exact requests work right after a dump.
+        let found = diag
+            .find(
+                Transport::Udp,
+                sockets[0].local_addr().unwrap(),
+                "127.0.0.1:9".parse().unwrap(),
+            )
+            .unwrap();
+        assert_eq!(found.unwrap().inode, inode_of(&sockets[0]));
+    }
+
+    #[test]
+    fn malformed_replies_are_errors_not_panics() {
+        let reply = {
+            let mut m = vec![0u8; NLMSG_HDRLEN + MSG_LEN];
+            m[0..4].copy_from_slice(&((NLMSG_HDRLEN + MSG_LEN) as u32).to_ne_bytes());
+            m[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+            m[NLMSG_HDRLEN] = AF_INET;
+            m
+        };
+        for cut in 0..reply.len() {
+            for message in messages(&reply[..cut]).flatten() {
+                let _ = parse_socket(message.payload);
+            }
+        }
+        let whole: Vec<_> = messages(&reply).collect();
+        assert_eq!(whole.len(), 1);
+        let parsed = parse_socket(whole[0].as_ref().unwrap().payload).unwrap();
+        assert_eq!(parsed.local, "0.0.0.0:0".parse().unwrap());
+        let mut bad_family = reply.clone();
+        bad_family[NLMSG_HDRLEN] = 99;
+        let m = messages(&bad_family).next().unwrap().unwrap();
+        assert!(parse_socket(m.payload).is_err());
+        let mut bad_len = reply;
+        bad_len[0..4].copy_from_slice(&4u32.to_ne_bytes());
+        assert!(messages(&bad_len).next().unwrap().is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! Integration tests of per-process network traffic inside a real collectd: real TCP and UDP
+//! over loopback (127.0.0.1 and ::1 only), captured on the `any` device, attributed to the
+//! workload processes and written by the csv plugin as `if_octets` / `if_packets`.
+//!
+//! Every test runs alone (`Collectd::start_alone`): each collectd captures all loopback traffic
+//! of the host, and five of them at once on two cores would measure the machine, not the plugin.
+//!
+//! Byte counts are IP datagram lengths (IP header + payload). Tolerances: a TCP transfer of P
+//! payload bytes over loopback (MTU 65536) sends P plus 52 bytes of headers per ~64 KB segment
+//! and a few control segments, well under 1%; the 5% allowed above P covers that with room,
+//! and anything more would be double counting.
+
+mod common;
+
+use common::*;
+
+const GROUP_BY_COMM: &str = r#"GroupBy "{comm}""#;
+
+/// The last value of data source `ds` of `type_` for `instance`, once a row at or after
+/// `epoch` exists.
+fn last_after(collectd: &Collectd, instance: &str, type_: &str, ds: &str, epoch: f64) -> f64 {
+    collectd
+        .wait_row_after(instance, type_, epoch)
+        .last()
+        .expect("a row")
+        .get(ds)
+}
+
+fn tcp_bulk(ip: &str, bracketed: &str) {
+    let Some(collectd) = Collectd::start_alone(Some(GROUP_BY_COMM)) else {
+        return;
+    };
+    const PAYLOAD: f64 = 20e6;
+    let mut server = collectd.spawn(&unique_comm("cw_srv_"), &["tcp-serve", ip, "30"]);
+    let port = server.expect_line_starting("port ");
+    let addr = format!("{bracketed}:{port}");
+    let mut client = collectd.spawn(
+        &unique_comm("cw_cli_"),
+        &["tcp-send", &addr, "20000000", "1", "30"],
+    );
+    client.expect_line("sent");
+    server.expect_line("received 20000000");
+    let settled = now() + SETTLE + INTERVAL;
+
+    let sent = last_after(&collectd, &client.comm, "if_octets", "tx", settled);
+    let received = last_after(&collectd, &server.comm, "if_octets", "rx", settled);
+    eprintln!("{ip}: client tx {sent}, server rx {received} for {PAYLOAD} payload bytes");
+    for (what, value) in [("client tx", sent), ("server rx", received)] {
+        assert!(
+            (PAYLOAD..=PAYLOAD * 1.05).contains(&value),
+            "{ip}: {what} is {value} bytes for a {PAYLOAD}-byte transfer (expected payload..+5%)"
+        );
+    }
+    let packets = last_after(&collectd, &client.comm, "if_packets", "tx", settled);
+    assert!(packets >= PAYLOAD / 65536.0, "{ip}: {packets} packets sent");
+}
+
+#[test]
+fn tcp_bulk_transfer_over_ipv4_loopback() {
+    tcp_bulk("127.0.0.1", "127.0.0.1");
+}
+
+#[test]
+fn tcp_bulk_transfer_over_ipv6_loopback() {
+    tcp_bulk("::1", "[::1]");
+}
+
+fn udp_unconnected(ip: &str, bracketed: &str, ip_header: f64) {
+    let Some(collectd) = Collectd::start_alone(Some(GROUP_BY_COMM)) else {
+        return;
+    };
+    const COUNT: f64 = 500.0;
+    const SIZE: f64 = 1000.0;
+    let mut receiver = collectd.spawn(&unique_comm("cw_urx_"), &["udp-recv", ip, "8"]);
+    let port = receiver.expect_line_starting("port ");
+    let addr = format!("{bracketed}:{port}");
+    let mut sender = collectd.spawn(
+        &unique_comm("cw_utx_"),
+        &["udp-send", &addr, "500", "1000", "30"],
+    );
+    sender.expect_line("sent");
+    let settled = now() + SETTLE + INTERVAL;
+    // Every datagram is SIZE bytes of payload, 8 of UDP header and the IP header.
+    let datagram = SIZE + 8.0 + ip_header;
+    let sent = last_after(&collectd, &sender.comm, "if_octets", "tx", settled);
+    let sent_packets = last_after(&collectd, &sender.comm, "if_packets", "tx", settled);
+    let received = last_after(&collectd, &receiver.comm, "if_octets", "rx", settled);
+    let received_packets = last_after(&collectd, &receiver.comm, "if_packets", "rx", settled);
+    eprintln!(
+        "{ip}: sent {sent} B / {sent_packets} p, received {received} B / {received_packets} p"
+    );
+    assert_eq!(sent_packets, COUNT, "{ip}: datagrams sent");
+    assert_eq!(sent, COUNT * datagram, "{ip}: bytes sent");
+    // Loopback does not lose paced datagrams; the receiver's socket gets every one.
+    assert_eq!(received_packets, COUNT, "{ip}: datagrams received");
+    assert_eq!(received, COUNT * datagram, "{ip}: bytes received");
+}
+
+#[test]
+fn udp_sendto_from_an_unconnected_socket_over_ipv4() {
+    udp_unconnected("127.0.0.1", "127.0.0.1", 20.0);
+}
+
+#[test]
+fn udp_sendto_from_an_unconnected_socket_over_ipv6() {
+    udp_unconnected("::1", "[::1]", 40.0);
+}
+
+#[test]
+fn short_connections_are_attributed() {
+    let Some(collectd) = Collectd::start_alone(Some(GROUP_BY_COMM)) else {
+        return;
+    };
+    // 100 connections of 100 KB each, one after another: each opens, sends and closes in well
+    // under a millisecond on loopback, far inside one interval.
+    const TOTAL: f64 = 100.0 * 100_000.0;
+    let mut server = collectd.spawn(&unique_comm("cw_ssrv_"), &["tcp-serve", "127.0.0.1", "30"]);
+    let port = server.expect_line_starting("port ");
+    let addr = format!("127.0.0.1:{port}");
+    let mut client = collectd.spawn(
+        &unique_comm("cw_scli_"),
+        &["tcp-send", &addr, "100000", "100", "30"],
+    );
+    client.expect_line("sent");
+    let settled = now() + SETTLE + INTERVAL;
+    let sent = last_after(&collectd, &client.comm, "if_octets", "tx", settled);
+    let received = last_after(&collectd, &server.comm, "if_octets", "rx", settled);
+    eprintln!("short connections: client tx {sent}, server rx {received} of {TOTAL}");
+    assert!(
+        (0.95 * TOTAL..=1.05 * TOTAL).contains(&sent),
+        "client tx {sent} of {TOTAL}"
+    );
+    assert!(
+        (0.95 * TOTAL..=1.05 * TOTAL).contains(&received),
+        "server rx {received} of {TOTAL}"
+    );
+}
+
+#[test]
+fn without_cap_net_raw_everything_else_is_still_reported() {
+    let Some(collectd) = Collectd::start_without(Some(GROUP_BY_COMM), &["net_raw"]) else {
+        return;
+    };
+    let mut sleeper = collectd.spawn(&unique_comm("cw_nocap_"), &["sleep", "30"]);
+    sleeper.expect_line("ready");
+    let settled = now() + SETTLE;
+    // CPU and memory of the workload are there...
+    collectd.wait_row_after(&sleeper.comm, "ps_cputime", settled);
+    collectd.wait_row_after(&sleeper.comm, "ps_rss", settled);
+    // ...with one warning that names the missing capability, and no network numbers.
+    let warnings: Vec<String> = collectd
+        .plugin_log_lines("warning")
+        .into_iter()
+        .filter(|line| line.contains("CAP_NET_RAW"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}\n{}", collectd.log());
+    assert!(collectd.rows(&sleeper.comm, "if_octets").is_empty());
+    assert!(
+        collectd.plugin_log_lines("error").is_empty(),
+        "{}",
+        collectd.log()
+    );
+}
