@@ -49,6 +49,9 @@ pub struct Telemetry {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InterfaceReport {
     pub name: String,
+    /// Packets libpcap handed to the plugin (what attribution saw; on `lo`, libpcap's own
+    /// `received` also counts the outgoing copy of each looped-back packet, which it drops).
+    pub captured: u64,
     pub received: u64,
     pub dropped: u64,
     pub if_dropped: u64,

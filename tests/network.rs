@@ -161,3 +161,61 @@ fn without_cap_net_raw_everything_else_is_still_reported() {
         collectd.log()
     );
 }
+
+/// On a filtered capture every delivered packet is somewhere: attributed to a process or
+/// unattributed, once per local endpoint — and nothing is pending once traffic stops.
+#[test]
+fn attributed_and_unattributed_reconcile_with_what_pcap_delivered() {
+    // Only this test's datagrams, to an address of its own, on the loopback device itself
+    // (Ethernet framing there: no direction from the link layer, the addresses decide).
+    let block = format!("{GROUP_BY_COMM}\nInterface \"lo\"\nBPFFilter \"udp and host 127.0.0.7\"");
+    let Some(collectd) = Collectd::start_alone(Some(&block)) else {
+        return;
+    };
+    let mut receiver = collectd.spawn(&unique_comm("cw_rrx_"), &["udp-recv", "127.0.0.7", "8"]);
+    let port = receiver.expect_line_starting("port ");
+    let mut sender = collectd.spawn(
+        &unique_comm("cw_rtx_"),
+        &["udp-send", &format!("127.0.0.7:{port}"), "300", "200", "30"],
+    );
+    sender.expect_line("sent");
+    let settled = now() + SETTLE + INTERVAL;
+    let delivered = last_after(
+        &collectd,
+        "self",
+        "derive-packets_captured-lo",
+        "value",
+        settled,
+    );
+    let pcap_received = last_after(
+        &collectd,
+        "self",
+        "derive-pcap_received-lo",
+        "value",
+        settled,
+    );
+    let pending = last_after(&collectd, "self", "bytes-pending", "value", settled);
+    let sent = last_after(&collectd, &sender.comm, "if_packets", "tx", settled);
+    let received = last_after(&collectd, &receiver.comm, "if_packets", "rx", settled);
+    let lost_tx = last_after(&collectd, "unattributed", "if_packets", "tx", settled);
+    let lost_rx = last_after(&collectd, "unattributed", "if_packets", "rx", settled);
+    eprintln!(
+        "delivered {delivered} (pcap {pcap_received}); sender tx {sent} + unattributed tx \
+         {lost_tx}; receiver rx {received} + unattributed rx {lost_rx}; pending {pending} bytes"
+    );
+    assert_eq!(
+        delivered, 300.0,
+        "the filter lets exactly the 300 datagrams through"
+    );
+    // libpcap's own count on `lo` includes the outgoing copy of each looped-back packet, which
+    // it drops before handing packets over.
+    assert!(
+        pcap_received == delivered || pcap_received == 2.0 * delivered,
+        "pcap received {pcap_received}"
+    );
+    // Both ends are local: each packet is credited once as sent and once as received.
+    assert_eq!(sent + lost_tx, delivered);
+    assert_eq!(received + lost_rx, delivered);
+    assert_eq!(pending, 0.0);
+    assert_eq!((sent, received), (300.0, 300.0), "all of it attributed");
+}

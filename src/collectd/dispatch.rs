@@ -45,6 +45,11 @@ pub fn snapshot(plugin: &str, snapshot: &Snapshot) {
             let name = crate::names::sanitize(&iface.name);
             out.dispatch(
                 "derive",
+                &format!("packets_captured-{name}"),
+                &[Value::Derive(iface.captured)],
+            );
+            out.dispatch(
+                "derive",
                 &format!("pcap_received-{name}"),
                 &[Value::Derive(iface.received)],
             );

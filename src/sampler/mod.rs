@@ -292,6 +292,7 @@ impl Sampler {
             report.unresolved += iface.flows.unresolved;
             report.pending_bytes += iface.pending.bytes();
             report.interfaces.push(InterfaceReport {
+                captured: iface.ip_packets + iface.skipped,
                 name: iface.interface,
                 received: iface.pcap_received,
                 dropped: iface.pcap_dropped,
