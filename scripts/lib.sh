@@ -7,7 +7,7 @@ CAPTURE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # Debian packages the plugin needs to build, test and run.
 # shellcheck disable=SC2034 # used by the scripts that source this file
-CAPTURE_APT_PACKAGES=(collectd-core libpcap-dev build-essential pkg-config)
+CAPTURE_APT_PACKAGES=(collectd-core libpcap-dev build-essential pkg-config iproute2)
 
 # Where cargo puts the plugin (`[lib] name = "capture"` in Cargo.toml).
 capture_target_dir() {

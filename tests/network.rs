@@ -219,3 +219,110 @@ fn attributed_and_unattributed_reconcile_with_what_pcap_delivered() {
     assert_eq!(pending, 0.0);
     assert_eq!((sent, received), (300.0, 300.0), "all of it attributed");
 }
+
+/// A veth pair made for one test, deleted when dropped.
+struct Veth {
+    name: String,
+}
+
+impl Veth {
+    fn create() -> Option<Veth> {
+        let name = format!("vcap{:04x}", std::process::id() & 0xffff);
+        let peer = format!("{name}p");
+        let ip = |args: &[&str]| {
+            std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !ip(&["link", "add", &name, "type", "veth", "peer", "name", &peer]) {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "SKIP: cannot create a veth pair here");
+            return None;
+        }
+        let veth = Veth { name };
+        ip(&["link", "set", &veth.name, "up"]);
+        ip(&["link", "set", &peer, "up"]);
+        Some(veth)
+    }
+
+    fn delete(&self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.name])
+            .status();
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        self.delete();
+    }
+}
+
+/// An interface removed at runtime stops its own capture with one warning; the other
+/// interfaces and every process metric go on.
+#[test]
+fn an_interface_that_disappears_stops_only_its_own_capture() {
+    if not_root() {
+        return;
+    }
+    let Some(veth) = Veth::create() else {
+        return;
+    };
+    let block = format!(
+        "{GROUP_BY_COMM}\nInterface \"lo\"\nInterface \"{}\"",
+        veth.name
+    );
+    let Some(collectd) = Collectd::start_alone(Some(&block)) else {
+        return;
+    };
+    let captured_on_veth = format!("derive-packets_captured-{}", veth.name);
+    collectd.wait_rows("self", &captured_on_veth, "a row", |rows| !rows.is_empty());
+    veth.delete();
+    let stopped = format!("capture on `{}` stopped", veth.name);
+    wait_for("the capture's warning", TIMEOUT, || {
+        collectd
+            .plugin_log_lines("warning")
+            .iter()
+            .any(|line| line.contains(&stopped))
+            .then_some(())
+    });
+
+    // Loopback is still captured and attributed.
+    let mut receiver = collectd.spawn(&unique_comm("cw_grx_"), &["udp-recv", "127.0.0.1", "8"]);
+    let port = receiver.expect_line_starting("port ");
+    let mut sender = collectd.spawn(
+        &unique_comm("cw_gtx_"),
+        &["udp-send", &format!("127.0.0.1:{port}"), "50", "100", "30"],
+    );
+    sender.expect_line("sent");
+    let settled = now() + SETTLE + INTERVAL;
+    let received = last_after(&collectd, &receiver.comm, "if_packets", "rx", settled);
+    assert_eq!(received, 50.0);
+    let warnings = collectd.plugin_log_lines("warning");
+    assert_eq!(
+        warnings.iter().filter(|l| l.contains(&stopped)).count(),
+        1,
+        "{warnings:?}"
+    );
+    assert!(
+        collectd.plugin_log_lines("error").is_empty(),
+        "{}",
+        collectd.log()
+    );
+}
+
+/// Creating interfaces needs root; the harness skips for the same reason, but only after
+/// the veth would have been attempted.
+fn not_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP: not root: cannot create a veth pair"
+        );
+    }
+    !root
+}
