@@ -292,8 +292,14 @@ impl Widened {
     }
 }
 
-/// Answers lookups in arrival order; a socket the kernel does not show yet is asked again
-/// until [`RETRY_FOR`] has passed.
+enum Answer {
+    Final(Option<Owner>),
+    Retry,
+}
+
+/// Answers lookups in arrival order. A flow with no socket at all in this namespace is
+/// answered at once (unattributed); one whose socket has no holder yet, or whose holder the
+/// index has not found yet, is asked again until [`RETRY_FOR`] has passed.
 fn resolver_loop(queue: Receiver<Lookup>, shared: &Shared) {
     let mut diag = match SockDiag::new() {
         Ok(diag) => Some(diag),
@@ -328,17 +334,30 @@ fn resolver_loop(queue: Receiver<Lookup>, shared: &Shared) {
         }
         for (lookup, first_asked) in batch {
             let key = lookup.key;
-            let found = diag
-                .as_mut()
-                .and_then(|d| d.find(key.transport, key.local, key.remote).ok().flatten())
-                .filter(|info| info.inode != 0)
-                .and_then(|info| index.lookup(info.inode, Some(info.uid)));
-            match found {
-                Some(owner) => {
-                    let _ = lookup.reply.send((key, Some(owner)));
+            let answer = match diag.as_mut() {
+                Some(diag) => match diag.find(key.transport, key.local, key.remote) {
+                    // No socket at all in this namespace: asking again will not make one.
+                    Ok(None) => Answer::Final(None),
+                    // Found, but no process holds it yet (accept queue) or any more
+                    // (closing): only the first may change.
+                    Ok(Some(info)) if info.inode == 0 => Answer::Retry,
+                    Ok(Some(info)) => match index.lookup(info.inode, Some(info.uid)) {
+                        Some(owner) => Answer::Final(Some(owner)),
+                        // The index works in bounded steps: the next one may find it.
+                        None => Answer::Retry,
+                    },
+                    Err(_) => Answer::Retry,
+                },
+                None => Answer::Final(None),
+            };
+            match answer {
+                Answer::Final(owner) => {
+                    let _ = lookup.reply.send((key, owner));
                 }
-                None if first_asked.elapsed() < RETRY_FOR => retry.push((lookup, first_asked)),
-                None => {
+                Answer::Retry if first_asked.elapsed() < RETRY_FOR => {
+                    retry.push((lookup, first_asked));
+                }
+                Answer::Retry => {
                     let _ = lookup.reply.send((key, None));
                 }
             }
