@@ -17,9 +17,11 @@
 //! capture_workload tcp-serve IP SECS          listen on IP:0 (prints `port N`), accept
 //!                                             connections and read them to the end, printing
 //!                                             `received BYTES` for each; stop after SECS
-//! capture_workload tcp-send ADDR BYTES N SECS open N connections to ADDR one after another,
-//!                                             send BYTES on each and close; print `sent`, then
-//!                                             sleep SECS
+//! capture_workload tcp-send ADDR BYTES N SECS [HOLD_MS]
+//!                                             open N connections to ADDR one after another,
+//!                                             send BYTES on each, keep it open HOLD_MS more (a
+//!                                             request waiting for its answer; default 0) and
+//!                                             close; print `sent`, then sleep SECS
 //! capture_workload udp-recv IP SECS           bind an unconnected UDP socket to IP:0 (prints
 //!                                             `port N`), count datagrams for SECS
 //! capture_workload udp-send ADDR COUNT SIZE SECS
@@ -42,7 +44,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: capture_workload burn SECS | fds N SECS | write MB PATH SECS [sync] \
                      | touch MIB SECS | threads N SECS | sleep SECS | parent SECS -- CMD ARGS... \
-                     | tcp-serve IP SECS | tcp-send ADDR BYTES N SECS | udp-recv IP SECS \
+                     | tcp-serve IP SECS | tcp-send ADDR BYTES N SECS [HOLD_MS] | udp-recv IP SECS \
                      | udp-send ADDR COUNT SIZE SECS";
 
 fn main() -> ExitCode {
@@ -170,11 +172,16 @@ fn run(args: &[String]) -> Result<(), String> {
                 }
             }
         }
-        ["tcp-send", addr, bytes, n, secs] => {
+        ["tcp-send", addr, bytes, n, secs, rest @ ..] => {
             let addr = loopback_addr(addr)?;
             let bytes: usize = number(bytes, "BYTES")?;
             let n: usize = number(n, "N")?;
             let secs = seconds(secs)?;
+            let hold = match rest {
+                [] => Duration::ZERO,
+                [ms] => Duration::from_millis(number(ms, "HOLD_MS")?),
+                _ => return Err(format!("unexpected arguments after SECS: {rest:?}")),
+            };
             wait_for_go()?;
             let chunk = vec![0x5au8; 64 * 1024];
             for _ in 0..n {
@@ -188,6 +195,7 @@ fn run(args: &[String]) -> Result<(), String> {
                         .map_err(|e| e.to_string())?;
                     left -= part;
                 }
+                std::thread::sleep(hold);
                 // Wait for the peer to read everything: its read of 0 closes our side cleanly.
                 stream
                     .shutdown(std::net::Shutdown::Write)
