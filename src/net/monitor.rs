@@ -3,7 +3,8 @@
 //!
 //! Capture threads own their parser and flow table and never block on anything but libpcap.
 //! New flows go to the resolver over a channel; its answers come back the same way and are
-//! applied between packets. Every 50 ms each capture thread publishes its cumulative totals.
+//! applied between packets. Every 50 ms each capture thread publishes its counters and hands
+//! over the per-process traffic since its last publication.
 
 use super::capture::{CaptureOptions, Next, OpenError, PacketSource};
 use super::flows::{FlowKey, FlowStats, FlowTable, Traffic};
