@@ -1,6 +1,6 @@
 //! The host's own IP addresses, for captures whose link layer does not say which way a packet
 //! went (Ethernet and raw-IP devices; the `any` device says). Refreshed by the capture thread
-//! every few seconds, so direction stays right when addresses change at runtime.
+//! every second, so direction stays right when addresses change at runtime.
 
 use super::flows::LocalAddresses;
 use std::collections::HashSet;

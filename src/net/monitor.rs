@@ -10,7 +10,7 @@ use super::capture::{CaptureOptions, Next, OpenError, PacketSource};
 use super::flows::{FlowKey, FlowStats, FlowTable, Traffic};
 use super::host_addresses::HostAddresses;
 use super::inodes::{InodeIndex, Owner};
-use super::packet::{Parsed, Parser};
+use super::packet::{Parsed, Parser, Transport};
 use super::sockdiag::SockDiag;
 use crate::proc::ProcRoot;
 use parking_lot::Mutex;
@@ -215,7 +215,9 @@ fn capture_loop(mut source: PacketSource, index: usize, shared: &Shared, lookups
         }
         last_housekeeping = Instant::now();
         now_ms = started.elapsed().as_millis() as u64;
-        if host_refreshed.elapsed() > Duration::from_secs(5) {
+        // Addresses come and go at runtime (DHCP, failover): direction stays right within a
+        // second for captures that do not carry it.
+        if host_refreshed.elapsed() > Duration::from_secs(1) {
             host = HostAddresses::current();
             host_refreshed = Instant::now();
         }
@@ -309,6 +311,14 @@ fn resolver_loop(queue: Receiver<Lookup>, shared: &Shared) {
             None
         }
     };
+    // Without the udp_diag module the kernel answers UDP lookups with "not found": every UDP
+    // byte would be unattributed for a reason the operator can fix, so say it once.
+    if let Some(Err(e)) = diag.as_mut().map(|d| d.dump(Transport::Udp, false)) {
+        log::warn!(
+            "the kernel does not answer sock_diag for UDP ({e}): UDP traffic will be \
+             unattributed; loading the udp_diag module (modprobe udp_diag) fixes it"
+        );
+    }
     let mut index = InodeIndex::new(ProcRoot::system());
     index.warm_up();
     let mut retry: Vec<(Lookup, Instant)> = Vec::new();
