@@ -36,6 +36,7 @@ const RETRY_FOR: Duration = Duration::from_secs(2);
 const RETRY_FAST: Duration = Duration::from_micros(500);
 const RETRY_FAST_FOR: Duration = Duration::from_millis(50);
 const RETRY_SLOW: Duration = Duration::from_millis(20);
+const MAX_RETRIES_PER_ROUND: usize = 256;
 
 /// What one capture thread has counted since it started.
 #[derive(Debug, Clone, Default)]
@@ -333,7 +334,10 @@ fn resolver_loop(queue: Receiver<Lookup>, shared: &Shared) {
         } else {
             RETRY_SLOW
         };
-        let mut batch: Vec<(Lookup, Instant)> = std::mem::take(&mut retry);
+        // Retries wait their turn behind a bounded number per round, so a burst of flows
+        // nobody holds cannot make the resolver spin; new lookups are never held back.
+        let keep = retry.len().saturating_sub(MAX_RETRIES_PER_ROUND);
+        let mut batch: Vec<(Lookup, Instant)> = retry.drain(..retry.len() - keep).collect();
         match queue.recv_timeout(wait) {
             Ok(lookup) => batch.push((lookup, Instant::now())),
             Err(RecvTimeoutError::Timeout) => {}
