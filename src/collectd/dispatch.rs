@@ -43,26 +43,18 @@ pub fn snapshot(plugin: &str, snapshot: &Snapshot) {
         );
         for iface in &net.interfaces {
             let name = crate::names::sanitize(&iface.name);
-            out.dispatch(
-                "derive",
-                &format!("packets_captured-{name}"),
-                &[Value::Derive(iface.captured)],
-            );
-            out.dispatch(
-                "derive",
-                &format!("pcap_received-{name}"),
-                &[Value::Derive(iface.received)],
-            );
-            out.dispatch(
-                "derive",
-                &format!("pcap_dropped-{name}"),
-                &[Value::Derive(iface.dropped)],
-            );
-            out.dispatch(
-                "derive",
-                &format!("pcap_if_dropped-{name}"),
-                &[Value::Derive(iface.if_dropped)],
-            );
+            for (counter, value) in [
+                ("packets_captured", iface.captured),
+                ("pcap_received", iface.received),
+                ("pcap_dropped", iface.dropped),
+                ("pcap_if_dropped", iface.if_dropped),
+            ] {
+                out.dispatch(
+                    "derive",
+                    &format!("{counter}-{name}"),
+                    &[Value::Derive(value)],
+                );
+            }
         }
     }
     if out.failures > 0 {

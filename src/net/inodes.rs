@@ -860,17 +860,10 @@ fn classify(target: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::sockdiag::tests::{euid, inode_of};
     use std::net::{TcpListener, UdpSocket};
-    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::fd::OwnedFd;
     use std::process::{Child, Command, Stdio};
-
-    fn inode_of(socket: impl AsFd) -> u64 {
-        rustix::fs::fstat(socket).unwrap().st_ino
-    }
-
-    fn euid() -> u32 {
-        rustix::process::geteuid().as_raw()
-    }
 
     fn starttime_of(pid: u32) -> u64 {
         let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap();

@@ -405,17 +405,18 @@ fn malformed(what: &str) -> io::Error {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream, UdpSocket};
     use std::os::fd::AsFd;
 
-    fn inode_of(socket: impl AsFd) -> u64 {
+    /// The inode of a socket, as /proc/PID/fd shows it (shared with the inode index's tests).
+    pub(crate) fn inode_of(socket: impl AsFd) -> u64 {
         rustix::fs::fstat(socket).unwrap().st_ino
     }
 
-    fn euid() -> u32 {
+    pub(crate) fn euid() -> u32 {
         rustix::process::geteuid().as_raw()
     }
 

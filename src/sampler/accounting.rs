@@ -178,13 +178,6 @@ impl Accounting {
         self.instances[id].fixed = true;
     }
 
-    /// The instance a tracked process currently belongs to.
-    pub fn instance_of(&self, key: &ProcessKey) -> Option<&str> {
-        self.members
-            .get(key)
-            .map(|m| self.instances[m.instance].name.as_str())
-    }
-
     /// Records one process of this cycle under the instance `name`.
     pub fn observe(&mut self, name: &str, obs: Observation) {
         let instance = self.instance_id(name);

@@ -356,45 +356,39 @@ impl Sampler {
 
         let comm = grouping_comm(st.comm, kernel_thread);
         let this_cycle = self.seq + 1;
-        let instance = match self.grouped.get_mut(&key) {
-            Some(g) if *g.comm == *comm => {
-                g.seen = this_cycle;
-                g.instance.clone()
-            }
-            _ => {
-                let comm: Box<[u8]> = comm.into();
-                let assignment = self.group(pid, &comm, kernel_thread);
-                let instance = assignment.map(|a| a.name);
-                self.grouped.insert(
-                    key,
-                    Grouped {
-                        comm,
-                        instance: instance.clone(),
-                        network: Traffic::default(),
-                        seen: this_cycle,
-                    },
-                );
-                instance
-            }
+        let known = self.grouped.get(&key).is_some_and(|g| *g.comm == *comm);
+        if !known {
+            let comm: Box<[u8]> = comm.into();
+            let instance = self.group(pid, &comm, kernel_thread).map(|a| a.name);
+            self.grouped.insert(
+                key,
+                Grouped {
+                    comm,
+                    instance,
+                    network: Traffic::default(),
+                    seen: this_cycle,
+                },
+            );
+        }
+        // Borrowed from here on, beside the other fields: no copy of the name per process.
+        let Some(grouped) = self.grouped.get_mut(&key) else {
+            return false;
         };
+        grouped.seen = this_cycle;
         if let Some(net) = self.network.as_mut() {
             let owner = Owner {
                 pid,
                 starttime: key.starttime,
             };
             if let Some(traffic) = net.incoming.remove(&owner) {
-                if let Some(g) = self.grouped.get_mut(&key) {
-                    g.network.merge(&traffic);
-                }
+                grouped.network.merge(&traffic);
             }
             net.unseen.remove(&owner);
-            if let Some(g) = self.grouped.get(&key) {
-                let t = network_counters(&g.network);
-                let net = accounting::NET_RX_BYTES..accounting::NET_TX_PACKETS + 1;
-                counters[net.clone()].copy_from_slice(&t[net]);
-            }
+            let t = network_counters(&grouped.network);
+            let net = accounting::NET_RX_BYTES..accounting::NET_TX_PACKETS + 1;
+            counters[net.clone()].copy_from_slice(&t[net]);
         }
-        let Some(instance) = instance else {
+        let Some(instance) = grouped.instance.as_deref() else {
             // Dropped by `GroupBy ""`: nothing more is read for it, its traffic is not reported.
             return true;
         };
@@ -426,8 +420,7 @@ impl Sampler {
             }
         }
         if self.config.collect_file_handles {
-            let dir = self.proc.path(Some(pid), "fd").to_path_buf();
-            match self.fd_method.count(&dir) {
+            match self.fd_method.count(self.proc.path(Some(pid), "fd")) {
                 Ok(n) => gauges.file_handles = Some(n),
                 Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !self.warned.fd_denied => {
                     self.warned.fd_denied = true;
@@ -441,7 +434,7 @@ impl Sampler {
             }
         }
         self.accounting.observe(
-            &instance,
+            instance,
             Observation {
                 key,
                 ppid,
