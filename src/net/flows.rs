@@ -82,6 +82,10 @@ struct Flow {
     owner: FlowOwner,
     held: Traffic,
     last_seen_ms: u64,
+    /// A FIN or RST went by: once quiet for `ended_timeout_ms` the connection is over, and
+    /// keeping it until the idle timeout would only cost memory (at 1,000 connections/s,
+    /// 120 s of idle timeout is 240,000 dead flows).
+    ended: bool,
 }
 
 /// The host's own addresses, for frames whose link layer does not say which way they went
@@ -111,7 +115,14 @@ pub struct FlowTable {
     pending_timeout_ms: u64,
     /// Flows idle this long are forgotten (a later packet asks the resolver again).
     idle_timeout_ms: u64,
+    /// Ended TCP flows quiet this long are forgotten.
+    ended_timeout_ms: u64,
 }
+
+/// How long an ended TCP flow is kept once quiet: long enough for the last ACK and the odd
+/// retransmitted FIN, which would otherwise be looked up again (and, the socket being in
+/// TIME_WAIT with no owner, end up unattributed).
+const ENDED_TIMEOUT_MS: u64 = 5_000;
 
 impl FlowTable {
     pub fn new(pending_timeout_ms: u64, idle_timeout_ms: u64) -> Self {
@@ -123,6 +134,7 @@ impl FlowTable {
             stats: FlowStats::default(),
             pending_timeout_ms,
             idle_timeout_ms,
+            ended_timeout_ms: ENDED_TIMEOUT_MS.min(idle_timeout_ms),
         }
     }
 
@@ -193,9 +205,11 @@ impl FlowTable {
                 owner: FlowOwner::Pending { asked_ms: now_ms },
                 held: Traffic::default(),
                 last_seen_ms: now_ms,
+                ended: false,
             }
         });
         flow.last_seen_ms = now_ms;
+        flow.ended |= packet.tcp_end;
         match flow.owner {
             FlowOwner::Process(owner) => self
                 .by_owner
@@ -243,6 +257,7 @@ impl FlowTable {
     pub fn expire(&mut self, now_ms: u64) {
         let pending_timeout = self.pending_timeout_ms;
         let idle_timeout = self.idle_timeout_ms;
+        let ended_timeout = self.ended_timeout_ms;
         let unattributed = &mut self.unattributed;
         let stats = &mut self.stats;
         self.flows.retain(|_, flow| {
@@ -253,7 +268,8 @@ impl FlowTable {
                     stats.unresolved += 1;
                 }
             }
-            let idle = now_ms.saturating_sub(flow.last_seen_ms) >= idle_timeout;
+            let quiet = now_ms.saturating_sub(flow.last_seen_ms);
+            let idle = quiet >= idle_timeout || (flow.ended && quiet >= ended_timeout);
             // Pending flows stay until answered or timed out, however idle.
             !idle || matches!(flow.owner, FlowOwner::Pending { .. })
         });
@@ -316,6 +332,7 @@ mod tests {
             dst: addr(dst),
             ip_len,
             ifindex: 1,
+            tcp_end: false,
         }
     }
 
@@ -451,6 +468,36 @@ mod tests {
         sent += 84;
         let owned: u64 = t.by_owner().values().map(Traffic::bytes).sum();
         assert_eq!(owned + t.unattributed().bytes() + t.pending().bytes(), sent);
+    }
+
+    #[test]
+    fn ended_tcp_flows_are_forgotten_sooner() {
+        let mut t = FlowTable::new(5000, 120_000);
+        let data = packet(Direction::Outgoing, "127.0.0.1:1", "192.0.2.1:2", 60);
+        let fin = FlowPacket {
+            tcp_end: true,
+            ..data
+        };
+        let other = packet(Direction::Outgoing, "127.0.0.1:3", "192.0.2.1:2", 60);
+        t.account(&data, &Loopback, 0);
+        t.account(&other, &Loopback, 0);
+        for k in t.take_lookups() {
+            t.resolved(&k, Some(A));
+        }
+        t.account(&fin, &Loopback, 1000);
+        // A half-closed connection may go on sending: quiet time counts, not the FIN's age.
+        t.account(&data, &Loopback, 5000);
+        t.expire(9999);
+        assert_eq!(t.tracked_flows(), 2);
+        t.expire(10_000);
+        assert_eq!(
+            t.tracked_flows(),
+            1,
+            "the ended flow is gone, the open one stays"
+        );
+        t.expire(119_999);
+        assert_eq!(t.tracked_flows(), 1);
+        assert_eq!(t.by_owner()[&A].tx_bytes, 240);
     }
 
     #[test]

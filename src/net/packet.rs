@@ -77,6 +77,9 @@ pub struct FlowPacket {
     pub ip_len: u32,
     /// Interface index from SLL2 (0 when unknown) — later used for namespaces.
     pub ifindex: u32,
+    /// A TCP segment with FIN or RST set: its connection is ending, so the flow table may
+    /// forget the flow soon instead of after the idle timeout.
+    pub tcp_end: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +238,7 @@ impl Parser {
             id: u32::from(u16::from_be_bytes([header[4], header[5]])),
         });
 
+        let mut tcp_end = false;
         let ports = if fragment_offset != 0 {
             // Non-first fragment: the ports are only known from its first fragment.
             match fragment.and_then(|key| self.fragments.get(&key, now_ms)) {
@@ -250,6 +254,7 @@ impl Parser {
             if let Some(key) = fragment {
                 self.remember(key, transport, ports, now_ms);
             }
+            tcp_end = transport == Transport::Tcp && ends_connection(datagram, header_len);
             ports
         };
         Parsed::Flow(FlowPacket {
@@ -259,6 +264,7 @@ impl Parser {
             dst: SocketAddr::V4(SocketAddrV4::new(dst, ports.1)),
             ip_len,
             ifindex: link.ifindex,
+            tcp_end,
         })
     }
 
@@ -335,9 +341,14 @@ impl Parser {
                     if offset_flags >> 3 != 0 {
                         // Non-first fragment: the ports are only known from its first fragment.
                         return match self.fragments.get(&key, now_ms) {
-                            Some(f) => {
-                                flow6(link, f.transport, src, dst, f.src_port, f.dst_port, ip_len)
-                            }
+                            Some(f) => flow6(
+                                link,
+                                f.transport,
+                                (src, f.src_port),
+                                (dst, f.dst_port),
+                                ip_len,
+                                false,
+                            ),
                             None => unattributable,
                         };
                     }
@@ -358,7 +369,15 @@ impl Parser {
             if let Some(key) = first_fragment {
                 self.remember(key, transport, ports, now_ms);
             }
-            return flow6(link, transport, src, dst, ports.0, ports.1, ip_len);
+            let tcp_end = transport == Transport::Tcp && ends_connection(datagram, offset);
+            return flow6(
+                link,
+                transport,
+                (src, ports.0),
+                (dst, ports.1),
+                ip_len,
+                tcp_end,
+            );
         }
         unattributable
     }
@@ -376,11 +395,10 @@ impl Parser {
 fn flow6(
     link: &Link<'_>,
     transport: Transport,
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    src_port: u16,
-    dst_port: u16,
+    (src, src_port): (Ipv6Addr, u16),
+    (dst, dst_port): (Ipv6Addr, u16),
     ip_len: u32,
+    tcp_end: bool,
 ) -> Parsed {
     Parsed::Flow(FlowPacket {
         direction: link.direction,
@@ -389,6 +407,7 @@ fn flow6(
         dst: SocketAddr::V6(SocketAddrV6::new(dst, dst_port, 0, 0)),
         ip_len,
         ifindex: link.ifindex,
+        tcp_end,
     })
 }
 
@@ -566,6 +585,16 @@ fn jumbo_option(packet: &[u8]) -> Option<Option<u32>> {
 /// Source and destination port: the first four bytes of the TCP or UDP header, which must be
 /// inside the datagram.
 #[inline]
+/// Whether the TCP header at `offset` has FIN or RST set; a flags byte that was not captured
+/// says no.
+fn ends_connection(datagram: &[u8], offset: usize) -> bool {
+    const FIN: u8 = 0x01;
+    const RST: u8 = 0x04;
+    datagram
+        .get(offset + 13)
+        .is_some_and(|flags| flags & (FIN | RST) != 0)
+}
+
 fn ports(datagram: &[u8], offset: usize) -> Option<(u16, u16)> {
     let [a, b, c, d] = array::<4>(datagram, offset)?;
     Some((u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d])))
@@ -802,6 +831,7 @@ mod tests {
             dst: SocketAddr::from((DST4, dport)),
             ip_len,
             ifindex: 0,
+            tcp_end: false,
         }
     }
 
@@ -813,6 +843,7 @@ mod tests {
             dst: SocketAddr::from((DST6, dport)),
             ip_len,
             ifindex: 0,
+            tcp_end: false,
         }
     }
 
@@ -853,6 +884,46 @@ mod tests {
             parse(LinkType::Ethernet, &frame),
             Parsed::Flow(flow4(Transport::Tcp, 40000, 443, 140))
         );
+    }
+
+    #[test]
+    fn fin_and_rst_end_a_connection() {
+        for (flags, ends) in [
+            (0x10, false),
+            (0x11, true),
+            (0x14, true),
+            (0x04, true),
+            (0x02, false),
+        ] {
+            let mut segment = tcp(40000, 443, 0);
+            segment[13] = flags;
+            let v4 = ethernet(0x0800, &ipv4(6, &segment));
+            assert_eq!(
+                flow(parse(LinkType::Ethernet, &v4)).tcp_end,
+                ends,
+                "v4 {flags:#x}"
+            );
+            let v6 = ethernet(0x86dd, &ipv6(60, &ext(6, 8, &segment)));
+            assert_eq!(
+                flow(parse(LinkType::Ethernet, &v6)).tcp_end,
+                ends,
+                "v6 {flags:#x}"
+            );
+        }
+        // UDP has no flags; a TCP header cut before its flags byte says nothing.
+        let mut datagram = udp(1, 2, 20);
+        datagram[13] = 0x01;
+        assert!(
+            !flow(parse(
+                LinkType::Ethernet,
+                &ethernet(0x0800, &ipv4(17, &datagram))
+            ))
+            .tcp_end
+        );
+        let mut cut = tcp(40000, 443, 0);
+        cut[13] = 0x01;
+        cut.truncate(13);
+        assert!(!flow(parse(LinkType::Ethernet, &ethernet(0x0800, &ipv4(6, &cut)))).tcp_end);
     }
 
     #[test]
@@ -1011,6 +1082,7 @@ mod tests {
             Parsed::Flow(FlowPacket {
                 direction: Direction::Outgoing,
                 ifindex: 7,
+                tcp_end: false,
                 ..flow6_of(Transport::Udp, 40000, 53, 60)
             })
         );
@@ -1555,6 +1627,7 @@ mod tests {
             dst,
             ip_len,
             ifindex: 1,
+            tcp_end: false,
         };
         let tun_out = |link, transport, src, dst, ip_len| FlowPacket {
             direction: if link == LinkType::Raw {
@@ -1567,6 +1640,7 @@ mod tests {
             dst,
             ip_len,
             ifindex: if link == LinkType::LinuxSll2 { 2 } else { 0 },
+            tcp_end: false,
         };
         use LinkType::{Ethernet, LinuxSll, LinuxSll2, Raw};
         use Transport::{Tcp, Udp};
@@ -1640,6 +1714,7 @@ mod tests {
                 FlowPacket {
                     direction: Direction::Unknown,
                     ifindex: 0,
+                    tcp_end: false,
                     ..any_lo(Tcp, lo4(37068), lo4(40001), 152)
                 },
             ),
@@ -1651,6 +1726,7 @@ mod tests {
                 FlowPacket {
                     direction: Direction::Unknown,
                     ifindex: 0,
+                    tcp_end: false,
                     ..any_lo(Tcp, lo6(57028), lo6(40001), 172)
                 },
             ),
