@@ -29,7 +29,9 @@
 //!                                             an unconnected socket; print `sent`, sleep SECS
 //! ```
 //!
-//! Network workloads talk only to loopback addresses: ADDR and IP must be 127.0.0.0/8 or ::1.
+//! Network workloads talk only to loopback addresses (127.0.0.0/8, ::1) or to the network
+//! namespaces the tests create themselves, whose addresses they take from 10.203.0.0/16 and
+//! fd00:203::/32; any other ADDR or IP is refused.
 //!
 //! Protocol: after its setup (files opened, data written, memory touched, threads started; right
 //! away for `burn` and `sleep`) the program prints `ready` on stdout. `burn` prints
@@ -230,10 +232,11 @@ fn run(args: &[String]) -> Result<(), String> {
             let size: usize = number(size, "SIZE")?;
             let secs = seconds(secs)?;
             wait_for_go()?;
-            let any: std::net::IpAddr = if addr.is_ipv4() {
-                std::net::Ipv4Addr::LOCALHOST.into()
-            } else {
-                std::net::Ipv6Addr::LOCALHOST.into()
+            let any: std::net::IpAddr = match (addr.is_ipv4(), addr.ip().is_loopback()) {
+                (true, true) => std::net::Ipv4Addr::LOCALHOST.into(),
+                (false, true) => std::net::Ipv6Addr::LOCALHOST.into(),
+                (true, false) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                (false, false) => std::net::Ipv6Addr::UNSPECIFIED.into(),
             };
             let socket = std::net::UdpSocket::bind((any, 0)).map_err(|e| e.to_string())?;
             let payload = vec![0xa5u8; size];
@@ -296,10 +299,18 @@ fn wait_for_go() -> Result<(), String> {
 
 /// Prints one line on stdout and flushes it (stdout is a pipe in the tests).
 /// Network workloads may only talk to loopback.
+/// Where the workload may send: loopback, or the ranges the tests give the network namespaces
+/// they create themselves (10.203.0.0/16 and fd00:203::/32). Nothing else, ever.
 fn loopback(text: &str) -> Result<std::net::IpAddr, String> {
     let ip: std::net::IpAddr = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
-    if !ip.is_loopback() {
-        return Err(format!("{ip} is not a loopback address"));
+    let test_namespace = match ip {
+        std::net::IpAddr::V4(v4) => v4.octets()[..2] == [10, 203],
+        std::net::IpAddr::V6(v6) => v6.segments()[..2] == [0xfd00, 0x203],
+    };
+    if !ip.is_loopback() && !test_namespace {
+        return Err(format!(
+            "{ip} is neither loopback nor in a test namespace range (10.203.0.0/16, fd00:203::/32)"
+        ));
     }
     Ok(ip)
 }

@@ -7,10 +7,10 @@
 //! over the per-process traffic since its last publication.
 
 use super::capture::{CaptureOptions, Next, OpenError, PacketSource};
-use super::flows::{FlowKey, FlowStats, FlowTable, Traffic};
+use super::flows::{FlowKey, FlowStats, FlowTable, LocalAddresses, Traffic};
 use super::host_addresses::HostAddresses;
 use super::inodes::{InodeIndex, Owner};
-use super::packet::{Parsed, Parser, Transport};
+use super::packet::{Direction, Parsed, Parser, Transport};
 use super::sockdiag::SockDiag;
 use crate::proc::ProcRoot;
 use parking_lot::Mutex;
@@ -37,6 +37,10 @@ const RETRY_FAST: Duration = Duration::from_micros(500);
 const RETRY_FAST_FOR: Duration = Duration::from_millis(50);
 const RETRY_SLOW: Duration = Duration::from_millis(20);
 const MAX_RETRIES_PER_ROUND: usize = 256;
+/// The host's addresses are read again this often, and sooner — but not more often than
+/// [`HOST_REFRESH_ON_MISS`] — when a frame without direction matches none of them.
+const HOST_REFRESH: Duration = Duration::from_secs(1);
+const HOST_REFRESH_ON_MISS: Duration = Duration::from_millis(100);
 
 /// What one capture thread has counted since it started.
 #[derive(Debug, Clone, Default)]
@@ -175,6 +179,17 @@ fn capture_loop(mut source: PacketSource, index: usize, shared: &Shared, lookups
                 match parser.parse_wire(link, frame, wire_len, now_ms) {
                     Parsed::Flow(packet) => {
                         ip_packets += 1;
+                        // A frame with no direction whose ends are both foreign may be the
+                        // first of an address added since the last refresh: look again now
+                        // rather than credit it wrongly for up to a second.
+                        if packet.direction == Direction::Unknown
+                            && !host.is_local(&packet.src.ip())
+                            && !host.is_local(&packet.dst.ip())
+                            && host_refreshed.elapsed() >= HOST_REFRESH_ON_MISS
+                        {
+                            host = HostAddresses::current();
+                            host_refreshed = Instant::now();
+                        }
                         table.account(&packet, &host, now_ms);
                         // New flows go to the resolver at once: short connections close in
                         // milliseconds, and their socket must still be there when asked.
@@ -218,7 +233,7 @@ fn capture_loop(mut source: PacketSource, index: usize, shared: &Shared, lookups
         now_ms = started.elapsed().as_millis() as u64;
         // Addresses come and go at runtime (DHCP, failover): direction stays right within a
         // second for captures that do not carry it.
-        if host_refreshed.elapsed() > Duration::from_secs(1) {
+        if host_refreshed.elapsed() > HOST_REFRESH {
             host = HostAddresses::current();
             host_refreshed = Instant::now();
         }

@@ -28,6 +28,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod netns;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
@@ -676,38 +678,49 @@ impl Collectd {
 
     fn spawn_workload(&self, comm: &str, args: &[&str], gated: bool) -> Workload {
         let binary = self.workload_copy(comm);
-        let mut command = Command::new(&binary);
-        command
-            .args(args)
-            .stdin(if gated { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if gated {
-            command.env("CW_WAIT_STDIN", "1");
-        }
-        let mut child = spawn_retrying(&mut command, &binary);
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut workload = Workload {
-            comm: comm.to_owned(),
-            pid: child.id(),
-            stdin: child.stdin.take(),
-            child,
-            lines,
-        };
-        if gated {
-            workload.expect_line("waiting");
-        }
-        workload
+        start_workload(Command::new(&binary), &binary, comm, args, gated)
     }
+}
+
+/// Starts `command` (the workload binary at `binary`, named `comm`) with `args`, its stdout
+/// read line by line.
+fn start_workload(
+    mut command: Command,
+    binary: &Path,
+    comm: &str,
+    args: &[&str],
+    gated: bool,
+) -> Workload {
+    command
+        .args(args)
+        .stdin(if gated { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if gated {
+        command.env("CW_WAIT_STDIN", "1");
+    }
+    let mut child = spawn_retrying(&mut command, binary);
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut workload = Workload {
+        comm: comm.to_owned(),
+        pid: child.id(),
+        stdin: child.stdin.take(),
+        child,
+        lines,
+    };
+    if gated {
+        workload.expect_line("waiting");
+    }
+    workload
 }
 
 /// Spawns `command`, retrying while the kernel says "text file busy": another test thread may
