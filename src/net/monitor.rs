@@ -8,7 +8,7 @@
 
 use super::capture::{CaptureOptions, Next, OpenError, PacketSource};
 use super::flows::{FlowKey, FlowStats, FlowTable, LocalAddresses, Traffic};
-use super::host_addresses::HostAddresses;
+use super::host_addresses::LiveHostAddresses;
 use super::inodes::{InodeIndex, Owner};
 use super::packet::{Direction, Parsed, Parser, Transport};
 use super::sockdiag::SockDiag;
@@ -37,10 +37,6 @@ const RETRY_FAST: Duration = Duration::from_micros(500);
 const RETRY_FAST_FOR: Duration = Duration::from_millis(50);
 const RETRY_SLOW: Duration = Duration::from_millis(20);
 const MAX_RETRIES_PER_ROUND: usize = 256;
-/// The host's addresses are read again this often, and sooner — but not more often than
-/// [`HOST_REFRESH_ON_MISS`] — when a frame without direction matches none of them.
-const HOST_REFRESH: Duration = Duration::from_secs(1);
-const HOST_REFRESH_ON_MISS: Duration = Duration::from_millis(100);
 
 /// What one capture thread has counted since it started.
 #[derive(Debug, Clone, Default)]
@@ -164,8 +160,7 @@ fn capture_loop(mut source: PacketSource, index: usize, shared: &Shared, lookups
     let mut table = FlowTable::new(PENDING_TIMEOUT_MS, IDLE_TIMEOUT_MS);
     let (reply, answers) = mpsc::channel();
     let started = Instant::now();
-    let mut host = HostAddresses::current();
-    let mut host_refreshed = Instant::now();
+    let mut host = LiveHostAddresses::new();
     let mut last_housekeeping = Instant::now();
     let mut now_ms = 0u64;
     let mut skipped = 0u64;
@@ -180,17 +175,14 @@ fn capture_loop(mut source: PacketSource, index: usize, shared: &Shared, lookups
                     Parsed::Flow(packet) => {
                         ip_packets += 1;
                         // A frame with no direction whose ends are both foreign may be the
-                        // first of an address added since the last refresh: look again now
-                        // rather than credit it wrongly for up to a second.
+                        // first of an address added a moment ago.
                         if packet.direction == Direction::Unknown
-                            && !host.is_local(&packet.src.ip())
-                            && !host.is_local(&packet.dst.ip())
-                            && host_refreshed.elapsed() >= HOST_REFRESH_ON_MISS
+                            && !host.addresses().is_local(&packet.src.ip())
+                            && !host.addresses().is_local(&packet.dst.ip())
                         {
-                            host = HostAddresses::current();
-                            host_refreshed = Instant::now();
+                            host.missed();
                         }
-                        table.account(&packet, &host, now_ms);
+                        table.account(&packet, host.addresses(), now_ms);
                         // New flows go to the resolver at once: short connections close in
                         // milliseconds, and their socket must still be there when asked.
                         if table.has_lookups() {
@@ -231,12 +223,7 @@ fn capture_loop(mut source: PacketSource, index: usize, shared: &Shared, lookups
         }
         last_housekeeping = Instant::now();
         now_ms = started.elapsed().as_millis() as u64;
-        // Addresses come and go at runtime (DHCP, failover): direction stays right within a
-        // second for captures that do not carry it.
-        if host_refreshed.elapsed() > HOST_REFRESH {
-            host = HostAddresses::current();
-            host_refreshed = Instant::now();
-        }
+        host.tick();
         for key in table.take_lookups() {
             let _ = lookups.send(Lookup {
                 key,
