@@ -90,6 +90,15 @@ fn match_without_criteria_is_refused() {
 }
 
 #[test]
+fn invalid_cgroup_regex_is_refused() {
+    assert_refused(
+        "<Match \"m\">\n  Cgroup \"docker-(\"\n</Match>",
+        "Cgroup",
+        Some("docker-("),
+    );
+}
+
+#[test]
 fn every_documented_option_is_accepted() {
     // The options of collectd.conf.example, each with a non-default value where it has one.
     let absent = unique_comm("cw_none_");
@@ -102,6 +111,7 @@ fn every_documented_option_is_accepted() {
     Cmdline "postgres"
     Exe "/postgres$"
     User "root"
+    Cgroup "^/"
   </Match>
   <Match "by-uid">
     User "0"

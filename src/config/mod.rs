@@ -107,6 +107,9 @@ pub struct Criteria {
     pub cmdline_falls_back_to_comm: bool,
     pub exe: Option<Regex>,
     pub user: Option<UserSpec>,
+    /// `Cgroup` in `<Match>`: searched in the whole cgroup path that represents the process
+    /// (see `proc::pid_cgroup::parse`).
+    pub cgroup: Option<Regex>,
 }
 
 impl Criteria {
@@ -118,6 +121,9 @@ impl Criteria {
     }
     pub fn needs_user(&self) -> bool {
         self.user.is_some()
+    }
+    pub fn needs_cgroup(&self) -> bool {
+        self.cgroup.is_some()
     }
 }
 
@@ -192,7 +198,7 @@ impl Default for Config {
 const OPTIONS: &str = "Process, ProcessMatch, <Match>, GroupBy, MaxInstances, \
                        CollectFileHandles, CollectIO, CollectNetwork, Interface, BPFFilter, \
                        SnapLen, BufferSize, Promiscuous";
-const MATCH_OPTIONS: &str = "Comm, Cmdline, Exe, User";
+const MATCH_OPTIONS: &str = "Comm, Cmdline, Exe, User, Cgroup";
 
 impl Config {
     /// Validates the children of `<Plugin capture>`.
@@ -363,6 +369,10 @@ fn match_block(node: &ConfigNode) -> Result<Rule, ConfigError> {
                 slot_taken(criteria.user.is_some())?;
                 criteria.user = Some(user_spec(child)?);
             }
+            "cgroup" => {
+                slot_taken(criteria.cgroup.is_some())?;
+                criteria.cgroup = Some(compile(child, one_string(child)?)?);
+            }
             _ => {
                 return Err(error(
                     child,
@@ -375,6 +385,7 @@ fn match_block(node: &ConfigNode) -> Result<Rule, ConfigError> {
         && criteria.cmdline.is_none()
         && criteria.exe.is_none()
         && criteria.user.is_none()
+        && criteria.cgroup.is_none()
     {
         return Err(error(
             node,
@@ -541,8 +552,27 @@ mod tests {
         assert_eq!(c.rules[2].criteria.user, Some(UserSpec::Uid(70)));
         assert!(c.needs_field(Field::User) && c.needs_field(Field::Pid));
         assert!(!c.needs_field(Field::Exe));
+        assert!(!c.needs_field(Field::Cgroup) && !c.needs_field(Field::Container));
         assert_eq!(c.max_instances, 50);
         assert!(!c.collect_file_handles && !c.collect_io);
+    }
+
+    #[test]
+    fn cgroup_criterion_and_placeholders() {
+        let c = Config::from_nodes(&[
+            block(
+                "Match",
+                vec![s("docker-{container}")],
+                vec![line("CGROUP", vec![s(r"/docker[-/][0-9a-f]{64}")])],
+            ),
+            line("GroupBy", vec![s("{cgroup}:{comm}")]),
+        ])
+        .unwrap();
+        let re = c.rules[0].criteria.cgroup.as_ref().unwrap();
+        assert!(re.is_match(&format!("/system.slice/docker-{}.scope", "a".repeat(64))));
+        assert!(c.rules[0].criteria.needs_cgroup());
+        assert!(c.needs_field(Field::Container) && c.needs_field(Field::Cgroup));
+        assert!(c.needs_field(Field::Comm));
     }
 
     #[test]
@@ -662,6 +692,50 @@ mod tests {
                     vec![line("User", vec![ConfigValue::Boolean(true)])],
                 )],
                 &["`User` true", "user name or a numeric uid"],
+            ),
+            (
+                vec![block(
+                    "Match",
+                    vec![s("m")],
+                    vec![line("Cgroup", vec![s("docker-(")])],
+                )],
+                &["`Cgroup` \"docker-(\"", "invalid regular expression"],
+            ),
+            (
+                vec![block(
+                    "Match",
+                    vec![s("m")],
+                    vec![
+                        line("Cgroup", vec![s("^/system.slice/")]),
+                        line("Comm", vec![s("x")]),
+                        line("cgroup", vec![s("docker")]),
+                    ],
+                )],
+                &["`cgroup` \"docker\"", "given twice in the same <Match>"],
+            ),
+            (
+                vec![block(
+                    "Match",
+                    vec![s("m")],
+                    vec![line("Cgroup", vec![n(1.0)])],
+                )],
+                &["`Cgroup` 1", "one quoted string"],
+            ),
+            (
+                vec![block("Match", vec![s("m")], vec![])],
+                &["at least one criterion", "Cgroup"],
+            ),
+            (
+                vec![block(
+                    "Match",
+                    vec![s("m")],
+                    vec![line("Container", vec![s("x")])],
+                )],
+                &["`Container`", "inside <Match>", "Cgroup"],
+            ),
+            (
+                vec![line("GroupBy", vec![s("{containers}")])],
+                &["`GroupBy`", "{containers}", "{container}", "{cgroup}"],
             ),
             (
                 vec![line("ProcessMatch", vec![s("a/b"), s("x")])],

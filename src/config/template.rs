@@ -11,15 +11,22 @@ pub enum Field {
     User,
     Uid,
     Pid,
+    /// Last component of the process's cgroup path (see `proc::pid_cgroup`).
+    Cgroup,
+    /// Short id of the container the process runs in; the one placeholder that may expand to
+    /// nothing (a process outside any container).
+    Container,
 }
 
 impl Field {
-    pub const ALL: [(&'static str, Field); 5] = [
+    pub const ALL: [(&'static str, Field); 7] = [
         ("comm", Field::Comm),
         ("exe", Field::Exe),
         ("user", Field::User),
         ("uid", Field::Uid),
         ("pid", Field::Pid),
+        ("cgroup", Field::Cgroup),
+        ("container", Field::Container),
     ];
 }
 
@@ -169,6 +176,8 @@ mod tests {
             Field::User => "www".into(),
             Field::Uid => "33".into(),
             Field::Pid => "4242".into(),
+            Field::Cgroup => "nginx.service".into(),
+            Field::Container => String::new(),
         }
     }
 
@@ -179,6 +188,9 @@ mod tests {
         let t = Template::parse("{exe}-{uid}").unwrap();
         assert_eq!(t.expand(values), "nginx-bin-33");
         assert!(t.uses(Field::Exe) && !t.uses(Field::Comm));
+        let t = Template::parse("{cgroup}/{container}:{comm}").unwrap();
+        assert_eq!(t.expand(values), "nginx.service/:nginx");
+        assert!(t.uses(Field::Cgroup) && t.uses(Field::Container));
     }
 
     #[test]
@@ -193,6 +205,10 @@ mod tests {
     fn errors_name_the_problem() {
         let e = Template::parse("{nope}").unwrap_err();
         assert!(e.0.contains("{nope}") && e.0.contains("{comm}"), "{e}");
+        assert!(
+            e.0.contains("{cgroup}") && e.0.contains("{container}"),
+            "{e}"
+        );
         assert!(Template::parse("{comm").unwrap_err().0.contains("unclosed"));
         assert!(Template::parse("x}").unwrap_err().0.contains("unmatched"));
     }

@@ -9,6 +9,7 @@
 pub mod cmdline;
 pub mod fd;
 pub mod meminfo;
+pub mod pid_cgroup;
 pub mod pid_io;
 pub mod pid_stat;
 pub mod pid_status;

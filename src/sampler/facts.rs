@@ -2,7 +2,7 @@
 //! if a rule or template asks for it.
 
 use super::grouping::ProcessFacts;
-use crate::proc::{cmdline, pid_status, ProcRoot};
+use crate::proc::{cmdline, pid_cgroup, pid_status, ProcRoot};
 use crate::users::UserNames;
 
 pub struct ProcFacts<'a> {
@@ -14,6 +14,7 @@ pub struct ProcFacts<'a> {
     cmdline: Option<String>,
     exe: Option<Option<String>>,
     uid: Option<Option<u32>>,
+    cgroup: Option<Option<String>>,
 }
 
 impl<'a> ProcFacts<'a> {
@@ -33,6 +34,7 @@ impl<'a> ProcFacts<'a> {
             cmdline: None,
             exe: None,
             uid: None,
+            cgroup: None,
         }
     }
 }
@@ -95,5 +97,19 @@ impl ProcessFacts for ProcFacts<'_> {
     fn user(&mut self) -> Option<&str> {
         let uid = self.uid()?;
         self.users.name(uid)
+    }
+
+    fn cgroup(&mut self) -> Option<&str> {
+        if self.cgroup.is_none() {
+            // Kernel threads too: most sit at the root, but cgroup v1 lets some be moved.
+            let path = self
+                .proc
+                .read(Some(self.pid), "cgroup", pid_cgroup::READ_LIMIT)
+                .ok()
+                .and_then(pid_cgroup::parse)
+                .map(|p| String::from_utf8_lossy(p).into_owned());
+            self.cgroup = Some(path);
+        }
+        self.cgroup.as_ref().and_then(|c| c.as_deref())
     }
 }

@@ -1,9 +1,10 @@
 //! Which instance a process belongs to: the configured rules in order, then `GroupBy`. Facts
-//! that cost a file read (command line, executable, uid) are fetched only when a rule or
+//! that cost a file read (command line, executable, uid, cgroup) are fetched only when a rule or
 //! template asks for them, through [`ProcessFacts`].
 
 use crate::config::{Config, Criteria, Field, Template, UserSpec};
 use crate::names;
+use crate::proc::pid_cgroup;
 
 /// What grouping may ask about one process. Implemented over /proc by the sampler and over
 /// plain values in tests.
@@ -17,6 +18,9 @@ pub trait ProcessFacts {
     fn exe(&mut self) -> Option<&str>;
     fn uid(&mut self) -> Option<u32>;
     fn user(&mut self) -> Option<&str>;
+    /// The cgroup path that represents the process (`proc::pid_cgroup::parse`), when it can be
+    /// read.
+    fn cgroup(&mut self) -> Option<&str>;
 }
 
 /// The outcome of grouping one process.
@@ -80,11 +84,25 @@ fn matches(criteria: &Criteria, facts: &mut dyn ProcessFacts) -> bool {
             return false;
         }
     }
+    if let Some(re) = &criteria.cgroup {
+        match facts.cgroup() {
+            Some(path) if re.is_match(path) => {}
+            _ => return false,
+        }
+    }
     true
 }
 
-/// Expands a template. Placeholders never expand to nothing: `{exe}` falls back to the comm
-/// (kernel threads have no executable), `{user}` to the uid, an unreadable uid to `?`.
+/// Expands a template. Every placeholder but `{container}` expands to something: `{exe}` falls
+/// back to the comm (kernel threads have no executable), `{user}` to the uid, an unreadable uid
+/// or cgroup to `?`, and `{cgroup}` of the root cgroup is [`ROOT_CGROUP`].
+///
+/// `{container}` is empty for a process outside any container, because there is no container
+/// to name: `"{container}:{comm}"` gives `:sshd` on the host and `3f4e2b1c9a8d:nginx` in a
+/// container, and a Prometheus relabel rule splitting on `:` yields an empty `container` label,
+/// which Prometheus treats as no label — what a host process is. A stand-in such as `host`
+/// would be indistinguishable from a container of that name in the split label. A template that
+/// expands to nothing at all (a bare `"{container}"`) is made `_` by the sanitizing.
 fn expand(template: &Template, facts: &mut dyn ProcessFacts) -> String {
     let raw = template.expand(|field| match field {
         Field::Comm => comm_for_name(facts).to_string(),
@@ -102,9 +120,26 @@ fn expand(template: &Template, facts: &mut dyn ProcessFacts) -> String {
                 .uid()
                 .map_or_else(|| "?".to_string(), |u| u.to_string()),
         },
+        Field::Cgroup => match facts.cgroup() {
+            Some(path) => match pid_cgroup::last_component(path) {
+                "" => ROOT_CGROUP.to_string(),
+                last => last.to_string(),
+            },
+            None => "?".to_string(),
+        },
+        Field::Container => facts
+            .cgroup()
+            .and_then(pid_cgroup::container_id)
+            .unwrap_or("")
+            .to_string(),
     });
     names::sanitize(&raw)
 }
+
+/// `{cgroup}` of a process in the root cgroup (kernel threads, and everything on a host where
+/// nothing manages cgroups): `-`, the name systemd gives the root slice (`-.slice`). Never
+/// empty, so `"{cgroup}:{comm}"` keeps its shape.
+pub const ROOT_CGROUP: &str = "-";
 
 /// `{comm}` of a kernel thread is its kind, the part before the first `/`: per-CPU and
 /// per-device threads (`ksoftirqd/3`, `kworker/0:1H`, `irq/24-acpi`) would otherwise make an
@@ -143,6 +178,7 @@ pub(crate) mod tests {
         pub exe: Option<String>,
         pub uid: Option<u32>,
         pub user: Option<String>,
+        pub cgroup: Option<String>,
     }
 
     impl ProcessFacts for Fixed {
@@ -166,6 +202,9 @@ pub(crate) mod tests {
         }
         fn user(&mut self) -> Option<&str> {
             self.user.as_deref()
+        }
+        fn cgroup(&mut self) -> Option<&str> {
+            self.cgroup.as_deref()
         }
     }
 
@@ -309,5 +348,88 @@ pub(crate) mod tests {
         );
         let c = config(&[("Process", &["ksoftirqd/3"])], vec![]);
         assert_eq!(name(&c, &ksoftirqd).as_deref(), Some("ksoftirqd_3"));
+    }
+
+    const ID: &str = "8c2d2f4e7b1a03d9e6f5c4b3a2918070f6e5d4c3b2a190807f6e5d4c3b2a1908";
+
+    fn in_cgroup(path: &str) -> Fixed {
+        Fixed {
+            cgroup: Some(path.into()),
+            ..nginx()
+        }
+    }
+
+    #[test]
+    fn cgroup_and_container_placeholders() {
+        let c = config(&[("GroupBy", &["{container}:{cgroup}:{comm}"])], vec![]);
+        let docker = in_cgroup(&format!("/system.slice/docker-{ID}.scope"));
+        // The scope's name is long; the sanitizing cuts the name at 63 bytes.
+        assert_eq!(
+            name(&c, &docker).as_deref(),
+            Some(&*format!("8c2d2f4e7b1a:docker-{}", &ID[..43]))
+        );
+        let c = config(&[("GroupBy", &["{container}:{comm}"])], vec![]);
+        assert_eq!(name(&c, &docker).as_deref(), Some("8c2d2f4e7b1a:nginx"));
+        let k8s = in_cgroup(&format!("/kubepods/burstable/pod1234-5678/{ID}"));
+        assert_eq!(name(&c, &k8s).as_deref(), Some("8c2d2f4e7b1a:nginx"));
+        // Host processes: empty container, so the name starts with the separator.
+        let service = in_cgroup("/system.slice/nginx.service");
+        assert_eq!(name(&c, &service).as_deref(), Some(":nginx"));
+        let conmon = in_cgroup(&format!("/machine.slice/libpod-conmon-{ID}.scope"));
+        assert_eq!(name(&c, &conmon).as_deref(), Some(":nginx"));
+        assert_eq!(name(&c, &nginx()).as_deref(), Some(":nginx"), "unreadable");
+        // A bare {container} of a host process is sanitized to `_`, never empty.
+        let c = config(&[("GroupBy", &["{container}"])], vec![]);
+        assert_eq!(name(&c, &service).as_deref(), Some("_"));
+
+        let c = config(&[("GroupBy", &["{cgroup}:{comm}"])], vec![]);
+        assert_eq!(name(&c, &service).as_deref(), Some("nginx.service:nginx"));
+        assert_eq!(name(&c, &in_cgroup("/")).as_deref(), Some("-:nginx"));
+        assert_eq!(name(&c, &nginx()).as_deref(), Some("?:nginx"), "unreadable");
+        let odd = in_cgroup("/a.slice/b\nc d");
+        assert_eq!(name(&c, &odd).as_deref(), Some("b_c d:nginx"));
+    }
+
+    #[test]
+    fn cgroup_criterion() {
+        let block = |pattern: &str| ConfigNode {
+            key: "Match".into(),
+            values: vec![ConfigValue::String("containers".into())],
+            children: vec![ConfigNode::new(
+                "Cgroup",
+                vec![ConfigValue::String(pattern.into())],
+            )],
+        };
+        let c = config(
+            &[("GroupBy", &[""])],
+            vec![block(r"^/system\.slice/docker-")],
+        );
+        let docker = in_cgroup(&format!("/system.slice/docker-{ID}.scope"));
+        assert_eq!(name(&c, &docker).as_deref(), Some("containers"));
+        assert_eq!(name(&c, &in_cgroup("/system.slice/cron.service")), None);
+        assert_eq!(
+            name(&c, &nginx()),
+            None,
+            "an unreadable cgroup matches nothing"
+        );
+        // The regex sees the whole path, not the last component alone.
+        let c = config(&[("GroupBy", &[""])], vec![block("^docker-")]);
+        assert_eq!(name(&c, &docker), None);
+        // With other criteria, all must match.
+        let both = ConfigNode {
+            key: "Match".into(),
+            values: vec![ConfigValue::String("web-{container}".into())],
+            children: vec![
+                ConfigNode::new("Comm", vec![ConfigValue::String("^nginx$".into())]),
+                ConfigNode::new("Cgroup", vec![ConfigValue::String("docker".into())]),
+            ],
+        };
+        let c = config(&[("GroupBy", &["{comm}"])], vec![both]);
+        assert_eq!(name(&c, &docker).as_deref(), Some("web-8c2d2f4e7b1a"));
+        let other = Fixed {
+            comm: "redis".into(),
+            ..docker.clone()
+        };
+        assert_eq!(name(&c, &other).as_deref(), Some("redis"));
     }
 }

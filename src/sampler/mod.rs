@@ -6,8 +6,8 @@
 //! since the previous cycle, keyed by (pid, start time) like everything else here.
 //!
 //! Files read per process per cycle: `stat` always; `io` and `fd` when collected, and only
-//! for processes that are reported. `cmdline`, `exe` and `status` only when a rule or template
-//! needs them, and only when a process is first seen or changes its comm.
+//! for processes that are reported. `cmdline`, `exe`, `status` and `cgroup` only when a rule or
+//! template needs them, and only when a process is first seen or changes its comm.
 
 pub mod accounting;
 mod facts;

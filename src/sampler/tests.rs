@@ -198,6 +198,56 @@ fn rules_fixed_names_and_dropping() {
 }
 
 #[test]
+fn cgroup_placeholders_and_criterion_read_proc_pid_cgroup() {
+    let fake = FakeProc::new();
+    let id = "0123456789abcdef".repeat(4);
+    for (pid, cgroup) in [
+        (
+            10,
+            format!("1:name=systemd:/\n0::/system.slice/docker-{id}.scope\n"),
+        ),
+        (
+            11,
+            "1:name=systemd:/system.slice/cron.service\n0::/\n".to_string(),
+        ),
+        (12, "0::/\n".to_string()),
+        (13, "not a cgroup file".to_string()),
+    ] {
+        fake.put(proc(pid, "app", 1, 1));
+        fs::write(fake.path().join(format!("{pid}/cgroup")), cgroup).unwrap();
+    }
+    // A process without a cgroup file at all.
+    fake.put(proc(14, "app", 1, 1));
+    let config = Config::from_nodes(&[
+        ConfigNode {
+            key: "Match".into(),
+            values: vec![ConfigValue::String("cron".into())],
+            children: vec![ConfigNode::new(
+                "Cgroup",
+                vec![ConfigValue::String(r"/cron\.service$".into())],
+            )],
+        },
+        ConfigNode::new(
+            "GroupBy",
+            vec![ConfigValue::String("{container}:{cgroup}:{comm}".into())],
+        ),
+    ])
+    .unwrap();
+    let mut s = fake.sampler(config);
+    let snap = cycle(&mut s);
+    let mut got = names(&snap);
+    got.sort();
+    // The docker scope's name is long: the 63-byte cut takes the end, comm included.
+    let docker = format!("0123456789ab:docker-{}", &id[..43]);
+    assert_eq!(got, [docker.as_str(), ":-:app", ":?:app", "cron"]);
+    assert_eq!(
+        instance(&snap, ":?:app").processes,
+        2,
+        "garbage and missing files"
+    );
+}
+
+#[test]
 fn odd_names_and_vanished_files_are_harmless() {
     let fake = FakeProc::new();
     fake.put(proc(10, "a (b) c", 1, 1));

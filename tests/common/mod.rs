@@ -963,3 +963,54 @@ pub fn clock_ticks_per_second() -> f64 {
     assert!(hz > 0, "sysconf(_SC_CLK_TCK) failed");
     hz as f64
 }
+
+// ------------------------------------------------------------------------------------------------
+// Control groups
+
+/// The mount point of the cgroup v2 hierarchy, from /proc/self/mountinfo: `/sys/fs/cgroup` on a
+/// pure v2 host, `/sys/fs/cgroup/unified` on a hybrid v1 + v2 one; `None` when there is none.
+pub fn cgroup2_mount() -> Option<PathBuf> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mountinfo.lines().find_map(|line| {
+        // id parent major:minor root mount-point options [optional...] - fstype source super
+        let fields: Vec<&str> = line.split(' ').collect();
+        let dash = fields.iter().position(|f| *f == "-")?;
+        let mount_point = fields.get(4)?;
+        (fields.get(dash + 1) == Some(&"cgroup2"))
+            .then(|| PathBuf::from(unescape_mountinfo(mount_point)))
+    })
+}
+
+impl Collectd {
+    /// Like [`spawn`](Self::spawn), but the child moves itself into the cgroup v2 directory
+    /// `cgroup` (writes `0` to its `cgroup.procs`) between fork and exec: the plugin never sees
+    /// the workload's command name outside the cgroup, so its grouping (made once per process
+    /// and comm) is the one inside.
+    pub fn spawn_in_cgroup(&self, comm: &str, args: &[&str], cgroup: &Path) -> Workload {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::process::CommandExt;
+        let binary = self.workload_copy(comm);
+        let procs = std::ffi::CString::new(cgroup.join("cgroup.procs").as_os_str().as_bytes())
+            .expect("a cgroup path without NUL bytes");
+        let mut command = Command::new(&binary);
+        // SAFETY: between fork and exec only async-signal-safe calls are made (open, write,
+        // close) on a path built before the fork; nothing allocates or takes a lock.
+        unsafe {
+            command.pre_exec(move || {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+                let error = std::io::Error::last_os_error();
+                libc::close(fd);
+                if written == 1 {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            });
+        }
+        start_workload(command, &binary, comm, args, false)
+    }
+}
