@@ -14,9 +14,10 @@
 //! capture_workload sleep SECS                 sleep SECS seconds
 //! capture_workload parent SECS -- CMD ARGS... run CMD as a child, wait for it (print `reaped`),
 //!                                             then sleep SECS: a parent that reaps a child
-//! capture_workload tcp-serve IP SECS          listen on IP:0 (prints `port N`), accept
-//!                                             connections and read them to the end, printing
-//!                                             `received BYTES` for each; stop after SECS
+//! capture_workload tcp-serve IP SECS [PORT]   listen on IP:PORT (default 0: any; prints
+//!                                             `port N`), accept connections and read them to
+//!                                             the end, printing `received BYTES` for each;
+//!                                             stop after SECS
 //! capture_workload tcp-send ADDR BYTES N SECS [HOLD_MS]
 //!                                             open N connections to ADDR one after another,
 //!                                             send BYTES on each, keep it open HOLD_MS more (a
@@ -151,10 +152,15 @@ fn run(args: &[String]) -> Result<(), String> {
             say("ready");
             std::thread::sleep(secs);
         }
-        ["tcp-serve", ip, secs] => {
+        ["tcp-serve", ip, secs, rest @ ..] => {
             let ip = loopback(ip)?;
             let secs = seconds(secs)?;
-            let listener = std::net::TcpListener::bind((ip, 0)).map_err(|e| e.to_string())?;
+            let port: u16 = match rest {
+                [] => 0,
+                [port] => number(port, "PORT")?,
+                _ => return Err(format!("unexpected arguments after SECS: {rest:?}")),
+            };
+            let listener = std::net::TcpListener::bind((ip, port)).map_err(|e| e.to_string())?;
             let port = listener.local_addr().map_err(|e| e.to_string())?.port();
             listener.set_nonblocking(true).map_err(|e| e.to_string())?;
             say(&format!("port {port}"));

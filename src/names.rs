@@ -6,7 +6,7 @@ pub const MAX_NAME_BYTES: usize = 63;
 
 /// Instance names the plugin itself reports under; a process group with the same name gets an
 /// underscore appended so the two never mix.
-pub const RESERVED: &[&str] = &["self", "unattributed"];
+pub const RESERVED: &[&str] = &["self", "unattributed", "forwarded"];
 
 /// Replaces `/` and control characters with `_` and truncates to [`MAX_NAME_BYTES`] on a
 /// character boundary. Pure: the same input always gives the same name.

@@ -64,6 +64,9 @@ pub struct InterfaceReport {
 pub struct NetworkReport {
     /// Traffic of local endpoints whose socket could not be tied to a process (`unattributed`).
     pub unattributed: Traffic,
+    /// Copies that belong to no local socket of any namespace: routed or bridged through the
+    /// host, or seen promiscuously (`forwarded`).
+    pub forwarded: Traffic,
     pub interfaces: Vec<InterfaceReport>,
     /// Flows in the capture threads' tables now.
     pub flows: u64,
@@ -72,6 +75,8 @@ pub struct NetworkReport {
     pub unresolved: u64,
     /// Bytes waiting for their owner to be resolved.
     pub pending_bytes: u64,
+    /// Network namespaces other than the plugin's own reachable through a veth.
+    pub namespaces: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

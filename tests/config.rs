@@ -161,11 +161,12 @@ MaxInstances 3"#,
         let rows = collectd.rows_of_plugin("load", "load");
         (rows.iter().filter(|row| row.epoch >= started).count() >= 4).then_some(())
     });
-    // The plugin's own instances (`self`, `unattributed`) are not processes: they do not count.
+    // The plugin's own instances (`self`, `unattributed`, `forwarded`) are not processes: they
+    // do not count.
     let instances: Vec<String> = collectd
         .instances()
         .into_iter()
-        .filter(|name| name != "self" && name != "unattributed")
+        .filter(|name| !["self", "unattributed", "forwarded"].contains(&name.as_str()))
         .collect();
     assert!(
         !instances.is_empty() && instances.len() <= 3,

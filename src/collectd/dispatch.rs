@@ -28,8 +28,15 @@ pub fn snapshot(plugin: &str, snapshot: &Snapshot) {
     if let Some(net) = &snapshot.network {
         out.set_instance("unattributed");
         traffic(&mut out, &net.unattributed);
+        out.set_instance("forwarded");
+        traffic(&mut out, &net.forwarded);
         out.set_instance("self");
         out.dispatch("count", "flows", &[Value::Gauge(net.flows as f64)]);
+        out.dispatch(
+            "count",
+            "namespaces",
+            &[Value::Gauge(net.namespaces as f64)],
+        );
         out.dispatch("derive", "flow_lookups", &[Value::Derive(net.lookups)]);
         out.dispatch(
             "derive",

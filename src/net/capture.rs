@@ -51,6 +51,7 @@ pub struct PacketSource {
     capture: Capture<Active>,
     link: LinkType,
     read_timeout_ms: i32,
+    ifindex: u32,
 }
 
 /// One packet read from a source.
@@ -106,15 +107,24 @@ impl PacketSource {
         }
         let dlt = capture.get_datalink().0;
         let link = LinkType::from_dlt(dlt).ok_or(OpenError::UnsupportedLinkType(dlt))?;
+        let ifindex = std::ffi::CString::new(options.interface.as_str())
+            // SAFETY: if_nametoindex reads a NUL-terminated name; 0 means no such interface.
+            .map_or(0, |name| unsafe { libc::if_nametoindex(name.as_ptr()) });
         Ok(PacketSource {
             capture,
             link,
             read_timeout_ms,
+            ifindex,
         })
     }
 
     pub fn link_type(&self) -> LinkType {
         self.link
+    }
+
+    /// The captured interface's index; 0 for `any`, whose frames carry their own.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
     }
 
     /// The next packet, or `Idle` after waiting up to the read timeout for one.

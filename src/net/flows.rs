@@ -1,11 +1,26 @@
 //! The flow table: what the capture thread does with each parsed packet, and nothing slower.
 //!
 //! A packet is credited once per *local endpoint*: the side of the flow that is a socket on this
-//! host. Outgoing packets credit `tx` to the sender's socket, incoming packets credit `rx` to
-//! the receiver's. Loopback traffic between two local processes has two local endpoints: it is
-//! credited from its incoming copy, `tx` to the sender and `rx` to the receiver. (libpcap shows
-//! a loopback packet on `any` only once, arriving; should an outgoing copy show up too, it is
-//! skipped, so nothing is counted twice.)
+//! host, in the host's network namespace or in another one. Outgoing packets credit `tx` to the
+//! sender's socket, incoming packets credit `rx` to the receiver's. Loopback traffic between two
+//! local processes has two local endpoints: it is credited from its incoming copy, `tx` to the
+//! sender and `rx` to the receiver. (libpcap shows a loopback packet on `any` only once,
+//! arriving; should an outgoing copy show up too, it is skipped, so nothing is counted twice.)
+//!
+//! Namespaces: the capture runs in the host's namespace, so a container's traffic is seen on the
+//! host end of its veth. Each copy of a packet is looked at from two sides ([`Vantage`]):
+//! - the host's own sockets, credited on every interface but bridge ports (a packet to or from
+//!   the host that crosses a bridge shows on the port *and* on the bridge device; the bridge
+//!   device is where the host's stack sees it);
+//! - the namespace at the other end of a veth: a copy going into the veth is received by a
+//!   socket in that namespace, a copy coming out of it was sent by one. Each namespace sees its
+//!   traffic on its own veth only, so a packet crossing veth, bridge and uplink is credited once
+//!   per endpoint, and equal addresses in two namespaces never meet: flows are keyed by
+//!   namespace.
+//!
+//! A copy whose host side is no socket of the host — routed, bridged up to the host's stack
+//! for forwarding, or seen promiscuously — goes to `forwarded`: `unattributed` keeps meaning "a
+//! local socket we could not tie to a process".
 //!
 //! A flow whose owner is not known yet holds its bytes ("pending") and is handed to the resolver
 //! thread; the packet path never asks the kernel or /proc anything. When the answer comes, the
@@ -14,8 +29,9 @@
 //! dropped: `attributed + unattributed + pending` is every byte of every IP packet delivered.
 
 use super::inodes::Owner;
+use super::namespaces::NetnsId;
 use super::packet::{Direction, FlowPacket, Transport};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 /// Bytes (IP datagram lengths) and packets, per direction.
@@ -59,9 +75,10 @@ enum Side {
     Tx,
 }
 
-/// A flow as seen from one local socket.
+/// A flow as seen from one local socket, in the namespace that socket lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowKey {
+    pub netns: NetnsId,
     pub transport: Transport,
     pub local: SocketAddr,
     pub remote: SocketAddr,
@@ -88,10 +105,38 @@ struct Flow {
     ended: bool,
 }
 
-/// The host's own addresses, for frames whose link layer does not say which way they went
-/// (Ethernet or raw IP captures; the Linux `any` device always says).
+/// The addresses of one namespace: which end of a copy is one of its sockets.
 pub trait LocalAddresses {
     fn is_local(&self, ip: &IpAddr) -> bool;
+}
+
+impl LocalAddresses for HashSet<IpAddr> {
+    fn is_local(&self, ip: &IpAddr) -> bool {
+        self.contains(ip)
+    }
+}
+
+/// Where a copy of a packet was seen, as far as crediting goes.
+#[derive(Clone, Copy)]
+pub struct Vantage<'a> {
+    /// The host's own addresses (loopback included).
+    pub host: &'a dyn LocalAddresses,
+    /// Whether the host's own sockets are credited from this interface: not on a bridge port.
+    pub host_side: bool,
+    /// The namespace at the other end of a veth, with its addresses when known (needed only for
+    /// frames without direction).
+    pub peer: Option<(NetnsId, Option<&'a dyn LocalAddresses>)>,
+}
+
+impl<'a> Vantage<'a> {
+    /// An interface of the host's own: loopback, an uplink, a bridge, a tunnel.
+    pub fn host(host: &'a dyn LocalAddresses) -> Vantage<'a> {
+        Vantage {
+            host,
+            host_side: true,
+            peer: None,
+        }
+    }
 }
 
 /// Counts kept for telemetry and reconciliation.
@@ -103,6 +148,8 @@ pub struct FlowStats {
     pub lookups_requested: u64,
     pub resolved: u64,
     pub unresolved: u64,
+    /// Credits to sockets in other namespaces (each also counted in `flows` when new).
+    pub namespace_credits: u64,
 }
 
 pub struct FlowTable {
@@ -110,6 +157,7 @@ pub struct FlowTable {
     to_resolve: Vec<FlowKey>,
     by_owner: HashMap<Owner, Traffic>,
     unattributed: Traffic,
+    forwarded: Traffic,
     stats: FlowStats,
     /// How long a flow may wait for its owner before its bytes go to `unattributed`.
     pending_timeout_ms: u64,
@@ -131,6 +179,7 @@ impl FlowTable {
             to_resolve: Vec::new(),
             by_owner: HashMap::new(),
             unattributed: Traffic::default(),
+            forwarded: Traffic::default(),
             stats: FlowStats::default(),
             pending_timeout_ms,
             idle_timeout_ms,
@@ -138,38 +187,99 @@ impl FlowTable {
         }
     }
 
-    /// Credits one TCP/UDP packet to its local endpoint(s).
-    pub fn account(&mut self, packet: &FlowPacket, local: &dyn LocalAddresses, now_ms: u64) {
+    /// Credits one TCP/UDP packet seen on an interface of the host's own.
+    pub fn account(&mut self, packet: &FlowPacket, host: &dyn LocalAddresses, now_ms: u64) {
+        self.account_seen(packet, &Vantage::host(host), now_ms);
+    }
+
+    /// Credits one copy of a TCP/UDP packet to its local endpoint(s), as seen from `vantage`.
+    pub fn account_seen(&mut self, packet: &FlowPacket, vantage: &Vantage<'_>, now_ms: u64) {
+        if vantage.host_side {
+            self.account_host_side(packet, vantage.host, now_ms);
+        }
+        if let Some((netns, addresses)) = vantage.peer {
+            self.account_peer_side(packet, netns, addresses, now_ms);
+        }
+    }
+
+    fn account_host_side(&mut self, packet: &FlowPacket, local: &dyn LocalAddresses, now_ms: u64) {
+        let host = NetnsId::HOST;
         let outgoing = (packet.src, packet.dst);
         let incoming = (packet.dst, packet.src);
+        let src_local = || local.is_local(&packet.src.ip());
+        let dst_local = || local.is_local(&packet.dst.ip());
         match packet.direction {
             Direction::Outgoing => {
-                if local.is_local(&packet.dst.ip()) {
+                if dst_local() {
                     // Looped back: its incoming copy credits both sides.
                     self.stats.loopback_copies_skipped += 1;
+                } else if src_local() {
+                    self.credit(packet, host, outgoing, Side::Tx, now_ms);
                 } else {
-                    self.credit(packet, outgoing, Side::Tx, now_ms);
+                    // Leaving with someone else's source: forwarded (or a namespace's packet
+                    // on its way in, credited from the peer side).
+                    self.forwarded.add(Side::Tx, packet.ip_len);
                 }
             }
             Direction::Incoming => {
-                self.credit(packet, incoming, Side::Rx, now_ms);
-                if local.is_local(&packet.src.ip()) {
-                    self.credit(packet, outgoing, Side::Tx, now_ms);
+                // Multicast and the limited broadcast reach local sockets though no interface
+                // has their address (subnet broadcasts are among the host's addresses).
+                let group = match packet.dst.ip() {
+                    IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast(),
+                    IpAddr::V6(v6) => v6.is_multicast(),
+                };
+                if dst_local() || group {
+                    self.credit(packet, host, incoming, Side::Rx, now_ms);
+                    if src_local() {
+                        self.credit(packet, host, outgoing, Side::Tx, now_ms);
+                    }
+                } else {
+                    // Arrived for someone else: the host forwards it (or drops it).
+                    self.forwarded.add(Side::Rx, packet.ip_len);
                 }
             }
             // Promiscuous copies of other hosts' traffic: no local socket.
-            Direction::OtherHost => self.unattributed.add(Side::Rx, packet.ip_len),
+            Direction::OtherHost => self.forwarded.add(Side::Rx, packet.ip_len),
             Direction::Unknown => {
-                let src_local = local.is_local(&packet.src.ip());
-                let dst_local = local.is_local(&packet.dst.ip());
+                let src_local = src_local();
+                let dst_local = dst_local();
                 if src_local {
-                    self.credit(packet, outgoing, Side::Tx, now_ms);
+                    self.credit(packet, host, outgoing, Side::Tx, now_ms);
                 }
                 if dst_local {
-                    self.credit(packet, incoming, Side::Rx, now_ms);
+                    self.credit(packet, host, incoming, Side::Rx, now_ms);
                 }
                 if !src_local && !dst_local {
-                    self.unattributed.add(Side::Rx, packet.ip_len);
+                    self.forwarded.add(Side::Rx, packet.ip_len);
+                }
+            }
+        }
+    }
+
+    /// The namespace behind a veth: what goes into the veth arrives at one of its sockets, what
+    /// comes out of it left one.
+    fn account_peer_side(
+        &mut self,
+        packet: &FlowPacket,
+        netns: NetnsId,
+        addresses: Option<&dyn LocalAddresses>,
+        now_ms: u64,
+    ) {
+        let outgoing = (packet.src, packet.dst);
+        let incoming = (packet.dst, packet.src);
+        match packet.direction {
+            // Sent by the host into the veth: received inside.
+            Direction::Outgoing => self.credit(packet, netns, incoming, Side::Rx, now_ms),
+            // Came out of the veth: sent from inside.
+            Direction::Incoming => self.credit(packet, netns, outgoing, Side::Tx, now_ms),
+            Direction::OtherHost => {}
+            Direction::Unknown => {
+                let Some(addresses) = addresses else { return };
+                if addresses.is_local(&packet.src.ip()) {
+                    self.credit(packet, netns, outgoing, Side::Tx, now_ms);
+                }
+                if addresses.is_local(&packet.dst.ip()) {
+                    self.credit(packet, netns, incoming, Side::Rx, now_ms);
                 }
             }
         }
@@ -188,15 +298,20 @@ impl FlowTable {
     fn credit(
         &mut self,
         packet: &FlowPacket,
+        netns: NetnsId,
         (local, remote): (SocketAddr, SocketAddr),
         side: Side,
         now_ms: u64,
     ) {
         let key = FlowKey {
+            netns,
             transport: packet.transport,
             local,
             remote,
         };
+        if netns != NetnsId::HOST {
+            self.stats.namespace_credits += 1;
+        }
         let flow = self.flows.entry(key).or_insert_with(|| {
             self.stats.flows += 1;
             self.stats.lookups_requested += 1;
@@ -291,6 +406,11 @@ impl FlowTable {
         self.unattributed
     }
 
+    /// Copies that belong to no local socket of any namespace.
+    pub fn forwarded(&self) -> Traffic {
+        self.forwarded
+    }
+
     /// Bytes waiting for the resolver.
     pub fn pending(&self) -> Traffic {
         let mut sum = Traffic::default();
@@ -347,6 +467,7 @@ mod tests {
 
     fn key(local: &str, remote: &str) -> FlowKey {
         FlowKey {
+            netns: NetnsId::HOST,
             transport: Transport::Tcp,
             local: addr(local),
             remote: addr(remote),
@@ -395,14 +516,169 @@ mod tests {
             0,
         );
         assert_eq!(t.take_lookups().len(), 2);
-        // Neither end local: nobody's socket.
+        // Neither end local: nobody's socket, passing through.
         t.account(
             &packet(Direction::Unknown, "10.0.0.1:1", "10.0.0.2:2", 100),
             &Loopback,
             0,
         );
-        assert_eq!(t.unattributed().rx_bytes, 100);
+        assert_eq!(t.forwarded().rx_bytes, 100);
+        assert_eq!(t.unattributed(), Traffic::default());
         assert!(t.take_lookups().is_empty());
+    }
+
+    /// The host: 10.9.0.1 on a veth to namespace 1 (10.9.0.2) and on a bridge whose ports lead
+    /// to namespaces 2 and 3; loopback.
+    struct Host;
+    impl LocalAddresses for Host {
+        fn is_local(&self, ip: &IpAddr) -> bool {
+            ip.is_loopback() || *ip == "10.9.0.1".parse::<IpAddr>().unwrap()
+        }
+    }
+
+    const N1: NetnsId = NetnsId(1);
+    const N2: NetnsId = NetnsId(2);
+
+    fn veth(peer: NetnsId) -> Vantage<'static> {
+        Vantage {
+            host: &Host,
+            host_side: true,
+            peer: Some((peer, None)),
+        }
+    }
+
+    fn bridge_port(peer: NetnsId) -> Vantage<'static> {
+        Vantage {
+            host_side: false,
+            ..veth(peer)
+        }
+    }
+
+    fn resolve_all(t: &mut FlowTable) -> Vec<FlowKey> {
+        let keys = t.take_lookups();
+        for k in &keys {
+            let owner = Owner {
+                pid: k.netns.0 * 100 + u32::from(k.local.port() % 100),
+                starttime: 1,
+            };
+            t.resolved(k, Some(owner));
+        }
+        keys
+    }
+
+    fn owner(netns: NetnsId, port: u16) -> Owner {
+        Owner {
+            pid: netns.0 * 100 + u32::from(port % 100),
+            starttime: 1,
+        }
+    }
+
+    #[test]
+    fn a_veth_credits_the_host_and_the_namespace_once_each() {
+        let mut t = FlowTable::new(5000, 60_000);
+        // Host client 10.9.0.1:41 -> server 10.9.0.2:80 in namespace 1, and the answer.
+        let to_ns = packet(Direction::Outgoing, "10.9.0.1:41", "10.9.0.2:80", 1000);
+        let from_ns = packet(Direction::Incoming, "10.9.0.2:80", "10.9.0.1:41", 60);
+        t.account_seen(&to_ns, &veth(N1), 0);
+        t.account_seen(&from_ns, &veth(N1), 0);
+        let keys = resolve_all(&mut t);
+        assert_eq!(keys.len(), 2, "one flow per endpoint: {keys:?}");
+        assert!(keys.contains(&FlowKey {
+            netns: N1,
+            ..key("10.9.0.2:80", "10.9.0.1:41")
+        }));
+        assert!(keys.contains(&key("10.9.0.1:41", "10.9.0.2:80")));
+        let client = t.by_owner()[&owner(NetnsId::HOST, 41)];
+        let server = t.by_owner()[&owner(N1, 80)];
+        assert_eq!((client.tx_bytes, client.rx_bytes), (1000, 60));
+        assert_eq!((server.rx_bytes, server.tx_bytes), (1000, 60));
+        assert_eq!(t.forwarded(), Traffic::default());
+        assert_eq!(t.stats().namespace_credits, 2);
+    }
+
+    #[test]
+    fn a_bridge_and_its_port_count_each_endpoint_once() {
+        let mut t = FlowTable::new(5000, 60_000);
+        // Host 10.9.0.1 on the bridge -> 10.9.0.3:80 in namespace 2 behind a bridge port: the
+        // packet shows on the bridge and on the port.
+        let p = packet(Direction::Outgoing, "10.9.0.1:42", "10.9.0.3:80", 1000);
+        t.account_seen(&p, &Vantage::host(&Host), 0);
+        t.account_seen(&p, &bridge_port(N2), 0);
+        // Namespace 3 -> namespace 2 across the bridge: in at one port, out at the other.
+        let q = packet(Direction::Incoming, "10.9.0.4:43", "10.9.0.3:81", 500);
+        let q_out = FlowPacket {
+            direction: Direction::Outgoing,
+            ..q
+        };
+        t.account_seen(&q, &bridge_port(NetnsId(3)), 0);
+        t.account_seen(&q_out, &bridge_port(N2), 0);
+        resolve_all(&mut t);
+        assert_eq!(t.by_owner()[&owner(NetnsId::HOST, 42)].tx_bytes, 1000);
+        assert_eq!(t.by_owner()[&owner(N2, 80)].rx_bytes, 1000);
+        assert_eq!(t.by_owner()[&owner(NetnsId(3), 43)].tx_bytes, 500);
+        assert_eq!(t.by_owner()[&owner(N2, 81)].rx_bytes, 500);
+        let all: u64 = t.by_owner().values().map(Traffic::bytes).sum();
+        assert_eq!(all, 3000, "each endpoint once");
+        assert_eq!(t.forwarded(), Traffic::default());
+    }
+
+    #[test]
+    fn routed_between_namespaces_is_forwarded_by_the_host() {
+        let mut t = FlowTable::new(5000, 60_000);
+        // Namespace 1 (10.9.0.2) -> namespace 2 (10.8.0.2), routed by the host: in on veth 1,
+        // out on veth 2.
+        let p = packet(Direction::Incoming, "10.9.0.2:44", "10.8.0.2:80", 1000);
+        t.account_seen(&p, &veth(N1), 0);
+        let out = FlowPacket {
+            direction: Direction::Outgoing,
+            ..p
+        };
+        t.account_seen(&out, &veth(N2), 0);
+        resolve_all(&mut t);
+        assert_eq!(t.by_owner()[&owner(N1, 44)].tx_bytes, 1000);
+        assert_eq!(t.by_owner()[&owner(N2, 80)].rx_bytes, 1000);
+        assert!(!t.by_owner().contains_key(&owner(NetnsId::HOST, 44)));
+        let forwarded = t.forwarded();
+        assert_eq!((forwarded.rx_bytes, forwarded.tx_bytes), (1000, 1000));
+        assert_eq!(t.unattributed(), Traffic::default());
+        // Promiscuous copies of other hosts' traffic are nobody's here either.
+        t.account(
+            &packet(Direction::OtherHost, "10.7.0.1:1", "10.7.0.2:2", 70),
+            &Host,
+            0,
+        );
+        assert_eq!(t.forwarded().rx_bytes, 1070);
+    }
+
+    #[test]
+    fn equal_addresses_in_two_namespaces_are_two_flows() {
+        let mut t = FlowTable::new(5000, 60_000);
+        let p = packet(Direction::Outgoing, "10.9.0.1:45", "10.9.0.2:80", 100);
+        t.account_seen(&p, &bridge_port(N1), 0);
+        t.account_seen(&p, &bridge_port(N2), 0);
+        let keys = t.take_lookups();
+        assert_eq!(keys.len(), 2);
+        assert_ne!(keys[0].netns, keys[1].netns);
+        assert_eq!(keys[0].local, keys[1].local);
+    }
+
+    #[test]
+    fn without_direction_a_namespace_is_told_by_its_addresses() {
+        let mut t = FlowTable::new(5000, 60_000);
+        let inside: HashSet<IpAddr> = ["10.9.0.2".parse().unwrap()].into();
+        let vantage = Vantage {
+            host: &Host,
+            host_side: true,
+            peer: Some((N1, Some(&inside))),
+        };
+        t.account_seen(
+            &packet(Direction::Unknown, "10.9.0.2:80", "10.9.0.1:46", 100),
+            &vantage,
+            0,
+        );
+        resolve_all(&mut t);
+        assert_eq!(t.by_owner()[&owner(N1, 80)].tx_bytes, 100);
+        assert_eq!(t.by_owner()[&owner(NetnsId::HOST, 46)].rx_bytes, 100);
     }
 
     #[test]

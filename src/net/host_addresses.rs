@@ -44,6 +44,12 @@ impl HostAddresses {
             if let Some(ip) = to_ip(entry.ifa_addr) {
                 addresses.insert(ip);
             }
+            // A subnet's broadcast address reaches the host's sockets like its own addresses.
+            if entry.ifa_flags & libc::IFF_BROADCAST as u32 != 0 {
+                if let Some(ip) = to_ip(entry.ifa_ifu) {
+                    addresses.insert(ip);
+                }
+            }
             cursor = entry.ifa_next;
         }
         // SAFETY: `list` came from getifaddrs and is freed once.

@@ -9,7 +9,11 @@
 //! - [`sockdiag`]: the kernel's socket table through netlink sock_diag: one socket by its
 //!   addresses, in microseconds;
 //! - [`inodes`]: socket inode -> owning process, maintained incrementally;
-//! - [`monitor`]: the capture and resolver threads and the totals they publish.
+//! - [`namespaces`] (with [`rtnetlink`]): the host's network namespaces, veths and bridges, as
+//!   the capture sees them;
+//! - [`resolver`]: the resolver thread: flow -> socket -> process in any namespace, and the
+//!   topology;
+//! - [`monitor`]: the capture threads and the totals they publish.
 
 pub mod capture;
 pub mod flows;
@@ -17,7 +21,10 @@ pub mod fragments;
 pub mod host_addresses;
 pub mod inodes;
 pub mod monitor;
+pub mod namespaces;
 pub mod packet;
+pub mod resolver;
+pub mod rtnetlink;
 pub mod sockdiag;
 
 use crate::config::{ConfigError, NetworkConfig};

@@ -1,23 +1,29 @@
 //! The network side of the plugin at run time: one capture thread per interface and one
-//! resolver thread, and the totals they publish for the sampler.
+//! resolver thread ([`super::resolver`]), and the totals they publish for the sampler.
 //!
 //! Capture threads own their parser and flow table and never block on anything but libpcap.
 //! New flows go to the resolver over a channel; its answers come back the same way and are
 //! applied between packets. Every 50 ms each capture thread publishes its counters and hands
 //! over the per-process traffic since its last publication.
+//!
+//! Each packet is credited as seen from its interface ([`Vantage`]): the topology the resolver
+//! publishes says whether the interface is a veth into another namespace or a bridge port. A
+//! packet on an interface the topology does not know yet (a container's veth created a moment
+//! ago) is held, and the resolver asked to read the topology again; held packets are credited
+//! when it has, or after [`HOLD_UNKNOWN_INTERFACE`] as the host's.
 
 use super::capture::{CaptureOptions, Next, OpenError, PacketSource};
-use super::flows::{FlowKey, FlowStats, FlowTable, LocalAddresses, Traffic};
+use super::flows::{FlowStats, FlowTable, LocalAddresses, Traffic, Vantage};
 use super::host_addresses::LiveHostAddresses;
-use super::inodes::{InodeIndex, Owner};
-use super::packet::{Direction, Parsed, Parser, Transport};
-use super::sockdiag::SockDiag;
-use crate::proc::ProcRoot;
+use super::inodes::Owner;
+use super::namespaces::Topology;
+use super::packet::{Direction, FlowPacket, Parsed, Parser};
+use super::resolver::{resolver_loop, Request, SharedTopology};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -28,15 +34,12 @@ const PENDING_TIMEOUT_MS: u64 = 5_000;
 const IDLE_TIMEOUT_MS: u64 = 120_000;
 const HOUSEKEEPING: Duration = Duration::from_millis(50);
 const READ_TIMEOUT_MS: i32 = 50;
-/// A flow whose owner is not found at once is asked again: quickly at first — the index
-/// finds a brand-new process's socket within a few bounded lookups, and a short connection's
-/// socket does not wait — then less often, for this long (TCP still in the accept queue has
-/// no inode yet).
-const RETRY_FOR: Duration = Duration::from_secs(2);
-const RETRY_FAST: Duration = Duration::from_micros(500);
-const RETRY_FAST_FOR: Duration = Duration::from_millis(50);
-const RETRY_SLOW: Duration = Duration::from_millis(20);
-const MAX_RETRIES_PER_ROUND: usize = 256;
+/// Packets of an interface the topology does not know wait this long for it at most.
+const HOLD_UNKNOWN_INTERFACE: Duration = Duration::from_millis(200);
+/// At most this many are held; beyond, they are credited as the host's at once.
+const HOLD_UNKNOWN_MAX: usize = 4096;
+/// A capture thread asks for a topology read at most this often.
+const TOPOLOGY_ASK_EVERY: Duration = Duration::from_millis(20);
 
 /// What one capture thread has counted since it started.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +48,7 @@ pub struct InterfaceTotals {
     /// Traffic per process not yet taken by [`NetMonitor::take_traffic`].
     pub by_owner: HashMap<Owner, Traffic>,
     pub unattributed: Traffic,
+    pub forwarded: Traffic,
     pub pending: Traffic,
     pub flows: FlowStats,
     pub tracked_flows: u64,
@@ -62,18 +66,13 @@ pub struct InterfaceTotals {
 #[derive(Default)]
 struct Shared {
     interfaces: Mutex<Vec<InterfaceTotals>>,
+    topology: SharedTopology,
     stop: AtomicBool,
 }
 
 pub struct NetMonitor {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
-}
-
-/// A flow to resolve, and where the answer goes.
-struct Lookup {
-    key: FlowKey,
-    reply: Sender<(FlowKey, Option<Owner>)>,
 }
 
 impl NetMonitor {
@@ -83,7 +82,7 @@ impl NetMonitor {
         let shared = Arc::new(Shared::default());
         let mut threads = Vec::new();
         let mut errors = Vec::new();
-        let (lookups, lookup_queue) = mpsc::channel::<Lookup>();
+        let (lookups, lookup_queue) = mpsc::channel::<Request>();
         for opts in options {
             let source = match PacketSource::open(opts, READ_TIMEOUT_MS) {
                 Ok(source) => source,
@@ -114,12 +113,19 @@ impl NetMonitor {
             let thread_shared = Arc::clone(&shared);
             if let Ok(handle) = std::thread::Builder::new()
                 .name("capture-resolve".into())
-                .spawn(move || resolver_loop(lookup_queue, &thread_shared))
+                .spawn(move || {
+                    resolver_loop(lookup_queue, &thread_shared.topology, &thread_shared.stop)
+                })
             {
                 threads.push(handle);
             }
         }
         (NetMonitor { shared, threads }, errors)
+    }
+
+    /// Network namespaces besides the host's that the topology knows.
+    pub fn namespaces(&self) -> usize {
+        self.shared.topology.namespaces()
     }
 
     /// Whether at least one interface is being captured.
@@ -154,13 +160,151 @@ impl Drop for NetMonitor {
     }
 }
 
-fn capture_loop(mut source: PacketSource, index: usize, shared: &Shared, lookups: Sender<Lookup>) {
+/// What a capture thread credits packets with: its flow table, the host's addresses, the
+/// topology, and packets held for an interface the topology does not know yet.
+struct Crediting {
+    table: FlowTable,
+    host: LiveHostAddresses,
+    topology: Arc<Topology>,
+    topology_generation: u64,
+    /// The interface a capture of one named interface reads (its frames carry no index).
+    own_ifindex: u32,
+    held: Vec<FlowPacket>,
+    held_since: Option<Instant>,
+    /// Interfaces still unknown after the topology was read: not held for again until the
+    /// next reading.
+    unknown: std::collections::HashSet<u32>,
+    topology_asked: Option<Instant>,
+    requests: Sender<Request>,
+    reply: Sender<(super::flows::FlowKey, Option<Owner>)>,
+}
+
+impl Crediting {
+    fn packet(&mut self, packet: FlowPacket, now_ms: u64) {
+        let ifindex = if packet.ifindex != 0 {
+            packet.ifindex
+        } else {
+            self.own_ifindex
+        };
+        if ifindex != 0
+            && self.topology.interface(ifindex).is_none()
+            && !self.unknown.contains(&ifindex)
+            && self.held.len() < HOLD_UNKNOWN_MAX
+        {
+            self.held.push(packet);
+            self.held_since.get_or_insert_with(Instant::now);
+            self.ask_topology();
+            return;
+        }
+        self.credit(&packet, ifindex, now_ms);
+    }
+
+    fn credit(&mut self, packet: &FlowPacket, ifindex: u32, now_ms: u64) {
+        // A frame with no direction whose ends are both foreign may be the first of an
+        // address added a moment ago.
+        if packet.direction == Direction::Unknown
+            && !self.host.addresses().is_local(&packet.src.ip())
+            && !self.host.addresses().is_local(&packet.dst.ip())
+        {
+            self.host.missed();
+        }
+        let role = self.topology.interface(ifindex);
+        if role.is_none() && ifindex != 0 {
+            self.unknown.insert(ifindex);
+        }
+        let vantage = Vantage {
+            host: self.host.addresses(),
+            host_side: !role.is_some_and(|r| r.bridge_port),
+            peer: role.and_then(|r| r.peer).map(|netns| {
+                let addresses = self
+                    .topology
+                    .addresses(netns)
+                    .map(|a| a as &dyn LocalAddresses);
+                (netns, addresses)
+            }),
+        };
+        self.table.account_seen(packet, &vantage, now_ms);
+        // New flows go to the resolver at once: short connections close in milliseconds, and
+        // their socket must still be there when asked.
+        if self.table.has_lookups() {
+            self.send_lookups();
+        }
+    }
+
+    fn send_lookups(&mut self) {
+        for key in self.table.take_lookups() {
+            let _ = self.requests.send(Request::Lookup {
+                key,
+                reply: self.reply.clone(),
+            });
+        }
+    }
+
+    fn ask_topology(&mut self) {
+        if self
+            .topology_asked
+            .is_none_or(|at| at.elapsed() >= TOPOLOGY_ASK_EVERY)
+        {
+            self.topology_asked = Some(Instant::now());
+            let _ = self.requests.send(Request::Topology);
+        }
+    }
+
+    /// Takes a newer topology if there is one, and credits held packets once it came or they
+    /// waited long enough.
+    fn housekeeping(&mut self, topology: &SharedTopology, now_ms: u64) {
+        let fresh = topology.newer_than(&mut self.topology_generation);
+        if let Some(fresh) = fresh.as_ref() {
+            self.topology = Arc::clone(fresh);
+            self.unknown.clear();
+        }
+        let waited = self
+            .held_since
+            .is_some_and(|since| since.elapsed() >= HOLD_UNKNOWN_INTERFACE);
+        if fresh.is_some() || waited {
+            self.held_since = None;
+            for packet in std::mem::take(&mut self.held) {
+                let ifindex = if packet.ifindex != 0 {
+                    packet.ifindex
+                } else {
+                    self.own_ifindex
+                };
+                self.credit(&packet, ifindex, now_ms);
+            }
+        }
+        self.host.tick();
+        self.send_lookups();
+    }
+}
+
+fn capture_loop(
+    mut source: PacketSource,
+    index: usize,
+    shared: &Shared,
+    requests: Sender<Request>,
+) {
     let link = source.link_type();
     let mut parser = Parser::new();
-    let mut table = FlowTable::new(PENDING_TIMEOUT_MS, IDLE_TIMEOUT_MS);
     let (reply, answers) = mpsc::channel();
+    let mut topology_generation = 0;
+    let topology = shared
+        .topology
+        .newer_than(&mut topology_generation)
+        .unwrap_or_default();
+    let mut crediting = Crediting {
+        table: FlowTable::new(PENDING_TIMEOUT_MS, IDLE_TIMEOUT_MS),
+        host: LiveHostAddresses::new(),
+        topology,
+        topology_generation,
+        own_ifindex: source.ifindex(),
+        held: Vec::new(),
+        held_since: None,
+        unknown: Default::default(),
+        topology_asked: None,
+        requests,
+        reply,
+    };
     let started = Instant::now();
-    let mut host = LiveHostAddresses::new();
     let mut last_housekeeping = Instant::now();
     let mut now_ms = 0u64;
     let mut skipped = 0u64;
@@ -174,29 +318,11 @@ fn capture_loop(mut source: PacketSource, index: usize, shared: &Shared, lookups
                 match parser.parse_wire(link, frame, wire_len, now_ms) {
                     Parsed::Flow(packet) => {
                         ip_packets += 1;
-                        // A frame with no direction whose ends are both foreign may be the
-                        // first of an address added a moment ago.
-                        if packet.direction == Direction::Unknown
-                            && !host.addresses().is_local(&packet.src.ip())
-                            && !host.addresses().is_local(&packet.dst.ip())
-                        {
-                            host.missed();
-                        }
-                        table.account(&packet, host.addresses(), now_ms);
-                        // New flows go to the resolver at once: short connections close in
-                        // milliseconds, and their socket must still be there when asked.
-                        if table.has_lookups() {
-                            for key in table.take_lookups() {
-                                let _ = lookups.send(Lookup {
-                                    key,
-                                    reply: reply.clone(),
-                                });
-                            }
-                        }
+                        crediting.packet(packet, now_ms);
                     }
                     Parsed::Unattributable { direction, ip_len } => {
                         ip_packets += 1;
-                        table.account_unattributable(direction, ip_len);
+                        crediting.table.account_unattributable(direction, ip_len);
                     }
                     Parsed::NotIp | Parsed::Malformed => skipped += 1,
                 }
@@ -223,21 +349,23 @@ fn capture_loop(mut source: PacketSource, index: usize, shared: &Shared, lookups
         }
         last_housekeeping = Instant::now();
         now_ms = started.elapsed().as_millis() as u64;
-        host.tick();
-        for key in table.take_lookups() {
-            let _ = lookups.send(Lookup {
-                key,
-                reply: reply.clone(),
-            });
-        }
+        crediting.housekeeping(&shared.topology, now_ms);
         while let Ok((key, owner)) = answers.try_recv() {
-            table.resolved(&key, owner);
+            crediting.table.resolved(&key, owner);
         }
-        table.expire(now_ms);
+        crediting.table.expire(now_ms);
         if let Some(stats) = source.stats() {
             pcap.update(stats);
         }
-        publish(shared, index, &mut table, &pcap, skipped, ip_packets, true);
+        publish(
+            shared,
+            index,
+            &mut crediting.table,
+            &pcap,
+            skipped,
+            ip_packets,
+            true,
+        );
     }
     if let Some(e) = &failure {
         log::warn!(
@@ -249,7 +377,18 @@ fn capture_loop(mut source: PacketSource, index: usize, shared: &Shared, lookups
                 .map_or("?", |t| t.interface.as_str())
         );
     }
-    publish(shared, index, &mut table, &pcap, skipped, ip_packets, false);
+    // Whatever is still held is the host's.
+    crediting.held_since = Some(Instant::now() - HOLD_UNKNOWN_INTERFACE);
+    crediting.housekeeping(&shared.topology, now_ms);
+    publish(
+        shared,
+        index,
+        &mut crediting.table,
+        &pcap,
+        skipped,
+        ip_packets,
+        false,
+    );
 }
 
 fn publish(
@@ -267,6 +406,7 @@ fn publish(
             slot.by_owner.entry(owner).or_default().merge(&t);
         }
         slot.unattributed = table.unattributed();
+        slot.forwarded = table.forwarded();
         slot.pending = table.pending();
         slot.flows = table.stats();
         slot.tracked_flows = table.tracked_flows() as u64;
@@ -295,90 +435,6 @@ impl Widened {
         self.dropped += delta(stat.dropped, self.last.1);
         self.if_dropped += delta(stat.if_dropped, self.last.2);
         self.last = (stat.received, stat.dropped, stat.if_dropped);
-    }
-}
-
-enum Answer {
-    Final(Option<Owner>),
-    Retry,
-}
-
-/// Answers lookups in arrival order. A flow with no socket at all in this namespace is
-/// answered at once (unattributed); one whose socket has no holder yet, or whose holder the
-/// index has not found yet, is asked again until [`RETRY_FOR`] has passed.
-fn resolver_loop(queue: Receiver<Lookup>, shared: &Shared) {
-    let mut diag = match SockDiag::new() {
-        Ok(diag) => Some(diag),
-        Err(e) => {
-            log::warn!("cannot open a sock_diag netlink socket ({e}): traffic stays unattributed");
-            None
-        }
-    };
-    // Without the udp_diag module the kernel answers UDP lookups with "not found": every UDP
-    // byte would be unattributed for a reason the operator can fix, so say it once.
-    if let Some(Err(e)) = diag.as_mut().map(|d| d.dump(Transport::Udp, false)) {
-        log::warn!(
-            "the kernel does not answer sock_diag for UDP ({e}): UDP traffic will be \
-             unattributed; loading the udp_diag module (modprobe udp_diag) fixes it"
-        );
-    }
-    let mut index = InodeIndex::new(ProcRoot::system());
-    index.warm_up();
-    let mut retry: Vec<(Lookup, Instant)> = Vec::new();
-    while !shared.stop.load(Ordering::Relaxed) {
-        let wait = if retry.is_empty() {
-            Duration::from_millis(100)
-        } else if retry
-            .iter()
-            .any(|(_, asked)| asked.elapsed() < RETRY_FAST_FOR)
-        {
-            RETRY_FAST
-        } else {
-            RETRY_SLOW
-        };
-        // Retries wait their turn behind a bounded number per round, so a burst of flows
-        // nobody holds cannot make the resolver spin; new lookups are never held back.
-        let keep = retry.len().saturating_sub(MAX_RETRIES_PER_ROUND);
-        let mut batch: Vec<(Lookup, Instant)> = retry.drain(..retry.len() - keep).collect();
-        match queue.recv_timeout(wait) {
-            Ok(lookup) => batch.push((lookup, Instant::now())),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) if batch.is_empty() => return,
-            Err(RecvTimeoutError::Disconnected) => {}
-        }
-        while let Ok(lookup) = queue.try_recv() {
-            batch.push((lookup, Instant::now()));
-        }
-        for (lookup, first_asked) in batch {
-            let key = lookup.key;
-            let answer = match diag.as_mut() {
-                Some(diag) => match diag.find(key.transport, key.local, key.remote) {
-                    // No socket at all in this namespace: asking again will not make one.
-                    Ok(None) => Answer::Final(None),
-                    // Found, but no process holds it yet (accept queue) or any more
-                    // (closing): only the first may change.
-                    Ok(Some(info)) if info.inode == 0 => Answer::Retry,
-                    Ok(Some(info)) => match index.lookup(info.inode, Some(info.uid)) {
-                        Some(owner) => Answer::Final(Some(owner)),
-                        // The index works in bounded steps: the next one may find it.
-                        None => Answer::Retry,
-                    },
-                    Err(_) => Answer::Retry,
-                },
-                None => Answer::Final(None),
-            };
-            match answer {
-                Answer::Final(owner) => {
-                    let _ = lookup.reply.send((key, owner));
-                }
-                Answer::Retry if first_asked.elapsed() < RETRY_FOR => {
-                    retry.push((lookup, first_asked));
-                }
-                Answer::Retry => {
-                    let _ = lookup.reply.send((key, None));
-                }
-            }
-        }
     }
 }
 

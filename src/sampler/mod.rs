@@ -283,10 +283,12 @@ impl Sampler {
 
         let mut report = NetworkReport {
             unattributed: net.unattributed,
+            namespaces: net.monitor.namespaces() as u64,
             ..NetworkReport::default()
         };
         for iface in interfaces {
             report.unattributed.merge(&iface.unattributed);
+            report.forwarded.merge(&iface.forwarded);
             report.flows += iface.tracked_flows;
             report.lookups += iface.flows.lookups_requested;
             report.unresolved += iface.flows.unresolved;

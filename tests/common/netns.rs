@@ -93,25 +93,30 @@ impl Netns {
     /// address .2 of its subnets (v4 and v6); both ends up. The host end gets no address: the
     /// test decides. Interface names stay under the kernel's 15 characters.
     pub fn veth(&self, host: &str) -> Veth {
+        self.veth_with(
+            host,
+            &format!("{}/24", self.v4(2)),
+            Some(&format!("{}/64", self.v6(2))),
+        )
+    }
+
+    /// A veth pair whose inside end has the addresses given (CIDR notation).
+    pub fn veth_with(&self, host: &str, inside_v4: &str, inside_v6: Option<&str>) -> Veth {
         let peer = format!("{host}n");
         assert!(peer.len() <= 15, "interface name {peer:?} too long");
         ip_quiet(&["link", "del", host]);
         ip(&["link", "add", host, "type", "veth", "peer", "name", &peer]);
+        let veth = Veth {
+            host: host.to_string(),
+        };
         ip(&["link", "set", &peer, "netns", &self.name]);
-        self.ip(&["addr", "add", &format!("{}/24", self.v4(2)), "dev", &peer]);
-        self.ip(&[
-            "addr",
-            "add",
-            &format!("{}/64", self.v6(2)),
-            "dev",
-            &peer,
-            "nodad",
-        ]);
+        self.ip(&["addr", "add", inside_v4, "dev", &peer]);
+        if let Some(v6) = inside_v6 {
+            self.ip(&["addr", "add", v6, "dev", &peer, "nodad"]);
+        }
         self.ip(&["link", "set", &peer, "up"]);
         ip(&["link", "set", host, "up"]);
-        Veth {
-            host: host.to_string(),
-        }
+        veth
     }
 
     /// Starts the workload inside this namespace, like [`Collectd::spawn`] does outside.
@@ -153,6 +158,41 @@ impl Drop for Veth {
     fn drop(&mut self) {
         ip_quiet(&["link", "del", &self.host]);
     }
+}
+
+/// A bridge in the host's namespace, deleted on drop.
+pub struct Bridge {
+    pub name: String,
+}
+
+impl Bridge {
+    /// An up bridge named `name` with `address` (CIDR) on it.
+    pub fn create(name: &str, address: &str) -> Bridge {
+        ip_quiet(&["link", "del", name]);
+        ip(&["link", "add", name, "type", "bridge"]);
+        let bridge = Bridge {
+            name: name.to_string(),
+        };
+        ip(&["addr", "add", address, "dev", name]);
+        ip(&["link", "set", name, "up"]);
+        bridge
+    }
+
+    /// Makes `veth`'s host end a port of this bridge.
+    pub fn enslave(&self, veth: &Veth) {
+        ip(&["link", "set", &veth.host, "master", &self.name]);
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        ip_quiet(&["link", "del", &self.name]);
+    }
+}
+
+/// Sets a sysctl under /proc/sys (`net/ipv4/conf/X/forwarding`), returning whether it took.
+pub fn sysctl(path: &str, value: &str) -> bool {
+    std::fs::write(format!("/proc/sys/{path}"), value).is_ok()
 }
 
 fn skip(reason: &str) {

@@ -1,0 +1,246 @@
+//! The resolver thread: which process owns the socket of a new flow, in whichever network
+//! namespace that socket lives, and the host's network topology the capture threads credit by.
+//!
+//! A lookup asks the kernel for the one socket (sock_diag, in the flow's namespace) and the
+//! inode index for its holder. The answer goes back to the capture thread that asked. A socket
+//! with no holder yet (accept queue) or that the index has not found yet is asked again, quickly
+//! at first, for a bounded time; a socket that does not exist is answered at once.
+//!
+//! Namespaces: a netlink socket answers for the namespace it was created in, so a lookup in
+//! another namespace enters it (on this thread, for the moment it takes to make a sock_diag
+//! socket: 10 µs) and closes the socket after the lookup. A kept socket would keep its
+//! namespace alive, and with it a stopped container's veth.
+//!
+//! The topology (veth peers, bridge ports, namespaces' addresses) is read again every second,
+//! and at once when a capture thread meets an interface it does not know.
+
+use super::flows::FlowKey;
+use super::inodes::{InodeIndex, Owner};
+use super::namespaces::{Namespaces, NetnsId, Topology};
+use super::packet::Transport;
+use super::sockdiag::{SockDiag, SocketInfo};
+use crate::proc::ProcRoot;
+use parking_lot::Mutex;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A flow whose owner is not found at once is asked again: quickly at first — the index
+/// finds a brand-new process's socket within a few bounded lookups, and a short connection's
+/// socket does not wait — then less often, for this long (TCP still in the accept queue has
+/// no inode yet).
+const RETRY_FOR: Duration = Duration::from_secs(2);
+const RETRY_FAST: Duration = Duration::from_micros(500);
+const RETRY_FAST_FOR: Duration = Duration::from_millis(50);
+const RETRY_SLOW: Duration = Duration::from_millis(20);
+const MAX_RETRIES_PER_ROUND: usize = 256;
+/// The topology is read again this often, and when a capture thread asks.
+const TOPOLOGY_REFRESH: Duration = Duration::from_secs(1);
+
+/// What capture threads send the resolver.
+pub enum Request {
+    /// Who owns this flow's socket; the answer goes to `reply`.
+    Lookup {
+        key: FlowKey,
+        reply: Sender<(FlowKey, Option<Owner>)>,
+    },
+    /// A packet came through an interface the topology does not know: read it again.
+    Topology,
+}
+
+/// The topology as last read, shared with the capture threads.
+#[derive(Default)]
+pub struct SharedTopology {
+    current: Mutex<Arc<Topology>>,
+    generation: AtomicU64,
+}
+
+impl SharedTopology {
+    /// The current topology, if it is newer than `generation` (updated to it).
+    pub fn newer_than(&self, generation: &mut u64) -> Option<Arc<Topology>> {
+        let now = self.generation.load(Ordering::Acquire);
+        if now == *generation {
+            return None;
+        }
+        *generation = now;
+        Some(Arc::clone(&self.current.lock()))
+    }
+
+    pub fn namespaces(&self) -> usize {
+        self.current
+            .lock()
+            .namespaces()
+            .filter(|id| *id != NetnsId::HOST)
+            .count()
+    }
+
+    fn publish(&self, topology: Arc<Topology>) {
+        *self.current.lock() = topology;
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+}
+
+enum Answer {
+    Final(Option<Owner>),
+    Retry,
+}
+
+struct Pending {
+    key: FlowKey,
+    reply: Sender<(FlowKey, Option<Owner>)>,
+    first_asked: Instant,
+}
+
+/// sock_diag in every namespace: the host's socket is kept; another namespace's is made for
+/// the lookup and closed after it (10 µs), since keeping it would keep the namespace alive.
+struct Diags {
+    host: Option<SockDiag>,
+    namespaces: Namespaces,
+    /// Entering a namespace failed once: said once.
+    enter_failure_said: bool,
+}
+
+enum Found {
+    Socket(io::Result<Option<SocketInfo>>),
+    /// The namespace cannot be asked (gone, or no privilege to enter it).
+    CannotAsk,
+}
+
+impl Diags {
+    fn find(&mut self, key: &FlowKey) -> Found {
+        let ask = |diag: &mut SockDiag| diag.find(key.transport, key.local, key.remote);
+        if key.netns == NetnsId::HOST {
+            return match self.host.as_mut() {
+                Some(diag) => Found::Socket(ask(diag)),
+                None => Found::CannotAsk,
+            };
+        }
+        match self
+            .namespaces
+            .in_namespace(key.netns, SockDiag::new)
+            .and_then(|made| made)
+        {
+            Ok(mut diag) => Found::Socket(ask(&mut diag)),
+            Err(e) => {
+                if e.kind() == io::ErrorKind::PermissionDenied && !self.enter_failure_said {
+                    self.enter_failure_said = true;
+                    log::warn!(
+                        "cannot enter other network namespaces ({e}): traffic of processes in \
+                         them is unattributed; entering a namespace needs CAP_SYS_ADMIN"
+                    );
+                }
+                Found::CannotAsk
+            }
+        }
+    }
+}
+
+/// Runs until `stop` is set or every capture thread is gone.
+pub fn resolver_loop(queue: Receiver<Request>, topology: &SharedTopology, stop: &AtomicBool) {
+    let host = match SockDiag::new() {
+        Ok(diag) => Some(diag),
+        Err(e) => {
+            log::warn!("cannot open a sock_diag netlink socket ({e}): traffic stays unattributed");
+            None
+        }
+    };
+    let mut diags = Diags {
+        host,
+        namespaces: Namespaces::new(),
+        enter_failure_said: false,
+    };
+    // Without the udp_diag module the kernel answers UDP lookups with "not found": every UDP
+    // byte would be unattributed for a reason the operator can fix, so say it once.
+    if let Some(Err(e)) = diags.host.as_mut().map(|d| d.dump(Transport::Udp, false)) {
+        log::warn!(
+            "the kernel does not answer sock_diag for UDP ({e}): UDP traffic will be \
+             unattributed; loading the udp_diag module (modprobe udp_diag) fixes it"
+        );
+    }
+    let mut topology_said = false;
+    let mut refresh_topology = |diags: &mut Diags| match diags.namespaces.refresh() {
+        Ok(fresh) => topology.publish(fresh),
+        Err(e) if !topology_said => {
+            topology_said = true;
+            log::warn!(
+                "cannot read the network topology ({e}): traffic of other network namespaces \
+                 is credited to the host side only"
+            );
+        }
+        Err(_) => {}
+    };
+    refresh_topology(&mut diags);
+    let mut topology_read = Instant::now();
+
+    let mut index = InodeIndex::new(ProcRoot::system());
+    index.warm_up();
+    let mut retry: Vec<Pending> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let wait = if retry.is_empty() {
+            Duration::from_millis(100)
+        } else if retry
+            .iter()
+            .any(|p| p.first_asked.elapsed() < RETRY_FAST_FOR)
+        {
+            RETRY_FAST
+        } else {
+            RETRY_SLOW
+        };
+        // Retries wait their turn behind a bounded number per round, so a burst of flows
+        // nobody holds cannot make the resolver spin; new lookups are never held back.
+        let keep = retry.len().saturating_sub(MAX_RETRIES_PER_ROUND);
+        let mut batch: Vec<Pending> = retry.drain(..retry.len() - keep).collect();
+        let mut topology_wanted = false;
+        let mut take = |request: Request, batch: &mut Vec<Pending>| match request {
+            Request::Lookup { key, reply } => batch.push(Pending {
+                key,
+                reply,
+                first_asked: Instant::now(),
+            }),
+            Request::Topology => topology_wanted = true,
+        };
+        match queue.recv_timeout(wait) {
+            Ok(request) => take(request, &mut batch),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) if batch.is_empty() => return,
+            Err(RecvTimeoutError::Disconnected) => {}
+        }
+        while let Ok(request) = queue.try_recv() {
+            take(request, &mut batch);
+        }
+        if topology_wanted || topology_read.elapsed() >= TOPOLOGY_REFRESH {
+            refresh_topology(&mut diags);
+            topology_read = Instant::now();
+        }
+        for pending in batch {
+            let key = pending.key;
+            let answer = match diags.find(&key) {
+                Found::Socket(found) => match found {
+                    // No socket at all in this namespace: asking again will not make one.
+                    Ok(None) => Answer::Final(None),
+                    // Found, but no process holds it yet (accept queue) or any more
+                    // (closing): only the first may change.
+                    Ok(Some(info)) if info.inode == 0 => Answer::Retry,
+                    Ok(Some(info)) => match index.lookup(info.inode, Some(info.uid)) {
+                        Some(owner) => Answer::Final(Some(owner)),
+                        // The index works in bounded steps: the next one may find it.
+                        None => Answer::Retry,
+                    },
+                    Err(_) => Answer::Retry,
+                },
+                Found::CannotAsk => Answer::Final(None),
+            };
+            match answer {
+                Answer::Final(owner) => {
+                    let _ = pending.reply.send((key, owner));
+                }
+                Answer::Retry if pending.first_asked.elapsed() < RETRY_FOR => retry.push(pending),
+                Answer::Retry => {
+                    let _ = pending.reply.send((key, None));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Integration tests of traffic in other network namespaces (owned by the integration tests):
+//! namespaces, veths and bridges the tests create themselves (addresses from 10.203.0.0/16 and
+//! fd00:203::/32, see `common::netns`), real TCP between processes inside and outside them,
+//! captured on the host's `any` device by a real collectd and checked in what its csv writer
+//! stored.
+//!
+//! Every test runs alone: each collectd captures every interface of the host, and `forwarded`
+//! counts whatever crosses the host for nobody, so other tests' traffic must not be there.
+//!
+//! Tolerances, as on loopback: a transfer of P payload bytes is credited between P and 5% above
+//! it to each of its two ends. Over a veth (MTU 1500) the headers are 52 bytes per 1448 of
+//! payload, 3.6% at most (libpcap sees the kernel's large GSO segments, so usually far less);
+//! anything above 5% would be a packet counted twice.
+
+mod common;
+
+use common::netns::{ip, sysctl, Bridge, Netns};
+use common::*;
+
+const GROUP_BY_COMM: &str = r#"GroupBy "{comm}""#;
+const PAYLOAD: f64 = 5e6;
+const PAYLOAD_ARG: &str = "5000000";
+
+/// The last value of data source `ds` of `type_` for `instance`, once a row at or after
+/// `epoch` exists.
+fn last_after(collectd: &Collectd, instance: &str, type_: &str, ds: &str, epoch: f64) -> f64 {
+    collectd
+        .wait_row_after(instance, type_, epoch)
+        .last()
+        .expect("a row")
+        .get(ds)
+}
+
+fn assert_transfer(what: &str, value: f64) {
+    assert!(
+        (PAYLOAD..=PAYLOAD * 1.05).contains(&value),
+        "{what} is {value} bytes for a {PAYLOAD}-byte transfer (expected payload..+5%)"
+    );
+}
+
+/// Sends PAYLOAD from `client` to `server` (already listening, its `port` line read) and
+/// waits until the server read it all.
+fn transfer(client: &mut Workload, server: &mut Workload) {
+    client.expect_line("sent");
+    server.expect_line(&format!("received {PAYLOAD_ARG}"));
+}
+
+#[test]
+fn a_process_in_a_namespace_gets_its_bytes() {
+    let Some(lab) = Netns::create("in") else {
+        return;
+    };
+    let veth = lab.veth(&format!("cin{}", lab.id));
+    ip(&[
+        "addr",
+        "add",
+        &format!("{}/24", lab.v4(1)),
+        "dev",
+        &veth.host,
+    ]);
+    ip(&[
+        "addr",
+        "add",
+        &format!("{}/64", lab.v6(1)),
+        "dev",
+        &veth.host,
+        "nodad",
+    ]);
+    let Some(collectd) = Collectd::start_alone(Some(GROUP_BY_COMM)) else {
+        return;
+    };
+    for (inside, bracketed) in [
+        (lab.v4(2), lab.v4(2)),
+        (lab.v6(2), format!("[{}]", lab.v6(2))),
+    ] {
+        let mut server = lab.spawn(
+            &collectd,
+            &unique_comm("cw_nss_"),
+            &["tcp-serve", &inside, "30"],
+        );
+        let port = server.expect_line_starting("port ");
+        let mut client = collectd.spawn(
+            &unique_comm("cw_hsc_"),
+            &[
+                "tcp-send",
+                &format!("{bracketed}:{port}"),
+                PAYLOAD_ARG,
+                "1",
+                "30",
+            ],
+        );
+        transfer(&mut client, &mut server);
+        let settled = now() + SETTLE + INTERVAL;
+        let received = last_after(&collectd, &server.comm, "if_octets", "rx", settled);
+        let sent = last_after(&collectd, &client.comm, "if_octets", "tx", settled);
+        eprintln!("{inside}: host client tx {sent}, namespace server rx {received}");
+        assert_transfer(&format!("{inside}: the namespace's server rx"), received);
+        assert_transfer(&format!("{inside}: the host's client tx"), sent);
+    }
+}
+
+/// A namespace with the host's own address and port, listening: the host's traffic is still
+/// the host's. Two decoys: one inside a namespace whose veth has the address a host server
+/// listens on, one on the namespace's own loopback at the port of a host server on 127.0.0.1.
+#[test]
+fn a_namespace_reusing_host_addresses_does_not_steal_their_traffic() {
+    let (Some(clients), Some(decoys)) = (Netns::create("cli"), Netns::create("dcy")) else {
+        return;
+    };
+    let to_clients = clients.veth(&format!("ccl{}", clients.id));
+    let host_address = clients.v4(1);
+    ip(&[
+        "addr",
+        "add",
+        &format!("{host_address}/24"),
+        "dev",
+        &to_clients.host,
+    ]);
+    // The decoys' namespace has the host's address on its own veth.
+    let _to_decoys = decoys.veth_with(
+        &format!("cdc{}", decoys.id),
+        &format!("{host_address}/24"),
+        None,
+    );
+    let Some(collectd) = Collectd::start_alone(Some(GROUP_BY_COMM)) else {
+        return;
+    };
+
+    // Over the veth: a client in the namespace to the host's server on the host's address.
+    let mut server = collectd.spawn(&unique_comm("cw_hsv_"), &["tcp-serve", &host_address, "30"]);
+    let port = server.expect_line_starting("port ");
+    let decoy = decoys.spawn(
+        &collectd,
+        &unique_comm("cw_dcy_"),
+        &["tcp-serve", &host_address, "30", &port],
+    );
+    let mut client = clients.spawn(
+        &collectd,
+        &unique_comm("cw_nsc_"),
+        &[
+            "tcp-send",
+            &format!("{host_address}:{port}"),
+            PAYLOAD_ARG,
+            "1",
+            "30",
+        ],
+    );
+    transfer(&mut client, &mut server);
+
+    // Over the host's loopback, with a decoy on the same port of a namespace's loopback.
+    let mut lo_server = collectd.spawn(&unique_comm("cw_hlo_"), &["tcp-serve", "127.0.0.1", "30"]);
+    let lo_port = lo_server.expect_line_starting("port ");
+    let lo_decoy = decoys.spawn(
+        &collectd,
+        &unique_comm("cw_dlo_"),
+        &["tcp-serve", "127.0.0.1", "30", &lo_port],
+    );
+    let mut lo_client = collectd.spawn(
+        &unique_comm("cw_hlc_"),
+        &[
+            "tcp-send",
+            &format!("127.0.0.1:{lo_port}"),
+            PAYLOAD_ARG,
+            "1",
+            "30",
+        ],
+    );
+    transfer(&mut lo_client, &mut lo_server);
+
+    let settled = now() + SETTLE + INTERVAL;
+    for (what, instance, ds) in [
+        ("the host's server (veth)", &server.comm, "rx"),
+        ("the namespace's client", &client.comm, "tx"),
+        ("the host's server (loopback)", &lo_server.comm, "rx"),
+        ("the host's client (loopback)", &lo_client.comm, "tx"),
+    ] {
+        let value = last_after(&collectd, instance, "if_octets", ds, settled);
+        eprintln!("{what}: {ds} {value}");
+        assert_transfer(what, value);
+    }
+    for decoy in [&decoy, &lo_decoy] {
+        let stolen: f64 = collectd
+            .rows(&decoy.comm, "if_octets")
+            .iter()
+            .map(|row| row.get("rx") + row.get("tx"))
+            .fold(0.0, f64::max);
+        assert_eq!(stolen, 0.0, "decoy {} was credited", decoy.comm);
+    }
+}
+
+/// The host talks to a namespace behind a bridge, and two namespaces talk across it: every
+/// packet shows on a bridge port, and the host's on the bridge device too; each end is
+/// credited once, and nothing of it is forwarded.
+#[test]
+fn a_packet_across_veth_and_bridge_is_counted_once() {
+    let (Some(a), Some(b)) = (Netns::create("bra"), Netns::create("brb")) else {
+        return;
+    };
+    let subnet = |host: u8| format!("10.203.{}.{host}", a.id);
+    let bridge = Bridge::create(&format!("cbr{}", a.id), &format!("{}/24", subnet(1)));
+    let veth_a = a.veth_with(&format!("cba{}", a.id), &format!("{}/24", subnet(2)), None);
+    let veth_b = b.veth_with(&format!("cbb{}", b.id), &format!("{}/24", subnet(3)), None);
+    bridge.enslave(&veth_a);
+    bridge.enslave(&veth_b);
+    let Some(collectd) = Collectd::start_alone(Some(GROUP_BY_COMM)) else {
+        return;
+    };
+
+    let mut server = a.spawn(
+        &collectd,
+        &unique_comm("cw_bsv_"),
+        &["tcp-serve", &subnet(2), "30"],
+    );
+    let port = server.expect_line_starting("port ");
+    let to_server = format!("{}:{port}", subnet(2));
+    // From the host (bridge device + port), then from namespace b (port to port).
+    let mut host_client = collectd.spawn(
+        &unique_comm("cw_bhc_"),
+        &["tcp-send", &to_server, PAYLOAD_ARG, "1", "30"],
+    );
+    transfer(&mut host_client, &mut server);
+    let mut ns_client = b.spawn(
+        &collectd,
+        &unique_comm("cw_bnc_"),
+        &["tcp-send", &to_server, PAYLOAD_ARG, "1", "30"],
+    );
+    transfer(&mut ns_client, &mut server);
+
+    let settled = now() + SETTLE + INTERVAL;
+    let host_sent = last_after(&collectd, &host_client.comm, "if_octets", "tx", settled);
+    let ns_sent = last_after(&collectd, &ns_client.comm, "if_octets", "tx", settled);
+    let received = last_after(&collectd, &server.comm, "if_octets", "rx", settled);
+    let forwarded = last_after(&collectd, "forwarded", "if_octets", "rx", settled);
+    eprintln!(
+        "host client tx {host_sent}, namespace client tx {ns_sent}, server rx {received}, \
+         forwarded rx {forwarded}"
+    );
+    assert_transfer("the host's client tx", host_sent);
+    assert_transfer("the namespace's client tx", ns_sent);
+    assert!(
+        (2.0 * PAYLOAD..=2.0 * PAYLOAD * 1.05).contains(&received),
+        "the server received {received} bytes of two {PAYLOAD}-byte transfers"
+    );
+    assert!(
+        forwarded < PAYLOAD * 0.01,
+        "bridged and local traffic is not forwarded: {forwarded}"
+    );
+}
+
+/// Two namespaces on their own veths, the host routing between them (forwarding switched on
+/// for these two interfaces only): both ends are credited, and the host's part — bytes that
+/// came in for someone else and went out again — is `forwarded`.
+#[test]
+fn traffic_routed_between_namespaces_is_forwarded() {
+    let (Some(a), Some(b)) = (Netns::create("rta"), Netns::create("rtb")) else {
+        return;
+    };
+    let veth_a = a.veth(&format!("cra{}", a.id));
+    let veth_b = b.veth(&format!("crb{}", b.id));
+    for (ns, veth) in [(&a, &veth_a), (&b, &veth_b)] {
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", ns.v4(1)),
+            "dev",
+            &veth.host,
+        ]);
+        ns.ip(&["route", "add", "default", "via", &ns.v4(1)]);
+        if !sysctl(&format!("net/ipv4/conf/{}/forwarding", veth.host), "1") {
+            eprintln!("SKIP: cannot switch on forwarding for {}", veth.host);
+            return;
+        }
+    }
+    let Some(collectd) = Collectd::start_alone(Some(GROUP_BY_COMM)) else {
+        return;
+    };
+    let mut server = b.spawn(
+        &collectd,
+        &unique_comm("cw_rsv_"),
+        &["tcp-serve", &b.v4(2), "30"],
+    );
+    let port = server.expect_line_starting("port ");
+    let mut client = a.spawn(
+        &collectd,
+        &unique_comm("cw_rcl_"),
+        &[
+            "tcp-send",
+            &format!("{}:{port}", b.v4(2)),
+            PAYLOAD_ARG,
+            "1",
+            "30",
+        ],
+    );
+    transfer(&mut client, &mut server);
+    let settled = now() + SETTLE + INTERVAL;
+    let sent = last_after(&collectd, &client.comm, "if_octets", "tx", settled);
+    let received = last_after(&collectd, &server.comm, "if_octets", "rx", settled);
+    let forwarded_in = last_after(&collectd, "forwarded", "if_octets", "rx", settled);
+    let forwarded_out = last_after(&collectd, "forwarded", "if_octets", "tx", settled);
+    eprintln!(
+        "client tx {sent}, server rx {received}, forwarded rx {forwarded_in} tx {forwarded_out}"
+    );
+    assert_transfer("the client's tx", sent);
+    assert_transfer("the server's rx", received);
+    // The payload one way, the ACKs the other: both crossed the host.
+    for (what, value) in [("in", forwarded_in), ("out", forwarded_out)] {
+        assert!(
+            (PAYLOAD..=PAYLOAD * 1.1).contains(&value),
+            "forwarded {what}: {value} bytes for a {PAYLOAD}-byte transfer routed by the host"
+        );
+    }
+}
