@@ -270,9 +270,11 @@ impl FlowTable {
         match packet.direction {
             // Sent by the host into the veth: received inside.
             Direction::Outgoing => self.credit(packet, netns, incoming, Side::Rx, now_ms),
-            // Came out of the veth: sent from inside.
-            Direction::Incoming => self.credit(packet, netns, outgoing, Side::Tx, now_ms),
-            Direction::OtherHost => {}
+            // Came out of the veth: sent from inside. On a bridge port a frame for another
+            // port's MAC address is "for another host" to the port, but it came out all the same.
+            Direction::Incoming | Direction::OtherHost => {
+                self.credit(packet, netns, outgoing, Side::Tx, now_ms)
+            }
             Direction::Unknown => {
                 let Some(addresses) = addresses else { return };
                 if addresses.is_local(&packet.src.ip()) {
@@ -604,8 +606,9 @@ mod tests {
         let p = packet(Direction::Outgoing, "10.9.0.1:42", "10.9.0.3:80", 1000);
         t.account_seen(&p, &Vantage::host(&Host), 0);
         t.account_seen(&p, &bridge_port(N2), 0);
-        // Namespace 3 -> namespace 2 across the bridge: in at one port, out at the other.
-        let q = packet(Direction::Incoming, "10.9.0.4:43", "10.9.0.3:81", 500);
+        // Namespace 3 -> namespace 2 across the bridge: in at one port (where a frame for
+        // another port's MAC address is "for another host"), out at the other.
+        let q = packet(Direction::OtherHost, "10.9.0.4:43", "10.9.0.3:81", 500);
         let q_out = FlowPacket {
             direction: Direction::Outgoing,
             ..q
