@@ -16,7 +16,7 @@ use super::capture::{CaptureOptions, Next, OpenError, PacketSource};
 use super::flows::{FlowStats, FlowTable, LocalAddresses, Traffic, Vantage};
 use super::host_addresses::LiveHostAddresses;
 use super::inodes::Owner;
-use super::namespaces::Topology;
+use super::namespaces::{Namespaces, Topology};
 use super::packet::{Direction, FlowPacket, Parsed, Parser};
 use super::resolver::{resolver_loop, Request, SharedTopology};
 use parking_lot::Mutex;
@@ -83,6 +83,12 @@ impl NetMonitor {
         let mut threads = Vec::new();
         let mut errors = Vec::new();
         let (lookups, lookup_queue) = mpsc::channel::<Request>();
+        // The topology is read before any packet is: a capture that started without it would
+        // hold its first packets for it, and a short connection's socket can be gone by then.
+        let mut namespaces = Namespaces::new();
+        if let Ok(topology) = namespaces.refresh() {
+            shared.topology.publish(topology);
+        }
         for opts in options {
             let source = match PacketSource::open(opts, READ_TIMEOUT_MS) {
                 Ok(source) => source,
@@ -114,7 +120,12 @@ impl NetMonitor {
             if let Ok(handle) = std::thread::Builder::new()
                 .name("capture-resolve".into())
                 .spawn(move || {
-                    resolver_loop(lookup_queue, &thread_shared.topology, &thread_shared.stop)
+                    resolver_loop(
+                        lookup_queue,
+                        namespaces,
+                        &thread_shared.topology,
+                        &thread_shared.stop,
+                    )
                 })
             {
                 threads.push(handle);
@@ -251,8 +262,8 @@ impl Crediting {
     }
 
     /// Takes a newer topology if there is one, and credits held packets once it came or they
-    /// waited long enough.
-    fn housekeeping(&mut self, topology: &SharedTopology, now_ms: u64) {
+    /// waited long enough. Cheap (one atomic load) when there is nothing new.
+    fn take_topology(&mut self, topology: &SharedTopology, now_ms: u64) {
         let fresh = topology.newer_than(&mut self.topology_generation);
         if let Some(fresh) = fresh.as_ref() {
             self.topology = Arc::clone(fresh);
@@ -272,6 +283,10 @@ impl Crediting {
                 self.credit(&packet, ifindex, now_ms);
             }
         }
+    }
+
+    fn housekeeping(&mut self, topology: &SharedTopology, now_ms: u64) {
+        self.take_topology(topology, now_ms);
         self.host.tick();
         self.send_lookups();
     }
@@ -343,6 +358,10 @@ fn capture_loop(
                     log::error!("a packet could not be handled; capture goes on");
                 }
             }
+        }
+        // Held packets are credited as soon as the topology they wait for is there.
+        if !crediting.held.is_empty() {
+            crediting.take_topology(&shared.topology, now_ms);
         }
         if last_housekeeping.elapsed() < HOUSEKEEPING {
             continue;

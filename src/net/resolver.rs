@@ -76,7 +76,7 @@ impl SharedTopology {
             .count()
     }
 
-    fn publish(&self, topology: Arc<Topology>) {
+    pub fn publish(&self, topology: Arc<Topology>) {
         *self.current.lock() = topology;
         self.generation.fetch_add(1, Ordering::Release);
     }
@@ -138,7 +138,12 @@ impl Diags {
 }
 
 /// Runs until `stop` is set or every capture thread is gone.
-pub fn resolver_loop(queue: Receiver<Request>, topology: &SharedTopology, stop: &AtomicBool) {
+pub fn resolver_loop(
+    queue: Receiver<Request>,
+    namespaces: Namespaces,
+    topology: &SharedTopology,
+    stop: &AtomicBool,
+) {
     let host = match SockDiag::new() {
         Ok(diag) => Some(diag),
         Err(e) => {
@@ -148,7 +153,7 @@ pub fn resolver_loop(queue: Receiver<Request>, topology: &SharedTopology, stop: 
     };
     let mut diags = Diags {
         host,
-        namespaces: Namespaces::new(),
+        namespaces,
         enter_failure_said: false,
     };
     // Without the udp_diag module the kernel answers UDP lookups with "not found": every UDP
@@ -171,7 +176,6 @@ pub fn resolver_loop(queue: Receiver<Request>, topology: &SharedTopology, stop: 
         }
         Err(_) => {}
     };
-    refresh_topology(&mut diags);
     let mut topology_read = Instant::now();
 
     let mut index = InodeIndex::new(ProcRoot::system());
