@@ -6,14 +6,15 @@
 #   scripts/test.sh -- --nocapture  # extra arguments go to the unit and integration test run
 #
 # Installs the Debian packages it needs when run as root (collectd-core, libpcap-dev,
-# build-essential, pkg-config) and skips apt entirely when they are all present.
+# build-essential, pkg-config, iproute2, and nftables for the NAT test) and skips apt entirely
+# when they are all present.
 # The integration tests in tests/ build target/release/libcapture.so themselves.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ensure_apt_packages "${CAPTURE_APT_PACKAGES[@]}"
+ensure_apt_packages "${CAPTURE_APT_PACKAGES[@]}" nftables
 require_cargo
 cd "$CAPTURE_ROOT"
 

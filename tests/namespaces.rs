@@ -310,3 +310,141 @@ fn traffic_routed_between_namespaces_is_forwarded() {
         );
     }
 }
+
+/// An nftables table of the test's own, deleted on drop.
+struct NftTable {
+    name: String,
+}
+
+impl NftTable {
+    /// A table with a postrouting NAT chain that masquerades what `from` sends out of
+    /// `interface`. `None`, after saying why, when nftables is not usable here.
+    fn masquerade(name: &str, interface: &str, from: &str) -> Option<NftTable> {
+        let nft = |args: &[&str]| {
+            std::process::Command::new("nft")
+                .args(args)
+                .output()
+                .map_err(|e| e.to_string())
+                .and_then(|out| {
+                    if out.status.success() {
+                        Ok(())
+                    } else {
+                        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+                    }
+                })
+        };
+        let _ = nft(&["delete", "table", "ip", name]);
+        if let Err(e) = nft(&["add", "table", "ip", name]) {
+            eprintln!("SKIP: nftables is not usable here: {e}");
+            return None;
+        }
+        let table = NftTable {
+            name: name.to_string(),
+        };
+        let chain = "{ type nat hook postrouting priority 100 ; }";
+        nft(&["add", "chain", "ip", name, "post", chain]).expect("a NAT chain");
+        nft(&[
+            "add",
+            "rule",
+            "ip",
+            name,
+            "post",
+            "oifname",
+            interface,
+            "ip",
+            "saddr",
+            from,
+            "masquerade",
+        ])
+        .expect("a masquerade rule");
+        Some(table)
+    }
+}
+
+impl Drop for NftTable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "ip", &self.name])
+            .output();
+    }
+}
+
+/// As in the routed test, but the host masquerades what namespace a sends to namespace b, as
+/// Docker does for a container's traffic to the world: on b's veth the packets carry the
+/// host's address and a port no local socket has. They are forwarded traffic, not a local
+/// socket the plugin failed to find: `forwarded`, not `unattributed`.
+#[test]
+fn natted_traffic_is_forwarded_not_unattributed() {
+    let (Some(a), Some(b)) = (Netns::create("nta"), Netns::create("ntb")) else {
+        return;
+    };
+    let veth_a = a.veth(&format!("cna{}", a.id));
+    let veth_b = b.veth(&format!("cnb{}", b.id));
+    for (ns, veth) in [(&a, &veth_a), (&b, &veth_b)] {
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", ns.v4(1)),
+            "dev",
+            &veth.host,
+        ]);
+        ns.ip(&["route", "add", "default", "via", &ns.v4(1)]);
+        if !sysctl(&format!("net/ipv4/conf/{}/forwarding", veth.host), "1") {
+            eprintln!("SKIP: cannot switch on forwarding for {}", veth.host);
+            return;
+        }
+    }
+    let Some(_nat) = NftTable::masquerade(
+        &format!("capnat{}", a.id),
+        &veth_b.host,
+        &format!("10.203.{}.0/24", a.id),
+    ) else {
+        return;
+    };
+    let Some(collectd) = Collectd::start_alone(Some(GROUP_BY_COMM)) else {
+        return;
+    };
+    let mut server = b.spawn(
+        &collectd,
+        &unique_comm("cw_nsv_"),
+        &["tcp-serve", &b.v4(2), "30"],
+    );
+    let port = server.expect_line_starting("port ");
+    let mut client = a.spawn(
+        &collectd,
+        &unique_comm("cw_ncl_"),
+        &[
+            "tcp-send",
+            &format!("{}:{port}", b.v4(2)),
+            PAYLOAD_ARG,
+            "1",
+            "30",
+        ],
+    );
+    transfer(&mut client, &mut server);
+    let settled = now() + SETTLE + INTERVAL;
+    let sent = last_after(&collectd, &client.comm, "if_octets", "tx", settled);
+    let received = last_after(&collectd, &server.comm, "if_octets", "rx", settled);
+    let forwarded_in = last_after(&collectd, "forwarded", "if_octets", "rx", settled);
+    let forwarded_out = last_after(&collectd, "forwarded", "if_octets", "tx", settled);
+    let lost = last_after(&collectd, "unattributed", "if_octets", "rx", settled)
+        + last_after(&collectd, "unattributed", "if_octets", "tx", settled);
+    eprintln!(
+        "client tx {sent}, server rx {received}, forwarded rx {forwarded_in} tx \
+         {forwarded_out}, unattributed {lost}"
+    );
+    assert_transfer("the client's tx", sent);
+    assert_transfer("the server's rx", received);
+    // In on a's veth and out on b's (translated), and the ACKs back: all of it crossed the
+    // host for someone else.
+    for (what, value) in [("in", forwarded_in), ("out", forwarded_out)] {
+        assert!(
+            (PAYLOAD..=PAYLOAD * 1.1).contains(&value),
+            "forwarded {what}: {value} bytes for a {PAYLOAD}-byte transfer NATed by the host"
+        );
+    }
+    assert!(
+        lost < PAYLOAD * 0.01,
+        "NATed copies are not unattributed: {lost} bytes"
+    );
+}

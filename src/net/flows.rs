@@ -92,6 +92,24 @@ enum FlowOwner {
     },
     Process(Owner),
     Unattributed,
+    /// No local socket: a connection the host NATs, seen with the host's address.
+    Forwarded,
+}
+
+/// What the resolver found for a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    Process(Owner),
+    /// A local socket nobody could be found for, or none at all.
+    Unattributed,
+    /// No local socket, but a connection the host translates (NAT): someone else's traffic.
+    Forwarded,
+}
+
+impl From<Option<Owner>> for Resolution {
+    fn from(owner: Option<Owner>) -> Resolution {
+        owner.map_or(Resolution::Unattributed, Resolution::Process)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -334,6 +352,7 @@ impl FlowTable {
                 .or_default()
                 .add(side, packet.ip_len),
             FlowOwner::Unattributed => self.unattributed.add(side, packet.ip_len),
+            FlowOwner::Forwarded => self.forwarded.add(side, packet.ip_len),
             FlowOwner::Pending { .. } => flow.held.add(side, packet.ip_len),
         }
     }
@@ -347,8 +366,9 @@ impl FlowTable {
         std::mem::take(&mut self.to_resolve)
     }
 
-    /// The resolver's answer for a flow: its held bytes go to the owner, or to `unattributed`.
-    pub fn resolved(&mut self, key: &FlowKey, owner: Option<Owner>) {
+    /// The resolver's answer for a flow: its held bytes go to the owner, to `unattributed`, or
+    /// to `forwarded`.
+    pub fn resolved(&mut self, key: &FlowKey, resolution: impl Into<Resolution>) {
         let Some(flow) = self.flows.get_mut(key) else {
             return;
         };
@@ -356,16 +376,21 @@ impl FlowTable {
             return;
         }
         let held = std::mem::take(&mut flow.held);
-        match owner {
-            Some(owner) => {
+        match resolution.into() {
+            Resolution::Process(owner) => {
                 flow.owner = FlowOwner::Process(owner);
                 self.by_owner.entry(owner).or_default().merge(&held);
                 self.stats.resolved += 1;
             }
-            None => {
+            Resolution::Unattributed => {
                 flow.owner = FlowOwner::Unattributed;
                 self.unattributed.merge(&held);
                 self.stats.unresolved += 1;
+            }
+            Resolution::Forwarded => {
+                flow.owner = FlowOwner::Forwarded;
+                self.forwarded.merge(&held);
+                self.stats.resolved += 1;
             }
         }
     }
@@ -651,6 +676,24 @@ mod tests {
             0,
         );
         assert_eq!(t.forwarded().rx_bytes, 1070);
+    }
+
+    #[test]
+    fn a_natted_flow_is_forwarded() {
+        let mut t = FlowTable::new(5000, 60_000);
+        // Masqueraded on the way out: the host's address, a port no socket has.
+        let out = packet(Direction::Outgoing, "10.9.0.1:61000", "10.7.0.9:80", 1000);
+        let back = packet(Direction::Incoming, "10.7.0.9:80", "10.9.0.1:61000", 60);
+        t.account(&out, &Host, 0);
+        t.account(&back, &Host, 0);
+        let keys = t.take_lookups();
+        assert_eq!(keys.len(), 1);
+        t.resolved(&keys[0], Resolution::Forwarded);
+        t.account(&out, &Host, 1);
+        let forwarded = t.forwarded();
+        assert_eq!((forwarded.tx_bytes, forwarded.rx_bytes), (2000, 60));
+        assert_eq!(t.unattributed(), Traffic::default());
+        assert!(t.by_owner().is_empty());
     }
 
     #[test]

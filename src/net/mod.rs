@@ -16,6 +16,7 @@
 //! - [`monitor`]: the capture threads and the totals they publish.
 
 pub mod capture;
+pub mod conntrack;
 pub mod flows;
 pub mod fragments;
 pub mod host_addresses;

@@ -13,7 +13,7 @@
 //! when it has, or after [`HOLD_UNKNOWN_INTERFACE`] as the host's.
 
 use super::capture::{CaptureOptions, Next, OpenError, PacketSource};
-use super::flows::{FlowStats, FlowTable, LocalAddresses, Traffic, Vantage};
+use super::flows::{FlowStats, FlowTable, LocalAddresses, Resolution, Traffic, Vantage};
 use super::host_addresses::LiveHostAddresses;
 use super::inodes::Owner;
 use super::namespaces::{Namespaces, Topology};
@@ -187,7 +187,7 @@ struct Crediting {
     unknown: std::collections::HashSet<u32>,
     topology_asked: Option<Instant>,
     requests: Sender<Request>,
-    reply: Sender<(super::flows::FlowKey, Option<Owner>)>,
+    reply: Sender<(super::flows::FlowKey, Resolution)>,
 }
 
 impl Crediting {

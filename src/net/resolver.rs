@@ -14,8 +14,9 @@
 //! The topology (veth peers, bridge ports, namespaces' addresses) is read again every second,
 //! and at once when a capture thread meets an interface it does not know.
 
-use super::flows::FlowKey;
-use super::inodes::{InodeIndex, Owner};
+use super::conntrack::Conntrack;
+use super::flows::{FlowKey, Resolution};
+use super::inodes::InodeIndex;
 use super::namespaces::{Namespaces, NetnsId, Topology};
 use super::packet::Transport;
 use super::sockdiag::{SockDiag, SocketInfo};
@@ -44,7 +45,7 @@ pub enum Request {
     /// Who owns this flow's socket; the answer goes to `reply`.
     Lookup {
         key: FlowKey,
-        reply: Sender<(FlowKey, Option<Owner>)>,
+        reply: Sender<(FlowKey, Resolution)>,
     },
     /// A packet came through an interface the topology does not know: read it again.
     Topology,
@@ -83,20 +84,22 @@ impl SharedTopology {
 }
 
 enum Answer {
-    Final(Option<Owner>),
+    Final(Resolution),
     Retry,
 }
 
 struct Pending {
     key: FlowKey,
-    reply: Sender<(FlowKey, Option<Owner>)>,
+    reply: Sender<(FlowKey, Resolution)>,
     first_asked: Instant,
 }
 
 /// sock_diag in every namespace: the host's socket is kept; another namespace's is made for
 /// the lookup and closed after it (10 µs), since keeping it would keep the namespace alive.
+/// And conntrack, for the host's flows that no socket has.
 struct Diags {
     host: Option<SockDiag>,
+    conntrack: Option<Conntrack>,
     namespaces: Namespaces,
     /// Entering a namespace failed once: said once.
     enter_failure_said: bool,
@@ -109,6 +112,32 @@ enum Found {
 }
 
 impl Diags {
+    /// A flow with no socket: a connection the host NATs (on the uplink it carries the host's
+    /// address and a port no socket has) is forwarded traffic; anything else is unattributed.
+    fn no_socket(&mut self, key: &FlowKey) -> Resolution {
+        if key.netns != NetnsId::HOST {
+            return Resolution::Unattributed;
+        }
+        let Some(conntrack) = self.conntrack.as_mut() else {
+            return Resolution::Unattributed;
+        };
+        match conntrack.nat(key.transport, key.local, key.remote) {
+            Ok(Some(_)) => Resolution::Forwarded,
+            Ok(None) => Resolution::Unattributed,
+            Err(e) => {
+                if e.kind() == io::ErrorKind::PermissionDenied {
+                    // Every later request would fail the same way.
+                    self.conntrack = None;
+                    log::warn!(
+                        "cannot ask conntrack about NATed connections ({e}): NATed traffic \
+                         counts as unattributed; asking needs CAP_NET_ADMIN"
+                    );
+                }
+                Resolution::Unattributed
+            }
+        }
+    }
+
     fn find(&mut self, key: &FlowKey) -> Found {
         let ask = |diag: &mut SockDiag| diag.find(key.transport, key.local, key.remote);
         if key.netns == NetnsId::HOST {
@@ -153,6 +182,8 @@ pub fn resolver_loop(
     };
     let mut diags = Diags {
         host,
+        // Without conntrack (not built, no privilege) NATed copies stay unattributed.
+        conntrack: Conntrack::new().ok(),
         namespaces,
         enter_failure_said: false,
     };
@@ -223,18 +254,18 @@ pub fn resolver_loop(
             let answer = match diags.find(&key) {
                 Found::Socket(found) => match found {
                     // No socket at all in this namespace: asking again will not make one.
-                    Ok(None) => Answer::Final(None),
+                    Ok(None) => Answer::Final(diags.no_socket(&key)),
                     // Found, but no process holds it yet (accept queue) or any more
                     // (closing): only the first may change.
                     Ok(Some(info)) if info.inode == 0 => Answer::Retry,
                     Ok(Some(info)) => match index.lookup(info.inode, Some(info.uid)) {
-                        Some(owner) => Answer::Final(Some(owner)),
+                        Some(owner) => Answer::Final(Resolution::Process(owner)),
                         // The index works in bounded steps: the next one may find it.
                         None => Answer::Retry,
                     },
                     Err(_) => Answer::Retry,
                 },
-                Found::CannotAsk => Answer::Final(None),
+                Found::CannotAsk => Answer::Final(Resolution::Unattributed),
             };
             match answer {
                 Answer::Final(owner) => {
@@ -242,7 +273,7 @@ pub fn resolver_loop(
                 }
                 Answer::Retry if pending.first_asked.elapsed() < RETRY_FOR => retry.push(pending),
                 Answer::Retry => {
-                    let _ = pending.reply.send((key, None));
+                    let _ = pending.reply.send((key, Resolution::Unattributed));
                 }
             }
         }
