@@ -448,3 +448,91 @@ fn natted_traffic_is_forwarded_not_unattributed() {
         "NATed copies are not unattributed: {lost} bytes"
     );
 }
+
+/// A container stopping while its traffic is captured: its processes die, its namespace and
+/// veth go away. The capture and the resolver carry on, say nothing alarming, and attribute
+/// the next traffic as before; the topology forgets the namespace.
+#[test]
+fn a_namespace_that_vanishes_mid_capture_changes_nothing_else() {
+    let Some(lab) = Netns::create("gone") else {
+        return;
+    };
+    let veth = lab.veth(&format!("cgo{}", lab.id));
+    ip(&[
+        "addr",
+        "add",
+        &format!("{}/24", lab.v4(1)),
+        "dev",
+        &veth.host,
+    ]);
+    let Some(mut collectd) = Collectd::start_alone(Some(GROUP_BY_COMM)) else {
+        return;
+    };
+    let namespaces = |collectd: &Collectd| {
+        collectd
+            .rows("self", "count-namespaces")
+            .last()
+            .map_or(0.0, Row::value)
+    };
+    let mut server = lab.spawn(
+        &collectd,
+        &unique_comm("cw_gsv_"),
+        &["tcp-serve", &lab.v4(2), "30"],
+    );
+    let port = server.expect_line_starting("port ");
+    // Connections held open 5 ms each: still going when the namespace goes.
+    let _client = collectd.spawn(
+        &unique_comm("cw_gcl_"),
+        &[
+            "tcp-send",
+            &format!("{}:{port}", lab.v4(2)),
+            "100000",
+            "400",
+            "30",
+            "5",
+        ],
+    );
+    server.expect_line("received 100000");
+    let with_lab = wait_for("the namespace counted", TIMEOUT, || {
+        let n = namespaces(&collectd);
+        (n >= 1.0).then_some(n)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(server);
+    drop(veth);
+    drop(lab);
+    let gone = now();
+
+    wait_for("the namespace forgotten", TIMEOUT, || {
+        collectd
+            .wait_row_after("self", "count-namespaces", gone + SETTLE)
+            .last()
+            .is_some_and(|row| row.value() < with_lab)
+            .then_some(())
+    });
+    // Loopback traffic after it is attributed exactly, as ever.
+    let mut receiver = collectd.spawn(&unique_comm("cw_grx_"), &["udp-recv", "127.0.0.1", "8"]);
+    let rport = receiver.expect_line_starting("port ");
+    let mut sender = collectd.spawn(
+        &unique_comm("cw_gtx_"),
+        &["udp-send", &format!("127.0.0.1:{rport}"), "50", "100", "30"],
+    );
+    sender.expect_line("sent");
+    let settled = now() + SETTLE + INTERVAL;
+    let received = last_after(&collectd, &receiver.comm, "if_packets", "rx", settled);
+    assert_eq!(received, 50.0);
+    assert!(
+        collectd.plugin_log_lines("error").is_empty(),
+        "{}",
+        collectd.log()
+    );
+    let warnings = collectd.plugin_log_lines("warning");
+    assert!(
+        warnings.iter().all(|w| w.contains("/proc/1/io")),
+        "nothing to warn about: {warnings:?}"
+    );
+    assert!(
+        collectd.exit_status().is_none(),
+        "collectd is still running"
+    );
+}
