@@ -86,6 +86,9 @@ impl NetMonitor {
         // The topology is read before any packet is: a capture that started without it would
         // hold its first packets for it, and a short connection's socket can be gone by then.
         let mut namespaces = Namespaces::new();
+        // Only frames without direction (a capture of one named interface) need to know the
+        // namespaces' addresses; reading them costs an entry into each namespace every second.
+        namespaces.read_addresses(options.iter().any(|o| o.interface != "any"));
         if let Ok(topology) = namespaces.refresh() {
             shared.topology.publish(topology);
         }
