@@ -124,6 +124,8 @@ def render(instances, interval, rows, started):
                 val(d, "io_octets", 1),
                 val(d, "disk_octets", 0),
                 val(d, "disk_octets", 1),
+                val(d, "if_octets", 0),
+                val(d, "if_octets", 1),
             )
         )
 
@@ -134,7 +136,7 @@ def render(instances, interval, rows, started):
 
     table.sort(key=key)
     width = shutil.get_terminal_size((100, 30)).columns
-    name_w = max(12, min(32, width - 81))
+    name_w = max(12, min(32, width - 101))
     out = []
     stamp = time.strftime("%H:%M:%S", time.localtime(newest)) if newest else "--:--:--"
     sampler_ms = val(self_data, "duration-sampler") * 1000.0
@@ -157,13 +159,27 @@ def render(instances, interval, rows, started):
     )
     out.append("")
     out.append(
-        "%-*s %6s %9s %6s %7s %6s %9s %9s %9s %9s"
-        % (name_w, "INSTANCE", "CPU%", "RSS MiB", "PROCS", "THREADS", "FDS", "READ/s", "WRITE/s", "DISK R/s", "DISK W/s")
+        "%-*s %6s %9s %6s %7s %6s %9s %9s %9s %9s %9s %9s"
+        % (
+            name_w,
+            "INSTANCE",
+            "CPU%",
+            "RSS MiB",
+            "PROCS",
+            "THREADS",
+            "FDS",
+            "READ/s",
+            "WRITE/s",
+            "DISK R/s",
+            "DISK W/s",
+            "NET RX/s",
+            "NET TX/s",
+        )
     )
     for r in table[:rows]:
         name = r[0] if len(r[0]) <= name_w else r[0][: name_w - 1] + "~"
         out.append(
-            "%-*s %s %s %s %s %s %s %s %s %s"
+            "%-*s %s %s %s %s %s %s %s %s %s %s %s"
             % (
                 name_w,
                 name,
@@ -176,6 +192,8 @@ def render(instances, interval, rows, started):
                 human_rate(r[7], 9),
                 human_rate(r[8], 9),
                 human_rate(r[9], 9),
+                human_rate(r[10], 9),
+                human_rate(r[11], 9),
             )
         )
     if len(table) > rows:
