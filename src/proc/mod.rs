@@ -8,6 +8,7 @@
 
 pub mod cmdline;
 pub mod fd;
+pub mod kept;
 pub mod meminfo;
 pub mod pid_cgroup;
 pub mod pid_io;
@@ -68,6 +69,66 @@ impl ProcRoot {
         self.buf.clear();
         read_limited(&mut file, &mut self.buf, limit)?;
         Ok(&self.buf)
+    }
+
+    /// Like [`read`](Self::read) for a process's `stat` or `io`, through a file `kept` open
+    /// from earlier cycles (see [`kept`]).
+    pub fn read_kept(
+        &mut self,
+        kept: &mut kept::KeptFiles,
+        pid: u32,
+        kind: kept::Kind,
+        limit: usize,
+    ) -> io::Result<&[u8]> {
+        let name = match kind {
+            kept::Kind::Stat => "stat",
+            kept::Kind::Io => "io",
+        };
+        self.path(Some(pid), name);
+        kept.read(pid, kind, &self.path, &mut self.buf, limit)?;
+        Ok(&self.buf)
+    }
+}
+
+/// [`read_limited`] with `pread` from offset 0, for a file kept open: each read of a /proc file
+/// at offset 0 produces it afresh.
+fn read_limited_at(file: &File, buf: &mut Vec<u8>, limit: usize) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    buf.clear();
+    loop {
+        if buf.len() >= limit {
+            buf.truncate(limit);
+            return Ok(());
+        }
+        if buf.capacity() == buf.len() {
+            buf.reserve(4096.min(limit - buf.len()).max(1));
+        }
+        let start = buf.len();
+        let room = (buf.capacity() - start).min(limit - start);
+        buf.resize(start + room, 0);
+        match file.read_at(&mut buf[start..], start as u64) {
+            Ok(0) => {
+                buf.truncate(start);
+                // A kept file of a process that is gone reads as an error, never as empty;
+                // an empty /proc/PID file is not one the sampler reads.
+                return if start == 0 {
+                    Err(io::Error::from(io::ErrorKind::UnexpectedEof))
+                } else {
+                    Ok(())
+                };
+            }
+            Ok(n) => {
+                buf.truncate(start + n);
+                if n < room && buf.last() == Some(&b'\n') {
+                    return Ok(());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(start),
+            Err(e) => {
+                buf.truncate(start);
+                return Err(e);
+            }
+        }
     }
 }
 

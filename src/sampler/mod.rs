@@ -18,6 +18,7 @@ use crate::net::flows::Traffic;
 use crate::net::inodes::Owner;
 use crate::net::monitor::NetMonitor;
 use crate::proc::fd::FdCountMethod;
+use crate::proc::kept::{KeptFiles, Kind};
 use crate::proc::{meminfo, pid_io, pid_stat, stat, system, ProcRoot};
 use crate::snapshot::{
     InstanceReport, InterfaceReport, IoReport, NetworkReport, Snapshot, Telemetry,
@@ -52,6 +53,8 @@ struct Warned {
 pub struct Sampler {
     config: Config,
     proc: ProcRoot,
+    /// Per-process files kept open across cycles (live /proc only).
+    kept: KeptFiles,
     fd_method: FdCountMethod,
     ticks_per_second: u64,
     page_size: u64,
@@ -83,11 +86,10 @@ const UNSEEN_CYCLES: u64 = 3;
 impl Sampler {
     /// A sampler of the live system.
     pub fn new(config: Config) -> Self {
-        Self::with_proc(
-            config,
-            ProcRoot::system(),
-            FdCountMethod::for_running_kernel(),
-        )
+        let fd_method = FdCountMethod::for_running_kernel();
+        let mut sampler = Self::with_proc(config, ProcRoot::system(), fd_method);
+        sampler.kept = KeptFiles::with_room_above_the_limit();
+        sampler
     }
 
     /// A sampler of any directory laid out like /proc (fixtures in tests).
@@ -101,6 +103,7 @@ impl Sampler {
         Sampler {
             config,
             proc,
+            kept: KeptFiles::none(),
             fd_method,
             ticks_per_second: system::clock_ticks_per_second(),
             page_size: system::page_size(),
@@ -157,6 +160,7 @@ impl Sampler {
                 seen += 1;
             }
         }
+        self.kept.retain_sorted(&pids);
         self.pids = pids;
         let this_cycle = self.seq + 1;
         self.grouped.retain(|_, g| g.seen == this_cycle);
@@ -329,12 +333,13 @@ impl Sampler {
                 self.pids.push(pid);
             }
         }
+        self.pids.sort_unstable();
     }
 
     /// Reads one process and records it. False when it vanished or is unreadable — normal
     /// churn, never an error.
     fn sample_process(&mut self, pid: u32) -> bool {
-        let Ok(content) = self.proc.read(Some(pid), "stat", 4096) else {
+        let Ok(content) = self.proc.read_kept(&mut self.kept, pid, Kind::Stat, 4096) else {
             return false;
         };
         let Some(st) = pid_stat::parse(content) else {
@@ -397,7 +402,7 @@ impl Sampler {
 
         let mut io_known = false;
         if self.config.collect_io {
-            match self.proc.read(Some(pid), "io", 1024) {
+            match self.proc.read_kept(&mut self.kept, pid, Kind::Io, 1024) {
                 Ok(content) => {
                     if let Some(io) = pid_io::parse(content) {
                         counters[accounting::RCHAR] = io.rchar;
@@ -422,7 +427,15 @@ impl Sampler {
             }
         }
         if self.config.collect_file_handles {
-            match self.fd_method.count(self.proc.path(Some(pid), "fd")) {
+            let counted = match self.fd_method {
+                // The kept handle's fstat is the count: one call, no path walk.
+                FdCountMethod::StatSize => {
+                    let dir = self.proc.path(Some(pid), "fd");
+                    self.kept.fd_count(pid, dir)
+                }
+                FdCountMethod::ReadDir => self.fd_method.count(self.proc.path(Some(pid), "fd")),
+            };
+            match counted {
                 Ok(n) => gauges.file_handles = Some(n),
                 Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !self.warned.fd_denied => {
                     self.warned.fd_denied = true;
