@@ -1,9 +1,9 @@
 //! Which flows the kernel's connection tracker knows as NATed, read through netlink
 //! `NETLINK_NETFILTER` (ctnetlink, the interface of the `conntrack` tool). It owns the wire
 //! format of the one request it needs — an exact get by tuple — hand-written like
-//! [`super::sockdiag`]: a 4-byte `nfgenmsg` and a dozen attributes do not justify a netlink
-//! crate, and owning the parser lets it refuse malformed kernel data with an error instead of
-//! a panic.
+//! [`super::sockdiag`], on [`super::netlink`]'s plumbing: a 4-byte `nfgenmsg` and a dozen
+//! attributes do not justify a netlink crate, and owning the parser lets it refuse malformed
+//! kernel data with an error instead of a panic.
 //!
 //! Why: on the host's uplink, NATed traffic (Docker or Kubernetes masquerade, port forwards)
 //! carries the host's own address and a port no local socket has, so sock_diag finds no
@@ -43,12 +43,12 @@
 
 pub use super::packet::Transport;
 
-use rustix::fd::OwnedFd;
-use rustix::net::netlink::SocketAddrNetlink;
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use super::netlink::{
+    attributes, begin_nested, end_nested, exact_answer, message, put_attribute, RecvBuffer, Socket,
+    NLM_F_REQUEST,
+};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
 
 /// How the connection tracker translated a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -61,12 +61,8 @@ pub struct Nat {
     pub destination: bool,
 }
 
-// linux/netlink.h, linux/netfilter/nfnetlink.h, linux/netfilter/nfnetlink_conntrack.h,
+// linux/netfilter/nfnetlink.h, linux/netfilter/nfnetlink_conntrack.h,
 // linux/netfilter/nf_conntrack_common.h.
-const NLMSG_HDRLEN: usize = 16;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 0x1;
 const NFNL_SUBSYS_CTNETLINK: u16 = 1;
 const IPCTNL_MSG_CT_NEW: u16 = 0;
 const IPCTNL_MSG_CT_GET: u16 = 1;
@@ -88,9 +84,6 @@ const CTA_IP_V6_DST: u16 = 4;
 const CTA_PROTO_NUM: u16 = 1;
 const CTA_PROTO_SRC_PORT: u16 = 2;
 const CTA_PROTO_DST_PORT: u16 = 3;
-const NLA_F_NESTED: u16 = 0x8000;
-/// `NLA_F_NESTED | NLA_F_NET_BYTEORDER` are flags, not part of an attribute's type.
-const NLA_TYPE_MASK: u16 = 0x3fff;
 const IPS_SRC_NAT: u32 = 0x10;
 const IPS_DST_NAT: u32 = 0x20;
 const AF_INET: u8 = 2;
@@ -103,16 +96,10 @@ const IPPROTO_UDP: u8 = 17;
 /// read in part.
 const RECV_BUFFER: usize = 16 * 1024;
 
-/// The kernel always answers; the timeout only keeps a broken answer from wedging the resolver.
-const RECV_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// A NETLINK_NETFILTER socket in the namespace of the thread that created it, and its
 /// request and receive buffers, reused for every request.
 pub struct Conntrack {
-    fd: OwnedFd,
-    seq: u32,
-    request: Vec<u8>,
-    buf: Vec<u8>,
+    socket: Socket,
 }
 
 /// One direction of a tracked connection, as the kernel reports it.
@@ -157,23 +144,11 @@ impl Conntrack {
     /// A socket in the calling thread's current network namespace. Opening needs no
     /// privilege; requests need `CAP_NET_ADMIN` (see the module comment).
     pub fn new() -> io::Result<Conntrack> {
-        let fd = rustix::net::socket_with(
-            AddressFamily::NETLINK,
-            SocketType::DGRAM,
-            SocketFlags::CLOEXEC,
+        let socket = Socket::open(
             Some(rustix::net::netlink::NETFILTER),
+            RecvBuffer::Fixed(RECV_BUFFER),
         )?;
-        rustix::net::sockopt::set_socket_timeout(
-            &fd,
-            rustix::net::sockopt::Timeout::Recv,
-            Some(RECV_TIMEOUT),
-        )?;
-        Ok(Conntrack {
-            fd,
-            seq: 0,
-            request: Vec::with_capacity(128),
-            buf: vec![0; RECV_BUFFER],
-        })
+        Ok(Conntrack { socket })
     }
 
     /// Whether the flow between `local` (the host's address and port) and `remote` (the peer)
@@ -213,39 +188,10 @@ impl Conntrack {
         src: SocketAddr,
         dst: SocketAddr,
     ) -> io::Result<Option<Entry>> {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        build_get(&mut self.request, seq, attribute, transport, src, dst);
-        let kernel = SocketAddrNetlink::new(0, 0);
-        let sent = rustix::net::sendto(&self.fd, &self.request, SendFlags::empty(), &kernel)?;
-        if sent != self.request.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "short netlink send",
-            ));
-        }
-        loop {
-            let len = self.receive()?;
-            if let Some(answer) = answer(&self.buf[..len], seq)? {
-                return Ok(answer);
-            }
-        }
-    }
-
-    /// One datagram into the buffer; its length.
-    fn receive(&mut self) -> io::Result<usize> {
-        loop {
-            match rustix::net::recv(&self.fd, &mut self.buf[..], RecvFlags::TRUNC) {
-                Ok((_, full)) if full > self.buf.len() => {
-                    return Err(malformed(&format!(
-                        "a reply of {full} bytes does not fit the buffer"
-                    )))
-                }
-                Ok((len, _)) => return Ok(len),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let seq = self
+            .socket
+            .send(|out, seq| build_get(out, seq, attribute, transport, src, dst))?;
+        self.socket.receive_until(|datagram| answer(datagram, seq))
     }
 }
 
@@ -288,38 +234,30 @@ fn build_get(
         (SocketAddr::V4(_), SocketAddr::V4(_)) => AF_INET,
         _ => AF_INET6,
     };
-    out.clear();
-    // struct nlmsghdr; the length is filled in at the end.
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(&CT_GET.to_ne_bytes());
     // An exact get: no NLM_F_DUMP, and no NLM_F_ACK, so a found entry is one message.
-    out.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    // nlmsg_pid 0: the kernel fills in our port id.
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    // struct nfgenmsg: the family decides how CTA_TUPLE_IP is read; res_id 0.
-    out.extend_from_slice(&[family, NFNETLINK_V0, 0, 0]);
-    let tuple = begin_nested(out, attribute);
-    let ip = begin_nested(out, CTA_TUPLE_IP);
-    match (src.ip(), dst.ip()) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            put_attribute(out, CTA_IP_V4_SRC, &s.octets());
-            put_attribute(out, CTA_IP_V4_DST, &d.octets());
+    message(out, CT_GET, NLM_F_REQUEST, seq, |out| {
+        // struct nfgenmsg: the family decides how CTA_TUPLE_IP is read; res_id 0.
+        out.extend_from_slice(&[family, NFNETLINK_V0, 0, 0]);
+        let tuple = begin_nested(out, attribute);
+        let ip = begin_nested(out, CTA_TUPLE_IP);
+        match (src.ip(), dst.ip()) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                put_attribute(out, CTA_IP_V4_SRC, &s.octets());
+                put_attribute(out, CTA_IP_V4_DST, &d.octets());
+            }
+            (s, d) => {
+                put_attribute(out, CTA_IP_V6_SRC, &v6_octets(s));
+                put_attribute(out, CTA_IP_V6_DST, &v6_octets(d));
+            }
         }
-        (s, d) => {
-            put_attribute(out, CTA_IP_V6_SRC, &v6_octets(s));
-            put_attribute(out, CTA_IP_V6_DST, &v6_octets(d));
-        }
-    }
-    end_nested(out, ip);
-    let proto = begin_nested(out, CTA_TUPLE_PROTO);
-    put_attribute(out, CTA_PROTO_NUM, &[protocol]);
-    put_attribute(out, CTA_PROTO_SRC_PORT, &src.port().to_be_bytes());
-    put_attribute(out, CTA_PROTO_DST_PORT, &dst.port().to_be_bytes());
-    end_nested(out, proto);
-    end_nested(out, tuple);
-    let len = out.len() as u32;
-    out[0..4].copy_from_slice(&len.to_ne_bytes());
+        end_nested(out, ip);
+        let proto = begin_nested(out, CTA_TUPLE_PROTO);
+        put_attribute(out, CTA_PROTO_NUM, &[protocol]);
+        put_attribute(out, CTA_PROTO_SRC_PORT, &src.port().to_be_bytes());
+        put_attribute(out, CTA_PROTO_DST_PORT, &dst.port().to_be_bytes());
+        end_nested(out, proto);
+        end_nested(out, tuple);
+    });
 }
 
 fn v6_octets(ip: IpAddr) -> [u8; 16] {
@@ -329,118 +267,14 @@ fn v6_octets(ip: IpAddr) -> [u8; 16] {
     }
 }
 
-/// Appends an attribute, padded to 4 bytes (the padding is not part of its length).
-fn put_attribute(out: &mut Vec<u8>, kind: u16, value: &[u8]) {
-    let len = (4 + value.len()) as u16;
-    out.extend_from_slice(&len.to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(value);
-    out.resize(align4(out.len()), 0);
-}
-
-/// Starts a nested attribute; its offset, for [`end_nested`].
-fn begin_nested(out: &mut Vec<u8>, kind: u16) -> usize {
-    let start = out.len();
-    out.extend_from_slice(&0u16.to_ne_bytes());
-    out.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
-    start
-}
-
-/// Sets a nested attribute's length: everything appended since it began, padding included,
-/// as the kernel's `nla_nest_end` counts it.
-fn end_nested(out: &mut [u8], start: usize) {
-    let len = (out.len() - start) as u16;
-    out[start..start + 2].copy_from_slice(&len.to_ne_bytes());
-}
-
-/// What one datagram says about request `seq`: `None` when it holds nothing for it (a late
-/// answer to an earlier request that gave up waiting), else the entry or its absence.
+/// What one datagram says about request `seq` (see [`exact_answer`]): `None` when it holds
+/// nothing for it (a late answer to an earlier request that gave up waiting), else the entry or
+/// its absence, which the kernel says with `ENOENT`.
 fn answer(datagram: &[u8], seq: u32) -> io::Result<Option<Option<Entry>>> {
-    let mut found = None;
-    for message in messages(datagram) {
-        let message = message?;
-        if message.seq != seq {
-            continue;
-        }
-        match message.kind {
-            CT_NEW => found = Some(parse_entry(message.payload)?),
-            NLMSG_ERROR => {
-                return match error_code(message.payload)? {
-                    // An acknowledgement (not asked for, but harmless).
-                    0 => Ok(Some(found)),
-                    code if code == -libc::ENOENT => Ok(Some(None)),
-                    code => match code.checked_neg().filter(|&errno| errno > 0) {
-                        Some(errno) => Err(io::Error::from_raw_os_error(errno)),
-                        None => Err(malformed(&format!("netlink error code {code}"))),
-                    },
-                };
-            }
-            NLMSG_DONE => return Ok(Some(found)),
-            _ => {}
-        }
+    match exact_answer(datagram, seq, CT_NEW, parse_entry) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Some(None)),
+        answer => answer,
     }
-    Ok(found.map(Some))
-}
-
-struct Message<'a> {
-    kind: u16,
-    seq: u32,
-    payload: &'a [u8],
-}
-
-/// The netlink messages of one datagram, each checked against the datagram's length.
-fn messages(mut data: &[u8]) -> impl Iterator<Item = io::Result<Message<'_>>> {
-    std::iter::from_fn(move || {
-        if data.is_empty() {
-            return None;
-        }
-        let Some(header) = data.get(..NLMSG_HDRLEN) else {
-            data = &[];
-            return Some(Err(malformed("truncated netlink header")));
-        };
-        let len = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let kind = u16::from_ne_bytes([header[4], header[5]]);
-        let seq = u32::from_ne_bytes([header[8], header[9], header[10], header[11]]);
-        let Some(payload) = data.get(NLMSG_HDRLEN..len) else {
-            data = &[];
-            return Some(Err(malformed("netlink message length out of bounds")));
-        };
-        // NLMSG_ALIGN: messages start on 4-byte boundaries.
-        data = data.get(align4(len)..).unwrap_or(&[]);
-        Some(Ok(Message { kind, seq, payload }))
-    })
-}
-
-/// The attributes (`struct nlattr` + value) packed in `data`, each checked against its length.
-/// A malformed one ends the iteration with an error.
-fn attributes(mut data: &[u8]) -> impl Iterator<Item = io::Result<(u16, &[u8])>> {
-    std::iter::from_fn(move || {
-        if data.is_empty() {
-            return None;
-        }
-        let header = data.get(..4);
-        let len = header.map_or(0, |h| u16::from_ne_bytes([h[0], h[1]]) as usize);
-        let (Some(header), Some(value)) = (header, data.get(4..len.max(4)).filter(|_| len >= 4))
-        else {
-            data = &[];
-            return Some(Err(malformed("attribute length out of bounds")));
-        };
-        let kind = u16::from_ne_bytes([header[2], header[3]]) & NLA_TYPE_MASK;
-        data = data.get(align4(len)..).unwrap_or(&[]);
-        Some(Ok((kind, value)))
-    })
-}
-
-fn align4(len: usize) -> usize {
-    (len + 3) & !3
-}
-
-/// `struct nlmsgerr.error`: 0 or a negative errno.
-fn error_code(payload: &[u8]) -> io::Result<i32> {
-    let bytes = payload
-        .get(..4)
-        .ok_or_else(|| malformed("truncated error"))?;
-    Ok(i32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
 }
 
 /// An `IPCTNL_MSG_CT_NEW` message: nfgenmsg, then the entry's attributes (those not read
@@ -537,12 +371,13 @@ fn malformed(what: &str) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::netlink::{NLMSG_DONE, NLMSG_HDRLEN};
     use std::fs::File;
     use std::io::Write;
     use std::net::{TcpListener, TcpStream, UdpSocket};
     use std::os::fd::AsRawFd;
     use std::process::{Command, Stdio};
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     // Whole reply datagrams captured from a 6.18 kernel by the live test's setup (an inet
     // table with masquerade and a port forward), each the answer to the request whose

@@ -11,6 +11,8 @@
 //! - [`inodes`]: socket inode -> owning process, maintained incrementally;
 //! - [`namespaces`] (with [`rtnetlink`]): the host's network namespaces, veths and bridges, as
 //!   the capture sees them;
+//! - [`netlink`]: the netlink socket, messages and attributes that [`sockdiag`], [`rtnetlink`]
+//!   and [`conntrack`] share;
 //! - [`resolver`]: the resolver thread: flow -> socket -> process in any namespace, and the
 //!   topology;
 //! - [`monitor`]: the capture threads and the totals they publish.
@@ -23,6 +25,7 @@ pub mod host_addresses;
 pub mod inodes;
 pub mod monitor;
 pub mod namespaces;
+pub mod netlink;
 pub mod packet;
 pub mod resolver;
 pub mod rtnetlink;

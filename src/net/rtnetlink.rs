@@ -1,8 +1,8 @@
 //! A minimal NETLINK_ROUTE client: the host's links, its addresses, and the ids it gives other
 //! network namespaces — what [`super::namespaces`] needs to tell which interface leads to which
-//! namespace. Hand-written like [`super::sockdiag`]: three small requests and a handful of
-//! attributes do not justify a netlink crate, and owning the parser lets it refuse malformed
-//! kernel data with an error instead of a panic.
+//! namespace. Hand-written like [`super::sockdiag`], on [`super::netlink`]'s plumbing: three
+//! small requests and a handful of attributes do not justify a netlink crate, and owning the
+//! parser lets it refuse malformed kernel data with an error instead of a panic.
 //!
 //! An [`Rtnl`] speaks for the network namespace of the thread that created it: a netlink
 //! socket is bound to the netns current at `socket()` time, whichever thread uses it later.
@@ -18,12 +18,10 @@
 //!   it was produced, its messages carry `NLM_F_DUMP_INTR` and may miss or repeat entries. A
 //!   dump so flagged is retried once (see [`Rtnl::inconsistent`]).
 
-use rustix::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use rustix::net::netlink::SocketAddrNetlink;
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use super::netlink::{attributes, exact_answer, put_attribute, RecvBuffer, Socket, NLM_F_REQUEST};
+use rustix::fd::{AsRawFd, BorrowedFd};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Duration;
 
 /// One network interface of the socket's namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,13 +44,7 @@ pub struct Link {
     pub up: bool,
 }
 
-// linux/netlink.h, linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h, linux/net_namespace.h.
-const NLMSG_HDRLEN: usize = 16;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_DUMP_INTR: u16 = 0x10;
-const NLM_F_DUMP: u16 = 0x300;
+// linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h, linux/net_namespace.h.
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
@@ -80,46 +72,28 @@ const IFF_UP: u32 = 0x1;
 const IFF_LOOPBACK: u32 = 0x8;
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
-/// `NLA_F_NESTED | NLA_F_NET_BYTEORDER` are flags, not part of an attribute's type.
-const NLA_TYPE_MASK: u16 = 0x3fff;
 
 /// The first receive buffer: the kernel fills dump datagrams up to 32 KiB. A larger datagram
 /// (a link with many SR-IOV VFs) grows the buffer instead of being cut.
 const RECV_BUFFER: usize = 32 * 1024;
 
-/// The kernel always answers; the timeout only keeps a broken answer from wedging the caller.
-const RECV_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// A dump the kernel flagged as interrupted is asked again this many times more.
 const DUMP_RETRIES: usize = 1;
 
-/// A NETLINK_ROUTE socket in the namespace of the thread that created it, and its receive
-/// buffer, reused for every request.
+/// A NETLINK_ROUTE socket in the namespace of the thread that created it, and its buffers,
+/// reused for every request.
 pub struct Rtnl {
-    fd: OwnedFd,
-    seq: u32,
-    buf: Vec<u8>,
+    socket: Socket,
     inconsistent: bool,
 }
 
 impl Rtnl {
     /// A socket in the calling thread's current network namespace.
     pub fn new() -> io::Result<Rtnl> {
-        let fd = rustix::net::socket_with(
-            AddressFamily::NETLINK,
-            SocketType::DGRAM,
-            SocketFlags::CLOEXEC,
-            None, // protocol 0: NETLINK_ROUTE
-        )?;
-        rustix::net::sockopt::set_socket_timeout(
-            &fd,
-            rustix::net::sockopt::Timeout::Recv,
-            Some(RECV_TIMEOUT),
-        )?;
+        // Protocol 0: NETLINK_ROUTE.
+        let socket = Socket::open(None, RecvBuffer::Growing(RECV_BUFFER))?;
         Ok(Rtnl {
-            fd,
-            seq: 0,
-            buf: vec![0; RECV_BUFFER],
+            socket,
             inconsistent: false,
         })
     }
@@ -142,32 +116,15 @@ impl Rtnl {
     pub fn nsid_of(&mut self, netns: BorrowedFd<'_>) -> io::Result<Option<i32>> {
         let fd = u32::try_from(netns.as_raw_fd())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "negative fd"))?;
-        let mut body = [0u8; RTGENMSG_LEN + 8];
-        // rtgenmsg family AF_UNSPEC, padding; then the NETNSA_FD attribute.
-        body[RTGENMSG_LEN..RTGENMSG_LEN + 2].copy_from_slice(&8u16.to_ne_bytes());
-        body[RTGENMSG_LEN + 2..RTGENMSG_LEN + 4].copy_from_slice(&NETNSA_FD.to_ne_bytes());
-        body[RTGENMSG_LEN + 4..].copy_from_slice(&fd.to_ne_bytes());
-        let seq = self.send(RTM_GETNSID, NLM_F_REQUEST, &body)?;
-        loop {
-            let len = self.receive()?;
-            for message in messages(&self.buf[..len]) {
-                let message = message?;
-                if message.seq != seq {
-                    // The rest of an earlier request that failed half-way.
-                    continue;
-                }
-                match message.kind {
-                    RTM_NEWNSID => return parse_nsid(message.payload),
-                    NLMSG_ERROR => {
-                        return Err(match error_code(message.payload)? {
-                            0 => malformed("RTM_GETNSID acknowledged without an answer"),
-                            code => io::Error::from_raw_os_error(-code),
-                        })
-                    }
-                    _ => {}
-                }
-            }
-        }
+        let seq = self.socket.request(RTM_GETNSID, NLM_F_REQUEST, |out| {
+            // rtgenmsg family AF_UNSPEC, padding; then the NETNSA_FD attribute.
+            out.extend_from_slice(&[0; RTGENMSG_LEN]);
+            put_attribute(out, NETNSA_FD, &fd.to_ne_bytes());
+        })?;
+        let answer = self
+            .socket
+            .receive_until(|datagram| exact_answer(datagram, seq, RTM_NEWNSID, parse_nsid))?;
+        answer.ok_or_else(|| malformed("RTM_GETNSID acknowledged without an answer"))
     }
 
     /// Whether the last dump was still flagged as interrupted after its retry: its result is
@@ -186,20 +143,9 @@ impl Rtnl {
     ) -> io::Result<Vec<T>> {
         let mut attempt = 0;
         loop {
-            let seq = self.send(request, NLM_F_REQUEST | NLM_F_DUMP, header)?;
-            let mut dump = Dump {
-                seq,
-                reply,
-                parse,
-                items: Vec::new(),
-                interrupted: false,
-            };
-            loop {
-                let len = self.receive()?;
-                if dump.absorb(&self.buf[..len])? {
-                    break;
-                }
-            }
+            let dump =
+                self.socket
+                    .dump(request, |out| out.extend_from_slice(header), reply, parse)?;
             if !dump.interrupted || attempt == DUMP_RETRIES {
                 self.inconsistent = dump.interrupted;
                 return Ok(dump.items);
@@ -207,162 +153,6 @@ impl Rtnl {
             attempt += 1;
         }
     }
-
-    fn send(&mut self, kind: u16, flags: u16, body: &[u8]) -> io::Result<u32> {
-        self.seq = self.seq.wrapping_add(1);
-        let len = NLMSG_HDRLEN + body.len();
-        let mut req = Vec::with_capacity(len);
-        req.extend_from_slice(&(len as u32).to_ne_bytes());
-        req.extend_from_slice(&kind.to_ne_bytes());
-        req.extend_from_slice(&flags.to_ne_bytes());
-        req.extend_from_slice(&self.seq.to_ne_bytes());
-        // nlmsg_pid 0: the kernel fills in our port id.
-        req.extend_from_slice(&0u32.to_ne_bytes());
-        req.extend_from_slice(body);
-        let kernel = SocketAddrNetlink::new(0, 0);
-        let sent = rustix::net::sendto(&self.fd, &req, SendFlags::empty(), &kernel)?;
-        if sent != req.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "short netlink send",
-            ));
-        }
-        Ok(self.seq)
-    }
-
-    /// One whole datagram into the buffer, grown first if the datagram is larger; its length.
-    fn receive(&mut self) -> io::Result<usize> {
-        loop {
-            // Peek at the size first (MSG_TRUNC reports the full length): a datagram read
-            // into a short buffer is cut and lost, and a link dump cannot be resumed.
-            let full = match rustix::net::recv(
-                &self.fd,
-                &mut [0u8; 0][..],
-                RecvFlags::PEEK | RecvFlags::TRUNC,
-            ) {
-                Ok((_, full)) => full,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            if full > self.buf.len() {
-                self.buf.resize(full, 0);
-            }
-            match rustix::net::recv(&self.fd, &mut self.buf[..], RecvFlags::TRUNC) {
-                Ok((len, full)) if full > len => {
-                    return Err(malformed("a datagram grew between peek and read"))
-                }
-                Ok((len, _)) => return Ok(len),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-}
-
-/// One dump being received.
-struct Dump<T> {
-    seq: u32,
-    /// The message type of an entry.
-    reply: u16,
-    parse: fn(&[u8]) -> io::Result<Option<T>>,
-    items: Vec<T>,
-    interrupted: bool,
-}
-
-impl<T> Dump<T> {
-    /// Takes one datagram's messages; true once the dump is complete.
-    fn absorb(&mut self, datagram: &[u8]) -> io::Result<bool> {
-        for message in messages(datagram) {
-            let message = message?;
-            if message.seq != self.seq {
-                // The rest of an earlier request that failed half-way.
-                continue;
-            }
-            self.interrupted |= message.flags & NLM_F_DUMP_INTR != 0;
-            match message.kind {
-                kind if kind == self.reply => self.items.extend((self.parse)(message.payload)?),
-                NLMSG_DONE => {
-                    // The payload is the dump's final status; negative is an errno.
-                    let status = error_code(message.payload).unwrap_or(0);
-                    if status < 0 {
-                        return Err(io::Error::from_raw_os_error(-status));
-                    }
-                    return Ok(true);
-                }
-                NLMSG_ERROR => match error_code(message.payload)? {
-                    0 => {}
-                    code => return Err(io::Error::from_raw_os_error(-code)),
-                },
-                _ => {}
-            }
-        }
-        Ok(false)
-    }
-}
-
-struct Message<'a> {
-    kind: u16,
-    flags: u16,
-    seq: u32,
-    payload: &'a [u8],
-}
-
-/// The netlink messages of one datagram, each checked against the datagram's length.
-fn messages(mut data: &[u8]) -> impl Iterator<Item = io::Result<Message<'_>>> {
-    std::iter::from_fn(move || {
-        if data.is_empty() {
-            return None;
-        }
-        let Some(header) = data.get(..NLMSG_HDRLEN) else {
-            data = &[];
-            return Some(Err(malformed("truncated netlink header")));
-        };
-        let len = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let kind = u16::from_ne_bytes([header[4], header[5]]);
-        let flags = u16::from_ne_bytes([header[6], header[7]]);
-        let seq = u32::from_ne_bytes([header[8], header[9], header[10], header[11]]);
-        let Some(payload) = data.get(NLMSG_HDRLEN..len) else {
-            data = &[];
-            return Some(Err(malformed("netlink message length out of bounds")));
-        };
-        // NLMSG_ALIGN: messages start on 4-byte boundaries.
-        data = data.get(align4(len)..).unwrap_or(&[]);
-        Some(Ok(Message {
-            kind,
-            flags,
-            seq,
-            payload,
-        }))
-    })
-}
-
-/// The attributes (`struct nlattr` + value) packed in `data`, each checked against its length.
-/// A malformed one ends the iteration with an error.
-fn attributes(mut data: &[u8]) -> impl Iterator<Item = io::Result<(u16, &[u8])>> {
-    std::iter::from_fn(move || {
-        if data.is_empty() {
-            return None;
-        }
-        let header = data.get(..4);
-        let len = header.map_or(0, |h| u16::from_ne_bytes([h[0], h[1]]) as usize);
-        let (Some(header), Some(value)) = (header, data.get(4..len.max(4)).filter(|_| len >= 4))
-        else {
-            data = &[];
-            return Some(Err(malformed("attribute length out of bounds")));
-        };
-        let kind = u16::from_ne_bytes([header[2], header[3]]) & NLA_TYPE_MASK;
-        data = data.get(align4(len)..).unwrap_or(&[]);
-        Some(Ok((kind, value)))
-    })
-}
-
-fn align4(len: usize) -> usize {
-    (len + 3) & !3
-}
-
-/// `struct nlmsgerr.error` (or the status int of NLMSG_DONE): 0 or a negative errno.
-fn error_code(payload: &[u8]) -> io::Result<i32> {
-    read_i32(payload).ok_or_else(|| malformed("truncated netlink error"))
 }
 
 fn read_u32(value: &[u8]) -> Option<u32> {
@@ -487,6 +277,7 @@ fn malformed(what: &str) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::netlink::messages;
     use std::os::fd::AsFd;
 
     // Payloads captured from a 6.18 kernel (the bytes after the 16-byte nlmsghdr), with a
@@ -585,20 +376,6 @@ mod tests {
         (0..text.len() / 2)
             .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap())
             .collect()
-    }
-
-    /// A netlink message around `payload`.
-    fn message(kind: u16, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
-        let len = NLMSG_HDRLEN + payload.len();
-        let mut m = Vec::new();
-        m.extend_from_slice(&(len as u32).to_ne_bytes());
-        m.extend_from_slice(&kind.to_ne_bytes());
-        m.extend_from_slice(&flags.to_ne_bytes());
-        m.extend_from_slice(&seq.to_ne_bytes());
-        m.extend_from_slice(&0u32.to_ne_bytes());
-        m.extend_from_slice(payload);
-        m.resize(align4(m.len()), 0);
-        m
     }
 
     #[test]
@@ -719,48 +496,6 @@ mod tests {
         assert!(parse_link(&bad).is_err());
         // No name: refused.
         assert!(parse_link(&veth[..IFINFOMSG_LEN]).is_err());
-    }
-
-    #[test]
-    fn dump_datagrams() {
-        let veth = hex(VETH_TO_NETNS);
-        let bridge = hex(BRIDGE_PORT);
-        let new = |seq| Dump {
-            seq,
-            reply: RTM_NEWLINK,
-            parse: parse_link,
-            items: Vec::new(),
-            interrupted: false,
-        };
-        let mut dump = new(7);
-        // A late answer to request 6 is skipped; two links over two datagrams, then DONE.
-        let mut first = message(RTM_NEWLINK, 0x2, 6, &bridge);
-        first.extend(message(RTM_NEWLINK, 0x2, 7, &veth));
-        assert!(!dump.absorb(&first).unwrap());
-        let mut second = message(RTM_NEWLINK, 0x2, 7, &bridge);
-        second.extend(message(NLMSG_DONE, 0x2, 7, &0i32.to_ne_bytes()));
-        assert!(dump.absorb(&second).unwrap());
-        let names: Vec<&str> = dump.items.iter().map(|l| l.name.as_str()).collect();
-        assert_eq!(names, ["cpv0", "cpv2"]);
-        assert!(!dump.interrupted);
-
-        // NLM_F_DUMP_INTR on any message marks the dump.
-        let mut dump = new(8);
-        let flagged = message(RTM_NEWLINK, 0x2 | NLM_F_DUMP_INTR, 8, &veth);
-        assert!(!dump.absorb(&flagged).unwrap());
-        assert!(dump.interrupted);
-
-        // An error, or a negative DONE status, fails the dump.
-        let mut dump = new(9);
-        let error = message(NLMSG_ERROR, 0, 9, &(-libc::EBUSY).to_ne_bytes());
-        let e = dump.absorb(&error).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::EBUSY));
-        let done = message(NLMSG_DONE, 0x2, 9, &(-libc::EINTR).to_ne_bytes());
-        assert!(new(9).absorb(&done).is_err());
-        // A malformed message in the datagram: an error, not a panic.
-        let mut cut = message(RTM_NEWLINK, 0x2, 9, &veth);
-        cut.truncate(40);
-        assert!(new(9).absorb(&cut).is_err());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The kernel's table of TCP and UDP sockets, read through netlink `NETLINK_SOCK_DIAG` (the
 //! inet_diag interface `ss` uses). It owns the wire format of the three fixed inet_diag structs
 //! it needs — hand-written, because they are 72 and 56 bytes of plain fields and a crate would
-//! bring more code than it saves — and the kernel's quirks, so callers only ever speak of
-//! "local" and "remote".
+//! bring more code than it saves; the netlink plumbing is [`super::netlink`]'s — and the
+//! kernel's quirks, so callers only ever speak of "local" and "remote".
 //!
 //! Why netlink and not /proc/net/tcp: an exact request (no `NLM_F_DUMP`) runs the same hash
 //! lookup the kernel runs for an arriving packet and answers in microseconds whatever the number
@@ -35,12 +35,9 @@
 
 pub use super::packet::Transport;
 
-use rustix::fd::OwnedFd;
-use rustix::net::netlink::SocketAddrNetlink;
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use super::netlink::{exact_answer, RecvBuffer, Socket, NLM_F_REQUEST};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::time::Duration;
 
 /// One socket as the kernel reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,12 +53,7 @@ pub struct SocketInfo {
     pub remote: SocketAddr,
 }
 
-// linux/netlink.h, linux/sock_diag.h, linux/inet_diag.h.
-const NLMSG_HDRLEN: usize = 16;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_DUMP: u16 = 0x300;
+// linux/sock_diag.h, linux/inet_diag.h.
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const INET_DIAG_NOCOOKIE: u32 = !0;
 /// `struct inet_diag_req_v2`.
@@ -78,14 +70,9 @@ const IPPROTO_UDP: u8 = 17;
 /// reported as an error rather than read in part.
 const RECV_BUFFER: usize = 64 * 1024;
 
-/// The kernel always answers; the timeout only keeps a broken answer from wedging the resolver.
-const RECV_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// A NETLINK_SOCK_DIAG socket and its receive buffer, reused for every request.
+/// A NETLINK_SOCK_DIAG socket and its buffers, reused for every request.
 pub struct SockDiag {
-    fd: OwnedFd,
-    seq: u32,
-    buf: Vec<u8>,
+    socket: Socket,
 }
 
 /// One end of a request, in inet_diag's layout.
@@ -96,22 +83,11 @@ struct End {
 
 impl SockDiag {
     pub fn new() -> io::Result<SockDiag> {
-        let fd = rustix::net::socket_with(
-            AddressFamily::NETLINK,
-            SocketType::DGRAM,
-            SocketFlags::CLOEXEC,
+        let socket = Socket::open(
             Some(rustix::net::netlink::SOCK_DIAG),
+            RecvBuffer::Fixed(RECV_BUFFER),
         )?;
-        rustix::net::sockopt::set_socket_timeout(
-            &fd,
-            rustix::net::sockopt::Timeout::Recv,
-            Some(RECV_TIMEOUT),
-        )?;
-        Ok(SockDiag {
-            fd,
-            seq: 0,
-            buf: vec![0; RECV_BUFFER],
-        })
+        Ok(SockDiag { socket })
     }
 
     /// The socket the kernel would deliver a packet from `remote` to `local` to, found by an
@@ -133,31 +109,13 @@ impl SockDiag {
             // udp_dump_one passes idiag_src as the packet's source, i.e. the remote end.
             Transport::Udp => (remote_end, local_end),
         };
-        let seq = self.send_request(NLM_F_REQUEST, family, transport, 0, &src, &dst, ifindex)?;
-        loop {
-            let len = self.receive()?;
-            let mut found = None;
-            for message in messages(&self.buf[..len]) {
-                let message = message?;
-                if message.seq != seq {
-                    // A late answer to an earlier request that gave up waiting.
-                    continue;
-                }
-                match message.kind {
-                    SOCK_DIAG_BY_FAMILY => found = Some(parse_socket(message.payload)?),
-                    NLMSG_ERROR => match error_code(message.payload)? {
-                        0 => return Ok(found),
-                        code if code == -enoent() => return Ok(None),
-                        code => return Err(io::Error::from_raw_os_error(-code)),
-                    },
-                    NLMSG_DONE => return Ok(None),
-                    _ => {}
-                }
-            }
-            if found.is_some() {
-                return Ok(found);
-            }
-        }
+        let request = inet_diag_req(family, transport, 0, &src, &dst, ifindex);
+        let seq = self
+            .socket
+            .request(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, |out| {
+                out.extend_from_slice(&request)
+            })?;
+        self.socket.receive_until(|datagram| answer(datagram, seq))
     }
 
     /// Every socket of a transport and family, in all states (a dump request): listeners,
@@ -170,113 +128,54 @@ impl SockDiag {
             addr: [0; 16],
             port: 0,
         };
-        let seq = self.send_request(
-            NLM_F_REQUEST | NLM_F_DUMP,
-            family,
-            transport,
-            !0,
-            &any,
-            &any,
-            0,
+        let request = inet_diag_req(family, transport, !0, &any, &any, 0);
+        let dump = self.socket.dump(
+            SOCK_DIAG_BY_FAMILY,
+            |out| out.extend_from_slice(&request),
+            SOCK_DIAG_BY_FAMILY,
+            |payload| parse_socket(payload).map(Some),
         )?;
-        let mut sockets = Vec::new();
-        loop {
-            let len = self.receive()?;
-            for message in messages(&self.buf[..len]) {
-                let message = message?;
-                if message.seq != seq {
-                    continue;
-                }
-                match message.kind {
-                    SOCK_DIAG_BY_FAMILY => sockets.push(parse_socket(message.payload)?),
-                    NLMSG_DONE => {
-                        // The payload is the dump's final status; negative is an errno.
-                        let status = error_code(message.payload).unwrap_or(0);
-                        if status < 0 {
-                            return Err(io::Error::from_raw_os_error(-status));
-                        }
-                        return Ok(sockets);
-                    }
-                    NLMSG_ERROR => match error_code(message.payload)? {
-                        0 => {}
-                        code => return Err(io::Error::from_raw_os_error(-code)),
-                    },
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn send_request(
-        &mut self,
-        flags: u16,
-        family: u8,
-        transport: Transport,
-        states: u32,
-        src: &End,
-        dst: &End,
-        ifindex: u32,
-    ) -> io::Result<u32> {
-        self.seq = self.seq.wrapping_add(1);
-        let protocol = match transport {
-            Transport::Tcp => IPPROTO_TCP,
-            Transport::Udp => IPPROTO_UDP,
-        };
-        let mut req = [0u8; NLMSG_HDRLEN + REQ_LEN];
-        // struct nlmsghdr
-        req[0..4].copy_from_slice(&((NLMSG_HDRLEN + REQ_LEN) as u32).to_ne_bytes());
-        req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-        req[6..8].copy_from_slice(&flags.to_ne_bytes());
-        req[8..12].copy_from_slice(&self.seq.to_ne_bytes());
-        // nlmsg_pid 0: the kernel fills in our port id.
-        // struct inet_diag_req_v2
-        let r = &mut req[NLMSG_HDRLEN..];
-        r[0] = family;
-        r[1] = protocol;
-        // r[2] idiag_ext 0: no optional attributes; r[3] pad.
-        r[4..8].copy_from_slice(&states.to_ne_bytes());
-        // struct inet_diag_sockid
-        let id = &mut r[8..];
-        id[0..2].copy_from_slice(&src.port.to_be_bytes());
-        id[2..4].copy_from_slice(&dst.port.to_be_bytes());
-        id[4..20].copy_from_slice(&src.addr);
-        id[20..36].copy_from_slice(&dst.addr);
-        id[36..40].copy_from_slice(&ifindex.to_ne_bytes());
-        id[40..44].copy_from_slice(&INET_DIAG_NOCOOKIE.to_ne_bytes());
-        id[44..48].copy_from_slice(&INET_DIAG_NOCOOKIE.to_ne_bytes());
-
-        let kernel = SocketAddrNetlink::new(0, 0);
-        let sent = rustix::net::sendto(&self.fd, &req, SendFlags::empty(), &kernel)?;
-        if sent != req.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "short netlink send",
-            ));
-        }
-        Ok(self.seq)
-    }
-
-    /// One datagram into the buffer; its length.
-    fn receive(&mut self) -> io::Result<usize> {
-        loop {
-            match rustix::net::recv(&self.fd, &mut self.buf[..], RecvFlags::TRUNC) {
-                Ok((_, full)) if full > self.buf.len() => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("sock_diag reply of {full} bytes does not fit the buffer"),
-                    ))
-                }
-                Ok((len, _)) => return Ok(len),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        Ok(dump.items)
     }
 }
 
-fn enoent() -> i32 {
-    rustix::io::Errno::NOENT.raw_os_error()
+/// A `struct inet_diag_req_v2`.
+fn inet_diag_req(
+    family: u8,
+    transport: Transport,
+    states: u32,
+    src: &End,
+    dst: &End,
+    ifindex: u32,
+) -> [u8; REQ_LEN] {
+    let protocol = match transport {
+        Transport::Tcp => IPPROTO_TCP,
+        Transport::Udp => IPPROTO_UDP,
+    };
+    let mut r = [0u8; REQ_LEN];
+    r[0] = family;
+    r[1] = protocol;
+    // r[2] idiag_ext 0: no optional attributes; r[3] pad.
+    r[4..8].copy_from_slice(&states.to_ne_bytes());
+    // struct inet_diag_sockid
+    let id = &mut r[8..];
+    id[0..2].copy_from_slice(&src.port.to_be_bytes());
+    id[2..4].copy_from_slice(&dst.port.to_be_bytes());
+    id[4..20].copy_from_slice(&src.addr);
+    id[20..36].copy_from_slice(&dst.addr);
+    id[36..40].copy_from_slice(&ifindex.to_ne_bytes());
+    id[40..44].copy_from_slice(&INET_DIAG_NOCOOKIE.to_ne_bytes());
+    id[44..48].copy_from_slice(&INET_DIAG_NOCOOKIE.to_ne_bytes());
+    r
+}
+
+/// What one datagram says about the exact request `seq` (see [`exact_answer`]): `ENOENT` is
+/// the kernel's "no socket would take that packet".
+fn answer(datagram: &[u8], seq: u32) -> io::Result<Option<Option<SocketInfo>>> {
+    match exact_answer(datagram, seq, SOCK_DIAG_BY_FAMILY, parse_socket) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Some(None)),
+        answer => answer,
+    }
 }
 
 /// The request family and both ends in inet_diag layout; IPv4 and IPv4-mapped addresses are
@@ -309,47 +208,6 @@ fn request_ends(local: SocketAddr, remote: SocketAddr) -> io::Result<(u8, End, E
             io::ErrorKind::InvalidInput,
             format!("local {local} and remote {remote} are of different address families"),
         )),
-    }
-}
-
-struct Message<'a> {
-    kind: u16,
-    seq: u32,
-    payload: &'a [u8],
-}
-
-/// The netlink messages of one datagram, each checked against the datagram's length.
-fn messages(mut data: &[u8]) -> impl Iterator<Item = io::Result<Message<'_>>> {
-    std::iter::from_fn(move || {
-        if data.is_empty() {
-            return None;
-        }
-        let header = match data.get(..NLMSG_HDRLEN) {
-            Some(h) => h,
-            None => {
-                data = &[];
-                return Some(Err(malformed("truncated netlink header")));
-            }
-        };
-        let len = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let kind = u16::from_ne_bytes([header[4], header[5]]);
-        let seq = u32::from_ne_bytes([header[8], header[9], header[10], header[11]]);
-        let Some(payload) = data.get(NLMSG_HDRLEN..len) else {
-            data = &[];
-            return Some(Err(malformed("netlink message length out of bounds")));
-        };
-        // NLMSG_ALIGN: messages start on 4-byte boundaries.
-        let next = (len + 3) & !3;
-        data = data.get(next..).unwrap_or(&[]);
-        Some(Ok(Message { kind, seq, payload }))
-    })
-}
-
-/// `struct nlmsgerr.error` (or the status int of NLMSG_DONE): 0 or a negative errno.
-fn error_code(payload: &[u8]) -> io::Result<i32> {
-    match payload.get(..4) {
-        Some(b) => Ok(i32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
-        None => Err(malformed("truncated netlink error")),
     }
 }
 
@@ -407,6 +265,7 @@ fn malformed(what: &str) -> io::Error {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::net::netlink::{messages, NLMSG_HDRLEN};
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream, UdpSocket};
     use std::os::fd::AsFd;
