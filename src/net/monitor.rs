@@ -13,14 +13,14 @@
 //! when it has, or after [`HOLD_UNKNOWN_INTERFACE`] as the host's.
 
 use super::capture::{CaptureOptions, Next, OpenError, PacketSource};
-use super::flows::{FlowStats, FlowTable, LocalAddresses, Resolution, Traffic, Vantage};
+use super::flows::{FlowKey, FlowStats, FlowTable, LocalAddresses, Resolution, Traffic, Vantage};
 use super::host_addresses::LiveHostAddresses;
 use super::inodes::Owner;
 use super::namespaces::{Namespaces, Topology};
 use super::packet::{Direction, FlowPacket, Parsed, Parser};
 use super::resolver::{resolver_loop, Request, SharedTopology};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -187,19 +187,24 @@ struct Crediting {
     held_since: Option<Instant>,
     /// Interfaces still unknown after the topology was read: not held for again until the
     /// next reading.
-    unknown: std::collections::HashSet<u32>,
+    unknown: HashSet<u32>,
     topology_asked: Option<Instant>,
     requests: Sender<Request>,
-    reply: Sender<(super::flows::FlowKey, Resolution)>,
+    reply: Sender<(FlowKey, Resolution)>,
 }
 
 impl Crediting {
-    fn packet(&mut self, packet: FlowPacket, now_ms: u64) {
-        let ifindex = if packet.ifindex != 0 {
+    /// The interface a packet was seen on: its own index (SLL2 on `any`) or the captured one.
+    fn ifindex_of(&self, packet: &FlowPacket) -> u32 {
+        if packet.ifindex != 0 {
             packet.ifindex
         } else {
             self.own_ifindex
-        };
+        }
+    }
+
+    fn packet(&mut self, packet: FlowPacket, now_ms: u64) {
+        let ifindex = self.ifindex_of(&packet);
         if ifindex != 0
             && self.topology.interface(ifindex).is_none()
             && !self.unknown.contains(&ifindex)
@@ -278,11 +283,7 @@ impl Crediting {
         if fresh.is_some() || waited {
             self.held_since = None;
             for packet in std::mem::take(&mut self.held) {
-                let ifindex = if packet.ifindex != 0 {
-                    packet.ifindex
-                } else {
-                    self.own_ifindex
-                };
+                let ifindex = self.ifindex_of(&packet);
                 self.credit(&packet, ifindex, now_ms);
             }
         }

@@ -196,16 +196,27 @@ pub fn resolver_loop(
         );
     }
     let mut topology_said = false;
-    let mut refresh_topology = |diags: &mut Diags| match diags.namespaces.refresh() {
-        Ok(fresh) => topology.publish(fresh),
-        Err(e) if !topology_said => {
-            topology_said = true;
-            log::warn!(
-                "cannot read the network topology ({e}): traffic of other network namespaces \
-                 is credited to the host side only"
-            );
+    let mut refresh_topology = |diags: &mut Diags| {
+        match diags.namespaces.refresh() {
+            Ok(fresh) => topology.publish(fresh),
+            Err(e) if !topology_said => {
+                topology_said = true;
+                log::warn!(
+                    "cannot read the network topology ({e}): traffic of other network \
+                     namespaces is credited to the host side only"
+                );
+            }
+            Err(_) => {}
         }
-        Err(_) => {}
+        if let Some(problem) = diags.namespaces.take_warning() {
+            if !diags.enter_failure_said {
+                diags.enter_failure_said = true;
+                log::warn!(
+                    "cannot enter other network namespaces ({problem}): traffic of processes \
+                     in them is unattributed; entering a namespace needs CAP_SYS_ADMIN"
+                );
+            }
+        }
     };
     let mut topology_read = Instant::now();
 
