@@ -25,8 +25,10 @@
 //! A flow whose owner is not known yet holds its bytes ("pending") and is handed to the resolver
 //! thread; the packet path never asks the kernel or /proc anything. When the answer comes, the
 //! held bytes go to the owner — so a connection that opens and closes between two collectd reads
-//! is still attributed — or, if the socket is gone or unknowable, to `unattributed`. Nothing is
-//! dropped: `attributed + unattributed + pending` is every byte of every IP packet delivered.
+//! is still attributed — or, if the socket is gone or unknowable, to `unattributed` (or, for a
+//! flow conntrack says the host NATs, to `forwarded`). Nothing is dropped: every copy of a packet
+//! delivered lands once per local endpoint in a process, `unattributed` or `pending`, and a copy
+//! with no local endpoint in `forwarded`.
 
 use super::inodes::Owner;
 use super::namespaces::NetnsId;
