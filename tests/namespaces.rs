@@ -20,6 +20,10 @@ use common::*;
 const GROUP_BY_COMM: &str = r#"GroupBy "{comm}""#;
 const PAYLOAD: f64 = 5e6;
 const PAYLOAD_ARG: &str = "5000000";
+/// Clients keep their connection open this long after sending: these tests are about where
+/// bytes go, not about how short a connection can be and still be attributed (tests/network.rs
+/// measures that), so the client's socket must still exist when the resolver asks for it.
+const HOLD_MS: &str = "200";
 
 /// The last value of data source `ds` of `type_` for `instance`, once a row at or after
 /// `epoch` exists.
@@ -87,6 +91,7 @@ fn a_process_in_a_namespace_gets_its_bytes() {
                 PAYLOAD_ARG,
                 "1",
                 "30",
+                HOLD_MS,
             ],
         );
         transfer(&mut client, &mut server);
@@ -143,6 +148,7 @@ fn a_namespace_reusing_host_addresses_does_not_steal_their_traffic() {
             PAYLOAD_ARG,
             "1",
             "30",
+            HOLD_MS,
         ],
     );
     transfer(&mut client, &mut server);
@@ -163,6 +169,7 @@ fn a_namespace_reusing_host_addresses_does_not_steal_their_traffic() {
             PAYLOAD_ARG,
             "1",
             "30",
+            HOLD_MS,
         ],
     );
     transfer(&mut lo_client, &mut lo_server);
@@ -216,13 +223,13 @@ fn a_packet_across_veth_and_bridge_is_counted_once() {
     // From the host (bridge device + port), then from namespace b (port to port).
     let mut host_client = collectd.spawn(
         &unique_comm("cw_bhc_"),
-        &["tcp-send", &to_server, PAYLOAD_ARG, "1", "30"],
+        &["tcp-send", &to_server, PAYLOAD_ARG, "1", "30", HOLD_MS],
     );
     transfer(&mut host_client, &mut server);
     let mut ns_client = b.spawn(
         &collectd,
         &unique_comm("cw_bnc_"),
-        &["tcp-send", &to_server, PAYLOAD_ARG, "1", "30"],
+        &["tcp-send", &to_server, PAYLOAD_ARG, "1", "30", HOLD_MS],
     );
     transfer(&mut ns_client, &mut server);
 
@@ -289,6 +296,7 @@ fn traffic_routed_between_namespaces_is_forwarded() {
             PAYLOAD_ARG,
             "1",
             "30",
+            HOLD_MS,
         ],
     );
     transfer(&mut client, &mut server);
@@ -419,6 +427,7 @@ fn natted_traffic_is_forwarded_not_unattributed() {
             PAYLOAD_ARG,
             "1",
             "30",
+            HOLD_MS,
         ],
     );
     transfer(&mut client, &mut server);

@@ -405,6 +405,8 @@ fn direction_follows_an_address_added_at_runtime() {
             "2000000",
             "1",
             "30",
+            // Held open: this test is about direction, not about short connections.
+            "200",
         ],
     );
     client.expect_line("sent");
