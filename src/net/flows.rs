@@ -32,7 +32,7 @@
 
 use super::inodes::Owner;
 use super::namespaces::NetnsId;
-use super::packet::{Direction, FlowPacket, Transport};
+use super::packet::{Direction, FlowPacket, TcpSignal, Transport};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
@@ -346,7 +346,19 @@ impl FlowTable {
             }
         });
         flow.last_seen_ms = now_ms;
-        flow.ended |= packet.tcp_end;
+        match packet.tcp {
+            TcpSignal::Ends => flow.ended = true,
+            // A client opening a connection on a 4-tuple this table still holds: ports come
+            // round again within a second under churn, and the new connection may be another
+            // process's. Ask again rather than credit the old owner.
+            TcpSignal::Opens if !matches!(flow.owner, FlowOwner::Pending { .. }) => {
+                flow.owner = FlowOwner::Pending { asked_ms: now_ms };
+                flow.ended = false;
+                self.stats.lookups_requested += 1;
+                self.to_resolve.push(key);
+            }
+            TcpSignal::Opens | TcpSignal::Data => {}
+        }
         match flow.owner {
             FlowOwner::Process(owner) => self
                 .by_owner
@@ -481,7 +493,7 @@ mod tests {
             dst: addr(dst),
             ip_len,
             ifindex: 1,
-            tcp_end: false,
+            tcp: TcpSignal::Data,
         }
     }
 
@@ -799,7 +811,7 @@ mod tests {
         let mut t = FlowTable::new(5000, 120_000);
         let data = packet(Direction::Outgoing, "127.0.0.1:1", "192.0.2.1:2", 60);
         let fin = FlowPacket {
-            tcp_end: true,
+            tcp: TcpSignal::Ends,
             ..data
         };
         let other = packet(Direction::Outgoing, "127.0.0.1:3", "192.0.2.1:2", 60);
@@ -822,6 +834,38 @@ mod tests {
         t.expire(119_999);
         assert_eq!(t.tracked_flows(), 1);
         assert_eq!(t.by_owner()[&A].tx_bytes, 240);
+    }
+
+    #[test]
+    fn a_new_connection_on_a_reused_port_is_asked_again() {
+        let mut t = FlowTable::new(5000, 120_000);
+        let data = packet(Direction::Outgoing, "127.0.0.1:50000", "192.0.2.1:80", 100);
+        let syn = FlowPacket {
+            tcp: TcpSignal::Opens,
+            ..data
+        };
+        t.account(&syn, &Loopback, 0);
+        t.account(&data, &Loopback, 0);
+        let k = t.take_lookups();
+        assert_eq!(k.len(), 1);
+        t.resolved(&k[0], Some(A));
+        // The same 4-tuple opened again (by whichever process got the port now).
+        t.account(&syn, &Loopback, 600);
+        let again = t.take_lookups();
+        assert_eq!(again, k, "looked up again");
+        assert_eq!(t.pending().bytes(), 100, "held until answered");
+        t.resolved(&again[0], Some(B));
+        t.account(&data, &Loopback, 601);
+        assert_eq!(
+            t.by_owner()[&A].tx_bytes,
+            200,
+            "the old connection's bytes stay"
+        );
+        assert_eq!(t.by_owner()[&B].tx_bytes, 200);
+        // A retransmitted SYN while the answer is pending asks nothing more.
+        t.account(&syn, &Loopback, 700);
+        t.account(&syn, &Loopback, 701);
+        assert_eq!(t.take_lookups().len(), 1);
     }
 
     #[test]

@@ -77,9 +77,22 @@ pub struct FlowPacket {
     pub ip_len: u32,
     /// Interface index from SLL2 (0 when unknown) — later used for namespaces.
     pub ifindex: u32,
-    /// A TCP segment with FIN or RST set: its connection is ending, so the flow table may
-    /// forget the flow soon instead of after the idle timeout.
-    pub tcp_end: bool,
+    /// What a TCP segment says of its connection: a SYN opens one (and a 4-tuple seen before
+    /// may now belong to another process), a FIN or RST ends it (the flow table may forget it
+    /// soon instead of after the idle timeout).
+    pub tcp: TcpSignal,
+}
+
+/// See [`FlowPacket::tcp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TcpSignal {
+    /// Data or acknowledgements, or not TCP at all.
+    #[default]
+    Data,
+    /// SYN without ACK: a client opening a connection.
+    Opens,
+    /// FIN or RST.
+    Ends,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,7 +251,7 @@ impl Parser {
             id: u32::from(u16::from_be_bytes([header[4], header[5]])),
         });
 
-        let mut tcp_end = false;
+        let mut tcp = TcpSignal::Data;
         let ports = if fragment_offset != 0 {
             // Non-first fragment: the ports are only known from its first fragment.
             match fragment.and_then(|key| self.fragments.get(&key, now_ms)) {
@@ -254,7 +267,9 @@ impl Parser {
             if let Some(key) = fragment {
                 self.remember(key, transport, ports, now_ms);
             }
-            tcp_end = transport == Transport::Tcp && ends_connection(datagram, header_len);
+            if transport == Transport::Tcp {
+                tcp = tcp_signal(datagram, header_len);
+            }
             ports
         };
         Parsed::Flow(FlowPacket {
@@ -264,7 +279,7 @@ impl Parser {
             dst: SocketAddr::V4(SocketAddrV4::new(dst, ports.1)),
             ip_len,
             ifindex: link.ifindex,
-            tcp_end,
+            tcp,
         })
     }
 
@@ -347,7 +362,7 @@ impl Parser {
                                 (src, f.src_port),
                                 (dst, f.dst_port),
                                 ip_len,
-                                false,
+                                TcpSignal::Data,
                             ),
                             None => unattributable,
                         };
@@ -369,15 +384,12 @@ impl Parser {
             if let Some(key) = first_fragment {
                 self.remember(key, transport, ports, now_ms);
             }
-            let tcp_end = transport == Transport::Tcp && ends_connection(datagram, offset);
-            return flow6(
-                link,
-                transport,
-                (src, ports.0),
-                (dst, ports.1),
-                ip_len,
-                tcp_end,
-            );
+            let tcp = if transport == Transport::Tcp {
+                tcp_signal(datagram, offset)
+            } else {
+                TcpSignal::Data
+            };
+            return flow6(link, transport, (src, ports.0), (dst, ports.1), ip_len, tcp);
         }
         unattributable
     }
@@ -398,7 +410,7 @@ fn flow6(
     (src, src_port): (Ipv6Addr, u16),
     (dst, dst_port): (Ipv6Addr, u16),
     ip_len: u32,
-    tcp_end: bool,
+    tcp: TcpSignal,
 ) -> Parsed {
     Parsed::Flow(FlowPacket {
         direction: link.direction,
@@ -407,7 +419,7 @@ fn flow6(
         dst: SocketAddr::V6(SocketAddrV6::new(dst, dst_port, 0, 0)),
         ip_len,
         ifindex: link.ifindex,
-        tcp_end,
+        tcp,
     })
 }
 
@@ -585,14 +597,18 @@ fn jumbo_option(packet: &[u8]) -> Option<Option<u32>> {
 /// Source and destination port: the first four bytes of the TCP or UDP header, which must be
 /// inside the datagram.
 #[inline]
-/// Whether the TCP header at `offset` has FIN or RST set; a flags byte that was not captured
-/// says no.
-fn ends_connection(datagram: &[u8], offset: usize) -> bool {
+/// What the flags of the TCP header at `offset` say; a flags byte that was not captured says
+/// nothing.
+fn tcp_signal(datagram: &[u8], offset: usize) -> TcpSignal {
     const FIN: u8 = 0x01;
+    const SYN: u8 = 0x02;
     const RST: u8 = 0x04;
-    datagram
-        .get(offset + 13)
-        .is_some_and(|flags| flags & (FIN | RST) != 0)
+    const ACK: u8 = 0x10;
+    match datagram.get(offset + 13) {
+        Some(flags) if flags & (FIN | RST) != 0 => TcpSignal::Ends,
+        Some(flags) if flags & (SYN | ACK) == SYN => TcpSignal::Opens,
+        _ => TcpSignal::Data,
+    }
 }
 
 fn ports(datagram: &[u8], offset: usize) -> Option<(u16, u16)> {
@@ -831,7 +847,7 @@ mod tests {
             dst: SocketAddr::from((DST4, dport)),
             ip_len,
             ifindex: 0,
-            tcp_end: false,
+            tcp: TcpSignal::Data,
         }
     }
 
@@ -843,7 +859,7 @@ mod tests {
             dst: SocketAddr::from((DST6, dport)),
             ip_len,
             ifindex: 0,
-            tcp_end: false,
+            tcp: TcpSignal::Data,
         }
     }
 
@@ -887,43 +903,45 @@ mod tests {
     }
 
     #[test]
-    fn fin_and_rst_end_a_connection() {
-        for (flags, ends) in [
-            (0x10, false),
-            (0x11, true),
-            (0x14, true),
-            (0x04, true),
-            (0x02, false),
+    fn syn_opens_and_fin_or_rst_end_a_connection() {
+        use TcpSignal::{Data, Ends, Opens};
+        for (flags, signal) in [
+            (0x10, Data),  // ACK
+            (0x18, Data),  // PSH ACK
+            (0x02, Opens), // SYN
+            (0x12, Data),  // SYN ACK: the server's answer, not a new client
+            (0x11, Ends),  // FIN ACK
+            (0x14, Ends),  // RST ACK
+            (0x04, Ends),  // RST
         ] {
             let mut segment = tcp(40000, 443, 0);
             segment[13] = flags;
             let v4 = ethernet(0x0800, &ipv4(6, &segment));
             assert_eq!(
-                flow(parse(LinkType::Ethernet, &v4)).tcp_end,
-                ends,
+                flow(parse(LinkType::Ethernet, &v4)).tcp,
+                signal,
                 "v4 {flags:#x}"
             );
             let v6 = ethernet(0x86dd, &ipv6(60, &ext(6, 8, &segment)));
             assert_eq!(
-                flow(parse(LinkType::Ethernet, &v6)).tcp_end,
-                ends,
+                flow(parse(LinkType::Ethernet, &v6)).tcp,
+                signal,
                 "v6 {flags:#x}"
             );
         }
         // UDP has no flags; a TCP header cut before its flags byte says nothing.
         let mut datagram = udp(1, 2, 20);
-        datagram[13] = 0x01;
-        assert!(
-            !flow(parse(
-                LinkType::Ethernet,
-                &ethernet(0x0800, &ipv4(17, &datagram))
-            ))
-            .tcp_end
-        );
+        datagram[13] = 0x02;
+        let udp = flow(parse(
+            LinkType::Ethernet,
+            &ethernet(0x0800, &ipv4(17, &datagram)),
+        ));
+        assert_eq!(udp.tcp, Data);
         let mut cut = tcp(40000, 443, 0);
         cut[13] = 0x01;
         cut.truncate(13);
-        assert!(!flow(parse(LinkType::Ethernet, &ethernet(0x0800, &ipv4(6, &cut)))).tcp_end);
+        let cut = flow(parse(LinkType::Ethernet, &ethernet(0x0800, &ipv4(6, &cut))));
+        assert_eq!(cut.tcp, Data);
     }
 
     #[test]
@@ -1082,7 +1100,7 @@ mod tests {
             Parsed::Flow(FlowPacket {
                 direction: Direction::Outgoing,
                 ifindex: 7,
-                tcp_end: false,
+                tcp: TcpSignal::Data,
                 ..flow6_of(Transport::Udp, 40000, 53, 60)
             })
         );
@@ -1627,7 +1645,7 @@ mod tests {
             dst,
             ip_len,
             ifindex: 1,
-            tcp_end: false,
+            tcp: TcpSignal::Data,
         };
         let tun_out = |link, transport, src, dst, ip_len| FlowPacket {
             direction: if link == LinkType::Raw {
@@ -1640,7 +1658,7 @@ mod tests {
             dst,
             ip_len,
             ifindex: if link == LinkType::LinuxSll2 { 2 } else { 0 },
-            tcp_end: false,
+            tcp: TcpSignal::Data,
         };
         use LinkType::{Ethernet, LinuxSll, LinuxSll2, Raw};
         use Transport::{Tcp, Udp};
@@ -1714,7 +1732,7 @@ mod tests {
                 FlowPacket {
                     direction: Direction::Unknown,
                     ifindex: 0,
-                    tcp_end: false,
+                    tcp: TcpSignal::Data,
                     ..any_lo(Tcp, lo4(37068), lo4(40001), 152)
                 },
             ),
@@ -1726,7 +1744,7 @@ mod tests {
                 FlowPacket {
                     direction: Direction::Unknown,
                     ifindex: 0,
-                    tcp_end: false,
+                    tcp: TcpSignal::Data,
                     ..any_lo(Tcp, lo6(57028), lo6(40001), 172)
                 },
             ),
