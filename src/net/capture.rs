@@ -84,13 +84,15 @@ impl PacketSource {
             .snaplen(options.snaplen)
             .buffer_size(options.buffer_size)
             .promisc(options.promiscuous)
-            // Packets are handed over as they come, not when a ring block fills or times out:
-            // a new flow must be resolved while its socket still exists, often a millisecond.
+            // Packets are handed over as they come (libpcap then uses TPACKET_V2), not when a
+            // TPACKET_V3 block fills or times out: a new flow must be resolved while its socket
+            // still exists, often a millisecond. Tried: V3 with a 1 ms block timeout lost the
+            // client side of short loopback connections. What immediate mode costs in wake-ups
+            // is paid back in `next_packet` (see GATHER).
             .immediate_mode(true)
             .timeout(read_timeout_ms);
-        // Non-blocking, with our own poll(): with TPACKET_V3 a blocking read waits forever when
-        // no packet arrives at all (the kernel's block timer only runs once a block has data),
-        // and the capture thread must notice a stop request within its read timeout.
+        // Non-blocking, with our own poll(): the capture thread must notice a stop request
+        // within its read timeout, whether or not packets come.
         let mut capture = inactive
             .open()
             .map_err(|e| classify(&options.interface, e))?
