@@ -266,9 +266,14 @@ pub fn resolver_loop(
                 Found::Socket(found) => match found {
                     // No socket at all in this namespace: asking again will not make one.
                     Ok(None) => Answer::Final(diags.no_socket(&key)),
-                    // Found, but no process holds it yet (accept queue) or any more
-                    // (closing): only the first may change.
-                    Ok(Some(info)) if info.inode == 0 => Answer::Retry,
+                    // Found, but no process holds it yet (accept queue): it may get one.
+                    Ok(Some(info)) if info.inode == 0 && info.may_get_an_owner() => {
+                        Answer::Retry
+                    }
+                    // Found, but no process holds it any more (TIME_WAIT, an orphan after
+                    // close): nobody will, and retrying for two seconds would cost a core
+                    // under churn.
+                    Ok(Some(info)) if info.inode == 0 => Answer::Final(Resolution::Unattributed),
                     Ok(Some(info)) => match index.lookup(info.inode, Some(info.uid)) {
                         Some(owner) => Answer::Final(Resolution::Process(owner)),
                         // The index works in bounded steps: the next one may find it.

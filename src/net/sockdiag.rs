@@ -51,6 +51,22 @@ pub struct SocketInfo {
     pub local: SocketAddr,
     /// The peer: unspecified with port 0 for a listener or an unconnected UDP socket.
     pub remote: SocketAddr,
+    /// The kernel's TCP state (`idiag_state`: 1 established ... 12 new SYN_RECV); UDP reports
+    /// 1 for a connected socket and 7 (close) for an unconnected one.
+    pub state: u8,
+}
+
+impl SocketInfo {
+    /// A socket no process holds (inode 0) that one still may: a connection waiting in a
+    /// listener's accept queue (established, or a request still in SYN_RECV). Any other
+    /// ownerless socket — TIME_WAIT, an orphan draining after close, a kernel socket — never
+    /// will, and asking again only costs.
+    pub fn may_get_an_owner(&self) -> bool {
+        const ESTABLISHED: u8 = 1;
+        const SYN_RECV: u8 = 3;
+        const NEW_SYN_RECV: u8 = 12;
+        self.inode != 0 || matches!(self.state, ESTABLISHED | SYN_RECV | NEW_SYN_RECV)
+    }
 }
 
 // linux/sock_diag.h, linux/inet_diag.h.
@@ -255,6 +271,7 @@ fn parse_socket(payload: &[u8]) -> io::Result<SocketInfo> {
         uid,
         local: addr(&id[4..20], sport)?,
         remote: addr(&id[20..36], dport)?,
+        state: m[1],
     })
 }
 
@@ -502,6 +519,24 @@ pub(crate) mod tests {
         let found = diag.find(Transport::Tcp, c, s).unwrap().unwrap();
         assert_eq!((found.inode, found.uid), (0, 0));
         assert_eq!((found.local, found.remote), (c, s));
+        assert_eq!(found.state, 6, "TIME_WAIT");
+        assert!(!found.may_get_an_owner(), "nobody will ever hold it");
+    }
+
+    #[test]
+    fn a_connection_waiting_to_be_accepted_may_get_an_owner() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (c, s) = (client.local_addr().unwrap(), listener.local_addr().unwrap());
+        let mut diag = SockDiag::new().unwrap();
+        // The server's end, established in the accept queue, held by nobody yet.
+        let queued = diag.find(Transport::Tcp, s, c).unwrap().unwrap();
+        assert_eq!((queued.inode, queued.state), (0, 1));
+        assert!(queued.may_get_an_owner());
+        let (_accepted, _) = listener.accept().unwrap();
+        let held = diag.find(Transport::Tcp, s, c).unwrap().unwrap();
+        assert_ne!(held.inode, 0);
+        assert!(held.may_get_an_owner());
     }
 
     #[test]
