@@ -267,9 +267,7 @@ pub fn resolver_loop(
                     // No socket at all in this namespace: asking again will not make one.
                     Ok(None) => Answer::Final(diags.no_socket(&key)),
                     // Found, but no process holds it yet (accept queue): it may get one.
-                    Ok(Some(info)) if info.inode == 0 && info.may_get_an_owner() => {
-                        Answer::Retry
-                    }
+                    Ok(Some(info)) if info.inode == 0 && info.may_get_an_owner() => Answer::Retry,
                     // Found, but no process holds it any more (TIME_WAIT, an orphan after
                     // close): nobody will, and retrying for two seconds would cost a core
                     // under churn.

@@ -58,14 +58,20 @@ pub struct SocketInfo {
 
 impl SocketInfo {
     /// A socket no process holds (inode 0) that one still may: a connection waiting in a
-    /// listener's accept queue (established, or a request still in SYN_RECV). Any other
-    /// ownerless socket — TIME_WAIT, an orphan draining after close, a kernel socket — never
-    /// will, and asking again only costs.
+    /// listener's accept queue — established, a request still in SYN_RECV, or one whose client
+    /// already sent everything and closed (CLOSE_WAIT: a short request often arrives whole
+    /// before the server accepts it). Any other ownerless socket — TIME_WAIT, an orphan
+    /// draining after close, a kernel socket — never will, and asking again only costs.
     pub fn may_get_an_owner(&self) -> bool {
         const ESTABLISHED: u8 = 1;
         const SYN_RECV: u8 = 3;
+        const CLOSE_WAIT: u8 = 8;
         const NEW_SYN_RECV: u8 = 12;
-        self.inode != 0 || matches!(self.state, ESTABLISHED | SYN_RECV | NEW_SYN_RECV)
+        self.inode != 0
+            || matches!(
+                self.state,
+                ESTABLISHED | SYN_RECV | CLOSE_WAIT | NEW_SYN_RECV
+            )
     }
 }
 
