@@ -25,8 +25,11 @@
 //!
 //! **Shared sockets** (fork, `SCM_RIGHTS`): a socket belongs to its *oldest* holder — smallest
 //! start time, then smallest pid — among the holders the index knows when a lookup first returns
-//! it. Sweeps visit processes oldest first, so the process that created a socket and forked is
-//! found before its children. Once returned, the owner stays while it lives and holds the
+//! it. Sweeps visit processes the index has never read first (a socket it does not know is most
+//! likely in a process started a moment ago: a client), then the others, oldest first within
+//! each group, so the process that created a socket and forked is found before its children
+//! (unless the parent was read before the socket existed and the child is new: then the child
+//! is found first). Once returned, the owner stays while it lives and holds the
 //! socket, even if an older holder turns up later (an `SCM_RIGHTS` receiver); when it exits or
 //! closes the socket, the oldest remaining holder takes over. The one way around the rule: a
 //! large process whose reread is deferred by its pacing is not looked at in that sweep, so a
@@ -790,14 +793,25 @@ impl InodeIndex {
                 );
             }
         }
-        let mut order: Vec<(bool, u64, u32)> = self
+        // Processes never read come first: a socket the index does not know is most likely in
+        // a process it has not read (a client started a moment ago), and under a burst of new
+        // connections a pass that reaches them last costs a stat of every process per lookup.
+        // Oldest first within each group, for the shared-socket rule.
+        let mut order: Vec<(bool, bool, u64, u32)> = self
             .procs
             .iter()
             .filter(|(_, p)| !p.kernel_thread && !p.inaccessible)
-            .map(|(&pid, p)| (uid_hint.is_some_and(|u| u != p.uid), p.starttime, pid))
+            .map(|(&pid, p)| {
+                (
+                    p.last_full_scan.is_some(),
+                    uid_hint.is_some_and(|u| u != p.uid),
+                    p.starttime,
+                    pid,
+                )
+            })
             .collect();
         order.sort_unstable();
-        Ok(order.into_iter().rev().map(|(_, _, pid)| pid).collect())
+        Ok(order.into_iter().rev().map(|(_, _, _, pid)| pid).collect())
     }
 
     /// Start time, kernel-thread flag and owner uid of a process, None once it is gone.
