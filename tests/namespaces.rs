@@ -7,10 +7,12 @@
 //! Every test runs alone: each collectd captures every interface of the host, and `forwarded`
 //! counts whatever crosses the host for nobody, so other tests' traffic must not be there.
 //!
-//! Tolerances, as on loopback: a transfer of P payload bytes is credited between P and 5% above
-//! it to each of its two ends. Over a veth (MTU 1500) the headers are 52 bytes per 1448 of
-//! payload, 3.6% at most (libpcap sees the kernel's large GSO segments, so usually far less);
-//! anything above 5% would be a packet counted twice.
+//! Tolerances: a transfer of P payload bytes is credited to each of its two ends between P and
+//! 10% above it. Over a veth (MTU 1500) the headers alone are up to 3.6% (52 bytes per 1448 of
+//! payload, when the kernel sends real segments rather than GSO ones), and on a loaded machine
+//! (CI: two cores, tests and builds) TCP retransmits, which are real bytes sent again: seen up to
+//! 8.6% in all. A packet counted twice would add its whole payload: a share of it that matters
+//! shows far above 10%. On loopback (MTU 65536) tests/network.rs holds 20 MB transfers to 5%.
 
 mod common;
 
@@ -35,11 +37,26 @@ fn last_after(collectd: &Collectd, instance: &str, type_: &str, ds: &str, epoch:
         .get(ds)
 }
 
-fn assert_transfer(what: &str, value: f64) {
+/// Checks that `instance` was credited (data source `ds`) `payloads` transfers of PAYLOAD:
+/// at least the payload and at most 10% more (see the module comment).
+fn assert_transfers(
+    collectd: &Collectd,
+    what: &str,
+    instance: &str,
+    ds: &str,
+    settled: f64,
+    payloads: f64,
+) {
+    let bytes = last_after(collectd, instance, "if_octets", ds, settled);
+    let payload = PAYLOAD * payloads;
     assert!(
-        (PAYLOAD..=PAYLOAD * 1.05).contains(&value),
-        "{what} is {value} bytes for a {PAYLOAD}-byte transfer (expected payload..+5%)"
+        (payload..=payload * 1.10).contains(&bytes),
+        "{what} is {bytes} bytes for {payload} bytes of payload (expected payload..+10%)"
     );
+}
+
+fn assert_transfer(collectd: &Collectd, what: &str, instance: &str, ds: &str, settled: f64) {
+    assert_transfers(collectd, what, instance, ds, settled, 1.0);
 }
 
 /// Sends PAYLOAD from `client` to `server` (already listening, its `port` line read) and
@@ -99,8 +116,10 @@ fn a_process_in_a_namespace_gets_its_bytes() {
         let received = last_after(&collectd, &server.comm, "if_octets", "rx", settled);
         let sent = last_after(&collectd, &client.comm, "if_octets", "tx", settled);
         eprintln!("{inside}: host client tx {sent}, namespace server rx {received}");
-        assert_transfer(&format!("{inside}: the namespace's server rx"), received);
-        assert_transfer(&format!("{inside}: the host's client tx"), sent);
+        let what = format!("{inside}: the namespace's server rx");
+        assert_transfer(&collectd, &what, &server.comm, "rx", settled);
+        let what = format!("{inside}: the host's client tx");
+        assert_transfer(&collectd, &what, &client.comm, "tx", settled);
     }
 }
 
@@ -183,7 +202,7 @@ fn a_namespace_reusing_host_addresses_does_not_steal_their_traffic() {
     ] {
         let value = last_after(&collectd, instance, "if_octets", ds, settled);
         eprintln!("{what}: {ds} {value}");
-        assert_transfer(what, value);
+        assert_transfer(&collectd, what, instance, ds, settled);
     }
     for decoy in [&decoy, &lo_decoy] {
         let stolen: f64 = collectd
@@ -242,11 +261,27 @@ fn a_packet_across_veth_and_bridge_is_counted_once() {
         "host client tx {host_sent}, namespace client tx {ns_sent}, server rx {received}, \
          forwarded rx {forwarded}"
     );
-    assert_transfer("the host's client tx", host_sent);
-    assert_transfer("the namespace's client tx", ns_sent);
-    assert!(
-        (2.0 * PAYLOAD..=2.0 * PAYLOAD * 1.05).contains(&received),
-        "the server received {received} bytes of two {PAYLOAD}-byte transfers"
+    assert_transfer(
+        &collectd,
+        "the host's client tx",
+        &host_client.comm,
+        "tx",
+        settled,
+    );
+    assert_transfer(
+        &collectd,
+        "the namespace's client tx",
+        &ns_client.comm,
+        "tx",
+        settled,
+    );
+    assert_transfers(
+        &collectd,
+        "the server's rx of both transfers",
+        &server.comm,
+        "rx",
+        settled,
+        2.0,
     );
     assert!(
         forwarded < PAYLOAD * 0.01,
@@ -308,8 +343,8 @@ fn traffic_routed_between_namespaces_is_forwarded() {
     eprintln!(
         "client tx {sent}, server rx {received}, forwarded rx {forwarded_in} tx {forwarded_out}"
     );
-    assert_transfer("the client's tx", sent);
-    assert_transfer("the server's rx", received);
+    assert_transfer(&collectd, "the client's tx", &client.comm, "tx", settled);
+    assert_transfer(&collectd, "the server's rx", &server.comm, "rx", settled);
     // The payload one way, the ACKs the other: both crossed the host.
     for (what, value) in [("in", forwarded_in), ("out", forwarded_out)] {
         assert!(
@@ -442,8 +477,8 @@ fn natted_traffic_is_forwarded_not_unattributed() {
         "client tx {sent}, server rx {received}, forwarded rx {forwarded_in} tx \
          {forwarded_out}, unattributed {lost}"
     );
-    assert_transfer("the client's tx", sent);
-    assert_transfer("the server's rx", received);
+    assert_transfer(&collectd, "the client's tx", &client.comm, "tx", settled);
+    assert_transfer(&collectd, "the server's rx", &server.comm, "rx", settled);
     // In on a's veth and out on b's (translated), and the ACKs back: all of it crossed the
     // host for someone else.
     for (what, value) in [("in", forwarded_in), ("out", forwarded_out)] {
