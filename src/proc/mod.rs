@@ -95,41 +95,13 @@ impl ProcRoot {
 fn read_limited_at(file: &File, buf: &mut Vec<u8>, limit: usize) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     buf.clear();
-    loop {
-        if buf.len() >= limit {
-            buf.truncate(limit);
-            return Ok(());
-        }
-        if buf.capacity() == buf.len() {
-            buf.reserve(4096.min(limit - buf.len()).max(1));
-        }
-        let start = buf.len();
-        let room = (buf.capacity() - start).min(limit - start);
-        buf.resize(start + room, 0);
-        match file.read_at(&mut buf[start..], start as u64) {
-            Ok(0) => {
-                buf.truncate(start);
-                // A kept file of a process that is gone reads as an error, never as empty;
-                // an empty /proc/PID file is not one the sampler reads.
-                return if start == 0 {
-                    Err(io::Error::from(io::ErrorKind::UnexpectedEof))
-                } else {
-                    Ok(())
-                };
-            }
-            Ok(n) => {
-                buf.truncate(start + n);
-                if n < room && buf.last() == Some(&b'\n') {
-                    return Ok(());
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(start),
-            Err(e) => {
-                buf.truncate(start);
-                return Err(e);
-            }
-        }
+    fill(buf, limit, |chunk, at| file.read_at(chunk, at))?;
+    // A kept file of a process that is gone reads as an error, never as empty; an empty
+    // /proc/PID file is not one the sampler reads.
+    if buf.is_empty() {
+        return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
     }
+    Ok(())
 }
 
 /// Reads until EOF or `limit` bytes. /proc files report size 0, so `read_to_end`'s size hint is
@@ -140,6 +112,16 @@ fn read_limited_at(file: &File, buf: &mut Vec<u8>, limit: usize) -> io::Result<(
 /// the first read when it has room for them. `cmdline` ends in NUL, never in a newline, so it is
 /// always read to EOF. One system call less per file is a quarter of the calls a process costs.
 fn read_limited(file: &mut File, buf: &mut Vec<u8>, limit: usize) -> io::Result<()> {
+    fill(buf, limit, |chunk, _| file.read(chunk))
+}
+
+/// The loop of [`read_limited`] and [`read_limited_at`]: `read` fills a chunk that starts at
+/// the given offset of the file.
+fn fill(
+    buf: &mut Vec<u8>,
+    limit: usize,
+    mut read: impl FnMut(&mut [u8], u64) -> io::Result<usize>,
+) -> io::Result<()> {
     loop {
         if buf.len() >= limit {
             buf.truncate(limit);
@@ -151,7 +133,7 @@ fn read_limited(file: &mut File, buf: &mut Vec<u8>, limit: usize) -> io::Result<
         let start = buf.len();
         let room = (buf.capacity() - start).min(limit - start);
         buf.resize(start + room, 0);
-        match file.read(&mut buf[start..]) {
+        match read(&mut buf[start..], start as u64) {
             Ok(0) => {
                 buf.truncate(start);
                 return Ok(());
