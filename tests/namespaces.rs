@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::netns::{ip, sysctl, Bridge, Netns};
+use common::netns::{ip, sysctl, Bridge, Netns, Veth};
 use common::*;
 
 const GROUP_BY_COMM: &str = r#"GroupBy "{comm}""#;
@@ -297,9 +297,23 @@ fn traffic_routed_between_namespaces_is_forwarded() {
     let (Some(a), Some(b)) = (Netns::create("rta"), Netns::create("rtb")) else {
         return;
     };
-    let veth_a = a.veth(&format!("cra{}", a.id));
-    let veth_b = b.veth(&format!("crb{}", b.id));
-    for (ns, veth) in [(&a, &veth_a), (&b, &veth_b)] {
+    let Some(_veths) = routed_by_the_host(&a, &b, "cr") else {
+        return;
+    };
+    let Some(collectd) = Collectd::start_alone(Some(GROUP_BY_COMM)) else {
+        return;
+    };
+    transfer_across_the_host(&collectd, &a, &b, "routed");
+}
+
+/// Veths into `a` and `b` (named `<prefix>a<id>`, `<prefix>b<id>`), the host end of each with
+/// address .1 of its namespace's subnet and forwarding switched on for these two interfaces
+/// only, each namespace routing everything through it. `None`, after saying why, when
+/// forwarding cannot be switched on here.
+fn routed_by_the_host(a: &Netns, b: &Netns, prefix: &str) -> Option<(Veth, Veth)> {
+    let veth_a = a.veth(&format!("{prefix}a{}", a.id));
+    let veth_b = b.veth(&format!("{prefix}b{}", b.id));
+    for (ns, veth) in [(a, &veth_a), (b, &veth_b)] {
         ip(&[
             "addr",
             "add",
@@ -310,21 +324,26 @@ fn traffic_routed_between_namespaces_is_forwarded() {
         ns.ip(&["route", "add", "default", "via", &ns.v4(1)]);
         if !sysctl(&format!("net/ipv4/conf/{}/forwarding", veth.host), "1") {
             eprintln!("SKIP: cannot switch on forwarding for {}", veth.host);
-            return;
+            return None;
         }
     }
-    let Some(collectd) = Collectd::start_alone(Some(GROUP_BY_COMM)) else {
-        return;
-    };
+    Some((veth_a, veth_b))
+}
+
+/// Sends PAYLOAD from a client in `a` to a server in `b` through the host, and checks that both
+/// ends are credited and that the host's part — the payload one way, the ACKs the other, all
+/// of it in for someone else and out again — is `forwarded`. Returns when rows describe the
+/// transfer (the `settled` epoch).
+fn transfer_across_the_host(collectd: &Collectd, a: &Netns, b: &Netns, how: &str) -> f64 {
     let mut server = b.spawn(
-        &collectd,
-        &unique_comm("cw_rsv_"),
+        collectd,
+        &unique_comm("cw_fsv_"),
         &["tcp-serve", &b.v4(2), "30"],
     );
     let port = server.expect_line_starting("port ");
     let mut client = a.spawn(
-        &collectd,
-        &unique_comm("cw_rcl_"),
+        collectd,
+        &unique_comm("cw_fcl_"),
         &[
             "tcp-send",
             &format!("{}:{port}", b.v4(2)),
@@ -336,22 +355,23 @@ fn traffic_routed_between_namespaces_is_forwarded() {
     );
     transfer(&mut client, &mut server);
     let settled = now() + SETTLE + INTERVAL;
-    let sent = last_after(&collectd, &client.comm, "if_octets", "tx", settled);
-    let received = last_after(&collectd, &server.comm, "if_octets", "rx", settled);
-    let forwarded_in = last_after(&collectd, "forwarded", "if_octets", "rx", settled);
-    let forwarded_out = last_after(&collectd, "forwarded", "if_octets", "tx", settled);
+    let sent = last_after(collectd, &client.comm, "if_octets", "tx", settled);
+    let received = last_after(collectd, &server.comm, "if_octets", "rx", settled);
+    let forwarded_in = last_after(collectd, "forwarded", "if_octets", "rx", settled);
+    let forwarded_out = last_after(collectd, "forwarded", "if_octets", "tx", settled);
     eprintln!(
-        "client tx {sent}, server rx {received}, forwarded rx {forwarded_in} tx {forwarded_out}"
+        "{how}: client tx {sent}, server rx {received}, forwarded rx {forwarded_in} tx \
+         {forwarded_out}"
     );
-    assert_transfer(&collectd, "the client's tx", &client.comm, "tx", settled);
-    assert_transfer(&collectd, "the server's rx", &server.comm, "rx", settled);
-    // The payload one way, the ACKs the other: both crossed the host.
+    assert_transfer(collectd, "the client's tx", &client.comm, "tx", settled);
+    assert_transfer(collectd, "the server's rx", &server.comm, "rx", settled);
     for (what, value) in [("in", forwarded_in), ("out", forwarded_out)] {
         assert!(
             (PAYLOAD..=PAYLOAD * 1.1).contains(&value),
-            "forwarded {what}: {value} bytes for a {PAYLOAD}-byte transfer routed by the host"
+            "forwarded {what}: {value} bytes for a {PAYLOAD}-byte transfer {how} by the host"
         );
     }
+    settled
 }
 
 /// An nftables table of the test's own, deleted on drop.
@@ -421,22 +441,9 @@ fn natted_traffic_is_forwarded_not_unattributed() {
     let (Some(a), Some(b)) = (Netns::create("nta"), Netns::create("ntb")) else {
         return;
     };
-    let veth_a = a.veth(&format!("cna{}", a.id));
-    let veth_b = b.veth(&format!("cnb{}", b.id));
-    for (ns, veth) in [(&a, &veth_a), (&b, &veth_b)] {
-        ip(&[
-            "addr",
-            "add",
-            &format!("{}/24", ns.v4(1)),
-            "dev",
-            &veth.host,
-        ]);
-        ns.ip(&["route", "add", "default", "via", &ns.v4(1)]);
-        if !sysctl(&format!("net/ipv4/conf/{}/forwarding", veth.host), "1") {
-            eprintln!("SKIP: cannot switch on forwarding for {}", veth.host);
-            return;
-        }
-    }
+    let Some((_veth_a, veth_b)) = routed_by_the_host(&a, &b, "cn") else {
+        return;
+    };
     let Some(_nat) = NftTable::masquerade(
         &format!("capnat{}", a.id),
         &veth_b.host,
@@ -447,46 +454,10 @@ fn natted_traffic_is_forwarded_not_unattributed() {
     let Some(collectd) = Collectd::start_alone(Some(GROUP_BY_COMM)) else {
         return;
     };
-    let mut server = b.spawn(
-        &collectd,
-        &unique_comm("cw_nsv_"),
-        &["tcp-serve", &b.v4(2), "30"],
-    );
-    let port = server.expect_line_starting("port ");
-    let mut client = a.spawn(
-        &collectd,
-        &unique_comm("cw_ncl_"),
-        &[
-            "tcp-send",
-            &format!("{}:{port}", b.v4(2)),
-            PAYLOAD_ARG,
-            "1",
-            "30",
-            HOLD_MS,
-        ],
-    );
-    transfer(&mut client, &mut server);
-    let settled = now() + SETTLE + INTERVAL;
-    let sent = last_after(&collectd, &client.comm, "if_octets", "tx", settled);
-    let received = last_after(&collectd, &server.comm, "if_octets", "rx", settled);
-    let forwarded_in = last_after(&collectd, "forwarded", "if_octets", "rx", settled);
-    let forwarded_out = last_after(&collectd, "forwarded", "if_octets", "tx", settled);
+    let settled = transfer_across_the_host(&collectd, &a, &b, "NATed");
     let lost = last_after(&collectd, "unattributed", "if_octets", "rx", settled)
         + last_after(&collectd, "unattributed", "if_octets", "tx", settled);
-    eprintln!(
-        "client tx {sent}, server rx {received}, forwarded rx {forwarded_in} tx \
-         {forwarded_out}, unattributed {lost}"
-    );
-    assert_transfer(&collectd, "the client's tx", &client.comm, "tx", settled);
-    assert_transfer(&collectd, "the server's rx", &server.comm, "rx", settled);
-    // In on a's veth and out on b's (translated), and the ACKs back: all of it crossed the
-    // host for someone else.
-    for (what, value) in [("in", forwarded_in), ("out", forwarded_out)] {
-        assert!(
-            (PAYLOAD..=PAYLOAD * 1.1).contains(&value),
-            "forwarded {what}: {value} bytes for a {PAYLOAD}-byte transfer NATed by the host"
-        );
-    }
+    eprintln!("NATed: unattributed {lost}");
     assert!(
         lost < PAYLOAD * 0.01,
         "NATed copies are not unattributed: {lost} bytes"
@@ -555,16 +526,7 @@ fn a_namespace_that_vanishes_mid_capture_changes_nothing_else() {
             .then_some(())
     });
     // Loopback traffic after it is attributed exactly, as ever.
-    let mut receiver = collectd.spawn(&unique_comm("cw_grx_"), &["udp-recv", "127.0.0.1", "8"]);
-    let rport = receiver.expect_line_starting("port ");
-    let mut sender = collectd.spawn(
-        &unique_comm("cw_gtx_"),
-        &["udp-send", &format!("127.0.0.1:{rport}"), "50", "100", "30"],
-    );
-    sender.expect_line("sent");
-    let settled = now() + SETTLE + INTERVAL;
-    let received = last_after(&collectd, &receiver.comm, "if_packets", "rx", settled);
-    assert_eq!(received, 50.0);
+    collectd.assert_loopback_udp_attributed();
     assert!(
         collectd.plugin_log_lines("error").is_empty(),
         "{}",

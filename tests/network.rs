@@ -324,16 +324,7 @@ fn an_interface_that_disappears_stops_only_its_own_capture() {
     });
 
     // Loopback is still captured and attributed.
-    let mut receiver = collectd.spawn(&unique_comm("cw_grx_"), &["udp-recv", "127.0.0.1", "8"]);
-    let port = receiver.expect_line_starting("port ");
-    let mut sender = collectd.spawn(
-        &unique_comm("cw_gtx_"),
-        &["udp-send", &format!("127.0.0.1:{port}"), "50", "100", "30"],
-    );
-    sender.expect_line("sent");
-    let settled = now() + SETTLE + INTERVAL;
-    let received = last_after(&collectd, &receiver.comm, "if_packets", "rx", settled);
-    assert_eq!(received, 50.0);
+    collectd.assert_loopback_udp_attributed();
     let warnings = collectd.plugin_log_lines("warning");
     assert_eq!(
         warnings.iter().filter(|l| l.contains(&stopped)).count(),

@@ -653,6 +653,28 @@ impl Collectd {
         )
     }
 
+    /// Sends 50 UDP datagrams over 127.0.0.1 between two fresh workloads and checks that the
+    /// receiver was credited exactly 50 packets: the capture is running and attributing.
+    pub fn assert_loopback_udp_attributed(&self) {
+        let mut receiver = self.spawn(&unique_comm("cw_lrx_"), &["udp-recv", "127.0.0.1", "8"]);
+        let port = receiver.expect_line_starting("port ");
+        let mut sender = self.spawn(
+            &unique_comm("cw_ltx_"),
+            &["udp-send", &format!("127.0.0.1:{port}"), "50", "100", "30"],
+        );
+        sender.expect_line("sent");
+        let settled = now() + SETTLE + INTERVAL;
+        let received = self
+            .wait_row_after(&receiver.comm, "if_packets", settled)
+            .last()
+            .expect("a row")
+            .get("rx");
+        assert_eq!(
+            received, 50.0,
+            "loopback datagrams credited to the receiver"
+        );
+    }
+
     /// Copies the workload binary into this collectd's directory as `comm` (the kernel takes a
     /// process's command name from the executable's file name) and starts it with `args`.
     pub fn spawn(&self, comm: &str, args: &[&str]) -> Workload {
