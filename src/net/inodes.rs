@@ -12,12 +12,18 @@
 //!    the slots that were free (the kernel hands out the lowest free number), so reading those
 //!    few links finds them. Slots where new sockets appeared before are read too: a server that
 //!    closes and accepts keeps reusing the same handful of numbers, with an unchanged count.
-//! 2. **A sweep** over /proc, resumable across lookups: processes not seen before are read in
+//!    When that finds nothing and the table is small (a client holding a few connections,
+//!    reusing their slots in turn), the whole table is read again: a handful of links.
+//! 2. **A pass** over /proc, resumable across lookups: processes not seen before are read in
 //!    full; known ones are read only when their count differs from what the index holds for
 //!    them, or when their last full read is older than [`IndexConfig::rescan_after`] (a close
 //!    followed by an open keeps the count; kernels before 6.2 give no count at all). A full read
 //!    of one large process is spread over several lookups and repeated at most every ten times
 //!    its own duration, so a process with 30,000 sockets costs a few percent of a core at most.
+//!    A pass costs a `stat` per process, so one starts at most once per ten times the last
+//!    one's cost ([`IndexConfig::sweep_duty`]); between passes a miss lists /proc and reads only
+//!    the processes never read before — a new client is found at once, a long-known process
+//!    that is neither hot nor changed by the last pass waits for the next one.
 //!
 //! Every lookup is bounded ([`IndexConfig::processes_per_lookup`],
 //! [`IndexConfig::reads_per_lookup`]): one that runs out returns `None`, and the next lookup
@@ -72,8 +78,10 @@ pub struct IndexStats {
     pub processes_probed: u64,
     /// fd links read (one `readlink` each).
     pub fds_read: u64,
-    /// Passes over /proc started.
+    /// Passes over every known process started.
     pub sweeps: u64,
+    /// Listings of /proc that visited only processes never read (between passes).
+    pub listings: u64,
     pub processes: usize,
     pub sockets: usize,
 }
@@ -91,6 +99,12 @@ pub struct IndexConfig {
     /// of /proc and one `stat` per process (about 150 µs for 70 processes); the rereads of
     /// large fd tables it triggers are paced per process.
     pub min_sweep_interval: Duration,
+    /// A pass over every known process starts at most once per this many times the last
+    /// pass's own cost (0: whenever `min_sweep_interval` allows). In between, a miss lists /proc
+    /// for processes never read (a new client) and visits only those: a pass costs a `stat`
+    /// per process (3.5 ms at 1,000 processes), a listing a tenth of that, and under a burst of
+    /// new connections passes on every miss took a whole core.
+    pub sweep_duty: u32,
     /// A process whose fd count looks unchanged is read again after this long.
     pub rescan_after: Duration,
     /// An index entry older than this is checked (one `readlink`) before it is returned.
@@ -105,6 +119,7 @@ impl Default for IndexConfig {
             processes_per_lookup: 16,
             reads_per_lookup: 1024,
             min_sweep_interval: Duration::from_millis(2),
+            sweep_duty: 10,
             rescan_after: Duration::from_secs(5),
             verify_after: Duration::from_secs(1),
             fd_count: FdCountMethod::for_running_kernel(),
@@ -139,6 +154,8 @@ struct Process {
     uid: u32,
     /// d_ino of /proc/PID when last listed: a new one means the pid may be another process.
     dir_ino: u64,
+    /// When the pid was last seen to still be this process (listing, start time).
+    confirmed: Instant,
     kernel_thread: bool,
     /// fd tables of other users' processes without CAP_SYS_PTRACE.
     inaccessible: bool,
@@ -200,6 +217,20 @@ enum Read {
     Denied,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PassKind {
+    /// Every known process: a `stat` of each fd directory, rereads where counts changed.
+    Full,
+    /// Only the processes never read: new since the last listing.
+    NewOnly,
+}
+
+/// The pass over /proc in progress and what it has cost so far (it is spread over lookups).
+struct Pass {
+    kind: PassKind,
+    spent: Duration,
+}
+
 pub struct InodeIndex {
     proc: ProcRoot,
     config: IndexConfig,
@@ -209,7 +240,11 @@ pub struct InodeIndex {
     /// Pids still to visit in the current sweep, the next one last.
     queue: Vec<u32>,
     scan: Option<FullScan>,
+    pass: Option<Pass>,
     last_sweep: Option<Instant>,
+    last_sweep_cost: Duration,
+    last_listing: Option<Instant>,
+    last_listing_cost: Duration,
     stats: IndexStats,
     self_pid: u32,
     name: String,
@@ -229,7 +264,11 @@ impl InodeIndex {
             hot: Vec::with_capacity(HOT),
             queue: Vec::new(),
             scan: None,
+            pass: None,
             last_sweep: None,
+            last_sweep_cost: Duration::ZERO,
+            last_listing: None,
+            last_listing_cost: Duration::ZERO,
             stats: IndexStats::default(),
             self_pid: std::process::id(),
             name: String::with_capacity(16),
@@ -239,18 +278,20 @@ impl InodeIndex {
     /// Reads every process's fd table now, without a budget: the resolver calls it once at
     /// start so that lookups begin from a warm index.
     pub fn warm_up(&mut self) {
-        self.start_sweep(None);
+        self.start_pass(PassKind::Full, None);
         let mut budget = Budget {
             processes: usize::MAX,
             reads: usize::MAX,
         };
         self.search(None, &mut budget);
+        // Reading every table in full is no measure of what a later pass costs.
+        self.pass = None;
     }
 
     /// Drops the processes that have exited (and their sockets). Lookups prune as they sweep;
     /// this is for a caller that wants the memory back on a quiet host.
     pub fn prune(&mut self) {
-        let _ = self.list_processes(None);
+        let _ = self.list_processes(None, PassKind::Full);
     }
 
     /// The process holding socket `inode`, if one can be found within this call's budget.
@@ -281,14 +322,12 @@ impl InodeIndex {
         };
         if !self.sockets.contains_key(&inode) {
             if self.queue.is_empty() && self.scan.is_none() {
-                let pause = self.config.min_sweep_interval;
-                let due = self.last_sweep.is_none_or(|t| t.elapsed() >= pause);
-                if !due {
-                    return None;
-                }
-                self.start_sweep(uid_hint);
+                let kind = self.pass_due()?;
+                self.start_pass(kind, uid_hint);
             }
+            let started = Instant::now();
             self.search(Some(inode), &mut budget);
+            self.end_of_search(started.elapsed());
         }
         let owner = self.owner_of(inode)?;
         self.stats.resolved += 1;
@@ -347,7 +386,57 @@ impl InodeIndex {
             if budget.exhausted() || self.sockets.contains_key(&inode) {
                 return;
             }
+            if !self.still_the_same(pid) {
+                continue;
+            }
             self.probe(pid, Some(inode), true, budget);
+            if !self.sockets.contains_key(&inode) && self.scan.is_none() {
+                self.reread_if_cheap(pid, budget);
+            }
+        }
+    }
+
+    /// Whether a hot pid is still the process the index knows, checked (start time) once its
+    /// last confirmation is `verify_after` old: hot processes are read between passes, and a
+    /// pid reused meanwhile must not lend the old process's identity to the new one's sockets.
+    fn still_the_same(&mut self, pid: u32) -> bool {
+        let Some(p) = self.procs.get(&pid) else {
+            return false;
+        };
+        if p.confirmed.elapsed() < self.config.verify_after {
+            return true;
+        }
+        let known = p.starttime;
+        match self.read_identity(pid) {
+            Some((starttime, _, _)) if starttime == known => {
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    p.confirmed = Instant::now();
+                }
+                true
+            }
+            _ => {
+                // Gone or reused: the next listing registers whoever has the pid now.
+                self.remove_process(pid);
+                false
+            }
+        }
+    }
+
+    /// Reads a hot process's table again in full when that is cheap. A client that keeps a few
+    /// connections open reuses their slots in turn with an unchanged fd count, so neither the
+    /// count nor the recent slots need show the new socket — but its whole table is a handful
+    /// of links, far cheaper than a pass over every process.
+    fn reread_if_cheap(&mut self, pid: u32, budget: &mut Budget) {
+        let Some(p) = self.procs.get(&pid) else {
+            return;
+        };
+        let cheap = p.full_scan_cost < SMALL_SCAN;
+        let rested = p
+            .last_full_scan
+            .is_none_or(|t| t.elapsed() >= p.full_scan_cost * FULL_SCAN_DUTY);
+        if cheap && rested {
+            self.start_scan(pid, budget);
+            self.continue_scan(budget);
         }
     }
 
@@ -728,17 +817,67 @@ impl InodeIndex {
         self.hot.truncate(HOT);
     }
 
-    /// Starts a pass: lists /proc, prunes, and queues every process oldest first, the hinted
-    /// user's processes before the others.
-    fn start_sweep(&mut self, uid_hint: Option<u32>) {
-        self.stats.sweeps += 1;
-        self.last_sweep = Some(Instant::now());
-        self.queue = self.list_processes(uid_hint).unwrap_or_default();
+    /// Which pass a miss may start now, if any: a full one when its pacing allows, else a
+    /// listing for new processes when that is due. Each waits at least `min_sweep_interval`
+    /// and `sweep_duty` times its last cost, so passes take a bounded share of the thread
+    /// however many misses there are.
+    fn pass_due(&self) -> Option<PassKind> {
+        let floor = self.config.min_sweep_interval;
+        let duty = self.config.sweep_duty;
+        let due = |last: Option<Instant>, cost: Duration| {
+            last.is_none_or(|t| t.elapsed() >= floor.max(cost * duty))
+        };
+        if due(self.last_sweep, self.last_sweep_cost) {
+            Some(PassKind::Full)
+        } else if due(self.last_listing, self.last_listing_cost) {
+            Some(PassKind::NewOnly)
+        } else {
+            None
+        }
+    }
+
+    /// Starts a pass: lists /proc, prunes, and queues the processes to visit (see
+    /// [`list_processes`](Self::list_processes)).
+    fn start_pass(&mut self, kind: PassKind, uid_hint: Option<u32>) {
+        let started = Instant::now();
+        match kind {
+            PassKind::Full => {
+                self.stats.sweeps += 1;
+                self.last_sweep = Some(started);
+            }
+            PassKind::NewOnly => self.stats.listings += 1,
+        }
+        // A full pass lists /proc too.
+        self.last_listing = Some(started);
+        self.queue = self.list_processes(uid_hint, kind).unwrap_or_default();
+        self.pass = Some(Pass {
+            kind,
+            spent: started.elapsed(),
+        });
+        self.end_of_search(Duration::ZERO);
+    }
+
+    /// Adds the time a search took to the pass in progress, and records the pass's cost once
+    /// it is over: that is what paces the next one.
+    fn end_of_search(&mut self, took: Duration) {
+        let Some(pass) = self.pass.as_mut() else {
+            return;
+        };
+        pass.spent += took;
+        if !self.queue.is_empty() || self.scan.is_some() {
+            return;
+        }
+        match pass.kind {
+            PassKind::Full => self.last_sweep_cost = pass.spent,
+            PassKind::NewOnly => self.last_listing_cost = pass.spent,
+        }
+        self.pass = None;
     }
 
     /// Lists /proc, drops exited processes, registers new ones, and returns the pids to visit
-    /// in reverse visiting order.
-    fn list_processes(&mut self, uid_hint: Option<u32>) -> io::Result<Vec<u32>> {
+    /// in reverse visiting order: every process for a full pass, the ones never read for a
+    /// listing.
+    fn list_processes(&mut self, uid_hint: Option<u32>, kind: PassKind) -> io::Result<Vec<u32>> {
         let mut listed: Vec<(u32, u64)> = Vec::with_capacity(self.procs.len() + 16);
         for entry in std::fs::read_dir(self.proc.root())? {
             let Ok(entry) = entry else { continue };
@@ -761,6 +900,7 @@ impl InodeIndex {
         for &(pid, ino) in &listed {
             if let Some(p) = self.procs.get_mut(&pid) {
                 if p.dir_ino == ino {
+                    p.confirmed = Instant::now();
                     continue;
                 }
                 // Maybe another process under a reused pid: the start time decides.
@@ -769,6 +909,7 @@ impl InodeIndex {
                     Some((starttime, _, _)) if starttime == known => {
                         if let Some(p) = self.procs.get_mut(&pid) {
                             p.dir_ino = ino;
+                            p.confirmed = Instant::now();
                         }
                         continue;
                     }
@@ -782,6 +923,7 @@ impl InodeIndex {
                         starttime,
                         uid,
                         dir_ino: ino,
+                        confirmed: Instant::now(),
                         kernel_thread,
                         inaccessible: false,
                         fds: Vec::new(),
@@ -801,6 +943,7 @@ impl InodeIndex {
             .procs
             .iter()
             .filter(|(_, p)| !p.kernel_thread && !p.inaccessible)
+            .filter(|(_, p)| kind == PassKind::Full || p.last_full_scan.is_none())
             .map(|(&pid, p)| {
                 (
                     p.last_full_scan.is_some(),
@@ -904,6 +1047,7 @@ mod tests {
     fn live_index() -> InodeIndex {
         let config = IndexConfig {
             min_sweep_interval: Duration::ZERO,
+            sweep_duty: 0,
             ..IndexConfig::default()
         };
         let mut index = InodeIndex::with_config(ProcRoot::system(), config);
@@ -1002,6 +1146,7 @@ mod tests {
         let _turn = serial();
         let config = IndexConfig {
             min_sweep_interval: Duration::ZERO,
+            sweep_duty: 0,
             verify_after: Duration::ZERO,
             ..IndexConfig::default()
         };
@@ -1034,6 +1179,7 @@ mod tests {
         let _turn = serial();
         let config = IndexConfig {
             min_sweep_interval: Duration::ZERO,
+            sweep_duty: 0,
             processes_per_lookup: 1,
             reads_per_lookup: 4,
             ..IndexConfig::default()
@@ -1089,6 +1235,7 @@ mod tests {
     fn fixture_index(dir: &std::path::Path) -> InodeIndex {
         let config = IndexConfig {
             min_sweep_interval: Duration::ZERO,
+            sweep_duty: 0,
             rescan_after: Duration::ZERO,
             verify_after: Duration::ZERO,
             fd_count: FdCountMethod::ReadDir,
@@ -1160,6 +1307,96 @@ mod tests {
             })
         );
         assert_eq!(index.lookup(1000, None), None);
+    }
+
+    #[test]
+    fn fixture_a_hot_client_reusing_its_slots_is_found_without_a_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let sockets: Vec<(u32, String)> = (3..=10)
+            .map(|fd| (fd, format!("socket:[{}]", 1000 + fd)))
+            .collect();
+        let links: Vec<(u32, &str)> = sockets.iter().map(|(fd, t)| (*fd, t.as_str())).collect();
+        fixture(dir.path(), 100, 900, &links);
+        let config = IndexConfig {
+            // No pass is due for an hour: only the hot path can find anything.
+            min_sweep_interval: Duration::from_secs(3600),
+            ..fixture_index(dir.path()).config
+        };
+        let mut index = InodeIndex::with_config(ProcRoot::new(dir.path()), config);
+        index.warm_up();
+        // Slot 3 closed and reused by a new connection: the fd count is the same, and the
+        // slots remembered as recent (the highest, 7 to 10) still hold their old sockets.
+        let slot = dir.path().join("100/fd/3");
+        std::fs::remove_file(&slot).unwrap();
+        std::os::unix::fs::symlink("socket:[5000]", &slot).unwrap();
+        let before = index.stats();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let found = loop {
+            let found = index.lookup(5000, None);
+            if found.is_some() || Instant::now() > deadline {
+                break found;
+            }
+            // A table is reread at most every ten times its reading cost.
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert_eq!(
+            found,
+            Some(Owner {
+                pid: 100,
+                starttime: 900
+            })
+        );
+        let after = index.stats();
+        assert_eq!(
+            (after.sweeps, after.listings),
+            (before.sweeps, before.listings)
+        );
+        assert!(after.processes_scanned > before.processes_scanned);
+    }
+
+    #[test]
+    fn fixture_between_passes_only_new_processes_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        // Pid 200 is the oldest, read first: the five younger ones push it out of the hot set.
+        fixture(dir.path(), 200, 1, &[(3, "socket:[2000]")]);
+        for pid in 101..=105 {
+            let link = format!("socket:[{}]", pid * 10);
+            fixture(dir.path(), pid, u64::from(pid), &[(3, link.as_str())]);
+        }
+        let config = IndexConfig {
+            sweep_duty: 10,
+            ..fixture_index(dir.path()).config
+        };
+        let mut index = InodeIndex::with_config(ProcRoot::new(dir.path()), config);
+        index.warm_up();
+        // As if the last pass had taken a second: the next is ten seconds away.
+        index.last_sweep_cost = Duration::from_secs(1);
+        let before = index.stats();
+
+        // A process started since: found by a listing, no pass over the known ones.
+        fixture(dir.path(), 300, 5000, &[(4, "socket:[3000]")]);
+        let new = Some(Owner {
+            pid: 300,
+            starttime: 5000,
+        });
+        assert_eq!(index.lookup(3000, None), new);
+        let after = index.stats();
+        assert_eq!(after.sweeps, before.sweeps);
+        assert_eq!(after.listings, before.listings + 1);
+
+        // A new socket in a known process that is not hot waits for the next pass.
+        std::os::unix::fs::symlink("socket:[2001]", dir.path().join("200/fd/9")).unwrap();
+        assert_eq!(index.lookup(2001, None), None);
+        assert_eq!(index.stats().sweeps, before.sweeps);
+        index.last_sweep_cost = Duration::ZERO;
+        assert_eq!(
+            index.lookup(2001, None),
+            Some(Owner {
+                pid: 200,
+                starttime: 1
+            })
+        );
+        assert_eq!(index.stats().sweeps, before.sweeps + 1);
     }
 
     #[test]
