@@ -53,6 +53,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::time::{Duration, Instant};
+use thin_vec::ThinVec;
 
 /// A process for life: pids are reused, (pid, start time) is not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -179,17 +180,37 @@ impl Process {
     }
 }
 
+/// One per socket on the host, so kept to 24 bytes (32 with its key): at 30,000 sockets the
+/// table is 2 MiB, half of what `Vec` and `Option<Instant>` fields took.
 struct Entry {
     owner: u32,
     /// A slot of the owner's fd table holding the socket, for the cheap re-check.
     owner_fd: u32,
-    /// Other holders and one of their slots.
-    others: Vec<(u32, u32)>,
-    /// When the owner was last seen holding it; None: check before returning it.
-    verified: Option<Instant>,
+    /// When the owner was last seen holding it; never: check before returning it.
+    verified: Stamp,
     /// A lookup returned the owner: it no longer moves to an older holder found later.
     returned: bool,
+    /// Other holders and one of their slots (a pointer; most sockets have one holder).
+    others: ThinVec<(u32, u32)>,
 }
+
+/// A moment in 4 bytes: milliseconds since the index's epoch, plus one; 0 is "never". The
+/// epoch moves before the count can overflow ([`InodeIndex::stamp`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp(u32);
+
+impl Stamp {
+    const NEVER: Stamp = Stamp(0);
+
+    /// How long ago `self` was, as of `now`; None for never.
+    fn age(self, now: Stamp) -> Option<Duration> {
+        (self != Stamp::NEVER)
+            .then(|| Duration::from_millis(u64::from(now.0.saturating_sub(self.0))))
+    }
+}
+
+/// The epoch moves after this long, well before milliseconds overflow a u32 (49.7 days).
+const EPOCH_SPAN: Duration = Duration::from_secs(40 * 24 * 3600);
 
 /// A full read of one fd table, spread over as many lookups as its size needs.
 struct FullScan {
@@ -248,6 +269,8 @@ pub struct InodeIndex {
     stats: IndexStats,
     self_pid: u32,
     name: String,
+    /// What [`Stamp`]s count from.
+    epoch: Instant,
 }
 
 impl InodeIndex {
@@ -272,6 +295,7 @@ impl InodeIndex {
             stats: IndexStats::default(),
             self_pid: std::process::id(),
             name: String::with_capacity(16),
+            epoch: Instant::now(),
         }
     }
 
@@ -347,18 +371,20 @@ impl InodeIndex {
         // Each round changes the index (a slot re-read, a holder dropped); the bound only
         // guards against an index that disagrees with itself.
         for _ in 0..16 {
+            let now = self.stamp();
             let entry = self.sockets.get(&inode)?;
             let (pid, slot) = (entry.owner, entry.owner_fd);
             if entry
                 .verified
-                .is_some_and(|t| t.elapsed() < self.config.verify_after)
+                .age(now)
+                .is_some_and(|age| age < self.config.verify_after)
             {
                 return self.owner_of(inode);
             }
             match self.read_slot(pid, slot) {
                 Read::Slot(found) if found == inode => {
                     if let Some(entry) = self.sockets.get_mut(&inode) {
-                        entry.verified = Some(Instant::now());
+                        entry.verified = now;
                     }
                     return self.owner_of(inode);
                 }
@@ -370,6 +396,20 @@ impl InodeIndex {
         }
         self.sockets.remove(&inode);
         None
+    }
+
+    /// Now, as a [`Stamp`]. Every 40 days the epoch moves on and every entry is marked
+    /// unverified (re-checked at its next hit) rather than let the count overflow.
+    fn stamp(&mut self) -> Stamp {
+        let mut elapsed = self.epoch.elapsed();
+        if elapsed >= EPOCH_SPAN {
+            self.epoch = Instant::now();
+            elapsed = Duration::ZERO;
+            for entry in self.sockets.values_mut() {
+                entry.verified = Stamp::NEVER;
+            }
+        }
+        Stamp(u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX - 1) + 1)
     }
 
     fn owner_of(&mut self, inode: u64) -> Option<Owner> {
@@ -728,14 +768,15 @@ impl InodeIndex {
 
     /// Adds `pid` as a holder; true if the socket was new to the index.
     fn add_holder(&mut self, inode: u64, pid: u32, slot: u32) -> bool {
+        let now = self.stamp();
         let Some(entry) = self.sockets.get_mut(&inode) else {
             self.sockets.insert(
                 inode,
                 Entry {
                     owner: pid,
                     owner_fd: slot,
-                    others: Vec::new(),
-                    verified: Some(Instant::now()),
+                    others: ThinVec::new(),
+                    verified: now,
                     returned: false,
                 },
             );
@@ -758,7 +799,7 @@ impl InodeIndex {
             entry.others.push((entry.owner, entry.owner_fd));
             entry.owner = pid;
             entry.owner_fd = slot;
-            entry.verified = Some(Instant::now());
+            entry.verified = now;
         } else {
             entry.others.push((pid, slot));
         }
@@ -790,7 +831,7 @@ impl InodeIndex {
                 entry.owner = p;
                 entry.owner_fd = slot;
                 // The next hit reads the new owner's slot first.
-                entry.verified = None;
+                entry.verified = Stamp::NEVER;
             }
             None => {
                 self.sockets.remove(&inode);
@@ -1424,6 +1465,39 @@ mod tests {
         let mut missing = missing;
         missing.warm_up();
         assert_eq!(missing.lookup(1, None), None);
+    }
+
+    #[test]
+    fn an_index_entry_stays_small() {
+        // One per socket on the host: the memory budget (issue 5) counts on 32 bytes a bucket.
+        assert!(std::mem::size_of::<(u64, Entry)>() <= 32);
+    }
+
+    #[test]
+    fn stamps_age_and_never() {
+        let earlier = Stamp(1_001);
+        assert_eq!(earlier.age(Stamp(1_501)), Some(Duration::from_millis(500)));
+        assert_eq!(earlier.age(Stamp(1_001)), Some(Duration::ZERO));
+        assert_eq!(Stamp::NEVER.age(Stamp(5)), None);
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = fixture_index(dir.path());
+        let now = index.stamp();
+        assert_ne!(now, Stamp::NEVER);
+        // Forty days on, the epoch moves: entries are re-checked, stamps stay small.
+        index.sockets.insert(
+            7,
+            Entry {
+                owner: 1,
+                owner_fd: 3,
+                verified: now,
+                returned: false,
+                others: ThinVec::new(),
+            },
+        );
+        index.epoch = Instant::now() - EPOCH_SPAN;
+        let later = index.stamp();
+        assert!(later.0 < 1_000, "{later:?}");
+        assert_eq!(index.sockets[&7].verified, Stamp::NEVER);
     }
 
     #[test]
