@@ -29,12 +29,31 @@
 //! flow conntrack says the host NATs, to `forwarded`). Nothing is dropped: every copy of a packet
 //! delivered lands once per local endpoint in a process, `unattributed` or `pending`, and a copy
 //! with no local endpoint in `forwarded`.
+//!
+//! Storage: memory grows with the flows seen in the last half minute, which on a busy host is
+//! 100,000 and more, so the per-flow cost is what counts. A flow is stored under a compact key
+//! (44 bytes, against the 72 of a [`FlowKey`], which the resolver still gets) with only what
+//! the packet path needs: the owner, when it was last seen (u32 milliseconds, wrapping) and
+//! whether TCP said it ended. 64 bytes a flow, ~140 with the map's spare room, where it was
+//! ~320. The few flows still waiting for the resolver, with their held bytes, live in a map of
+//! their own.
+//!
+//! Expiry: a flow is forgotten once quiet for a while and a later packet asks the resolver
+//! again, which also catches a 4-tuple reused by another process. How long depends on what
+//! forgetting risks: a flow with an owner, 30 s (asking again is ~40 µs on the resolver's
+//! thread; keeping it longer only keeps dead connections); a flow nobody was found for, or an
+//! ended TCP connection, 5 s (the answer may differ next time; the connection is over). Waiting
+//! flows are never forgotten, only given up on after the pending timeout. Their small map is
+//! checked at every housekeeping round; the big one is scanned once a second (a scan of 200,000
+//! flows costs a fraction of a millisecond: every 50 ms that was a few percent of a core), and
+//! shrunk when mostly empty, so a burst of flows does not keep its memory for good.
 
 use super::inodes::Owner;
 use super::namespaces::NetnsId;
 use super::packet::{Direction, FlowPacket, TcpSignal, Transport};
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Bytes (IP datagram lengths) and packets, per direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -86,16 +105,208 @@ pub struct FlowKey {
     pub remote: SocketAddr,
 }
 
+/// A [`FlowKey`] as the table stores it. `FlowKey` takes 72 bytes, most of them the padding of
+/// two `SocketAddr` enums sized for IPv6 with flow label and scope id; this takes 44 and is
+/// 4-aligned, so a stored flow (key and [`Entry`]) fits in 64 bytes. Addresses are kept as 16
+/// bytes with a family bit each, so an IPv4 flow and an IPv6 one with the v4-mapped address
+/// stay two flows. The flow label and scope id are dropped: packets never carry them
+/// (the parser sets both to 0), so no two flows differ by them alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FlowOwner {
-    /// Asked the resolver, no answer yet.
-    Pending {
-        asked_ms: u64,
-    },
-    Process(Owner),
+struct StoredKey {
+    local_ip: [u8; 16],
+    remote_ip: [u8; 16],
+    netns: u32,
+    local_port: u16,
+    remote_port: u16,
+    /// [`UDP`](Self::UDP), [`LOCAL_V6`](Self::LOCAL_V6), [`REMOTE_V6`](Self::REMOTE_V6).
+    kind: u8,
+}
+
+impl StoredKey {
+    const UDP: u8 = 1;
+    const LOCAL_V6: u8 = 2;
+    const REMOTE_V6: u8 = 4;
+
+    fn new(netns: NetnsId, transport: Transport, local: SocketAddr, remote: SocketAddr) -> Self {
+        let (local_ip, local_v6) = Self::ip_bytes(local.ip());
+        let (remote_ip, remote_v6) = Self::ip_bytes(remote.ip());
+        let mut kind = 0;
+        if transport == Transport::Udp {
+            kind |= Self::UDP;
+        }
+        if local_v6 {
+            kind |= Self::LOCAL_V6;
+        }
+        if remote_v6 {
+            kind |= Self::REMOTE_V6;
+        }
+        StoredKey {
+            local_ip,
+            remote_ip,
+            netns: netns.0,
+            local_port: local.port(),
+            remote_port: remote.port(),
+            kind,
+        }
+    }
+
+    fn ip_bytes(ip: IpAddr) -> ([u8; 16], bool) {
+        match ip {
+            IpAddr::V4(v4) => (v4.to_ipv6_mapped().octets(), false),
+            IpAddr::V6(v6) => (v6.octets(), true),
+        }
+    }
+
+    fn ip(bytes: [u8; 16], v6: bool) -> IpAddr {
+        if v6 {
+            IpAddr::V6(Ipv6Addr::from(bytes))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(bytes[12], bytes[13], bytes[14], bytes[15]))
+        }
+    }
+
+    fn flow_key(&self) -> FlowKey {
+        FlowKey {
+            netns: NetnsId(self.netns),
+            transport: if self.kind & Self::UDP != 0 {
+                Transport::Udp
+            } else {
+                Transport::Tcp
+            },
+            local: SocketAddr::new(
+                Self::ip(self.local_ip, self.kind & Self::LOCAL_V6 != 0),
+                self.local_port,
+            ),
+            remote: SocketAddr::new(
+                Self::ip(self.remote_ip, self.kind & Self::REMOTE_V6 != 0),
+                self.remote_port,
+            ),
+        }
+    }
+}
+
+impl From<&FlowKey> for StoredKey {
+    fn from(key: &FlowKey) -> Self {
+        StoredKey::new(key.netns, key.transport, key.local, key.remote)
+    }
+}
+
+// Written by hand to feed the hasher a few wide words rather than every field with its length
+// prefix: the key is hashed once per packet. Covers every field, so it agrees with `Eq`.
+impl Hash for StoredKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(&self.local_ip);
+        state.write(&self.remote_ip);
+        state.write_u64(
+            u64::from(self.netns) << 32
+                | u64::from(self.local_port) << 16
+                | u64::from(self.remote_port),
+        );
+        state.write_u8(self.kind);
+    }
+}
+
+/// Who a flow's packets are credited to, once the resolver has answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attribution {
+    /// `Entry::pid` and `Entry::starttime` say which.
+    Process,
     Unattributed,
     /// No local socket: a connection the host NATs, seen with the host's address.
     Forwarded,
+}
+
+/// The low 32 bits of a millisecond clock. Ages are wrapping differences, right as long as an
+/// entry is younger than 2^31 ms (24.8 days): every timeout is capped below that, and the idle
+/// scan forgets an entry within a second of its timeout, long before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tick(u32);
+
+impl Tick {
+    fn at(now_ms: u64) -> Tick {
+        // Truncation is the point: see the type.
+        Tick(now_ms as u32)
+    }
+
+    /// Milliseconds from `self` to `now`; a `self` after `now` (the caller's clock stepped
+    /// back) counts as just seen.
+    fn quiet_until(self, now: Tick) -> u32 {
+        let age = now.0.wrapping_sub(self.0);
+        if age > MAX_TIMEOUT_MS {
+            0
+        } else {
+            age
+        }
+    }
+}
+
+/// The longest timeout a [`Tick`] measures.
+const MAX_TIMEOUT_MS: u32 = i32::MAX as u32;
+
+/// A flow whose owner is known (or known to be nobody's): 20 bytes, 4-aligned.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    pid: u32,
+    /// `Owner::starttime` in two halves: a u64 would make the entry 8-aligned and the stored
+    /// flow 72 bytes instead of 64.
+    starttime: [u32; 2],
+    last_seen: Tick,
+    attribution: Attribution,
+    /// A FIN or RST went by: once quiet for `ended_timeout_ms` the connection is over, and
+    /// keeping it until the idle timeout would only cost memory.
+    ended: bool,
+}
+
+impl Entry {
+    fn new(resolution: Resolution, last_seen: Tick, ended: bool) -> Entry {
+        let (attribution, owner) = match resolution {
+            Resolution::Process(owner) => (Attribution::Process, owner),
+            Resolution::Unattributed => (Attribution::Unattributed, NOBODY),
+            Resolution::Forwarded => (Attribution::Forwarded, NOBODY),
+        };
+        Entry {
+            pid: owner.pid,
+            starttime: [owner.starttime as u32, (owner.starttime >> 32) as u32],
+            last_seen,
+            attribution,
+            ended,
+        }
+    }
+
+    fn owner(&self) -> Owner {
+        Owner {
+            pid: self.pid,
+            starttime: u64::from(self.starttime[0]) | u64::from(self.starttime[1]) << 32,
+        }
+    }
+}
+
+/// The owner fields of an entry that has none.
+const NOBODY: Owner = Owner {
+    pid: 0,
+    starttime: 0,
+};
+
+/// A flow waiting for the resolver: its bytes are held until the answer (or the timeout).
+/// Kept apart from the resolved flows because few flows wait at any time, and the held
+/// counters and asked time would add 40 bytes to every entry.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    held: Traffic,
+    asked_ms: u64,
+    last_seen_ms: u64,
+    ended: bool,
+}
+
+impl Waiting {
+    fn asked_at(now_ms: u64) -> Waiting {
+        Waiting {
+            held: Traffic::default(),
+            asked_ms: now_ms,
+            last_seen_ms: now_ms,
+            ended: false,
+        }
+    }
 }
 
 /// What the resolver found for a flow.
@@ -112,17 +323,6 @@ impl From<Option<Owner>> for Resolution {
     fn from(owner: Option<Owner>) -> Resolution {
         owner.map_or(Resolution::Unattributed, Resolution::Process)
     }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Flow {
-    owner: FlowOwner,
-    held: Traffic,
-    last_seen_ms: u64,
-    /// A FIN or RST went by: once quiet for `ended_timeout_ms` the connection is over, and
-    /// keeping it until the idle timeout would only cost memory (at 1,000 connections/s,
-    /// 120 s of idle timeout is 240,000 dead flows).
-    ended: bool,
 }
 
 /// The addresses of one namespace: which end of a copy is one of its sockets.
@@ -173,18 +373,25 @@ pub struct FlowStats {
 }
 
 pub struct FlowTable {
-    flows: HashMap<FlowKey, Flow>,
-    to_resolve: Vec<FlowKey>,
+    /// Flows whose owner is known, or known to be nobody's.
+    flows: HashMap<StoredKey, Entry>,
+    /// Flows waiting for the resolver.
+    pending: HashMap<StoredKey, Waiting>,
+    to_resolve: Vec<StoredKey>,
     by_owner: HashMap<Owner, Traffic>,
     unattributed: Traffic,
     forwarded: Traffic,
     stats: FlowStats,
     /// How long a flow may wait for its owner before its bytes go to `unattributed`.
     pending_timeout_ms: u64,
-    /// Flows idle this long are forgotten (a later packet asks the resolver again).
-    idle_timeout_ms: u64,
+    /// Flows with an owner (a process, or `forwarded`) quiet this long are forgotten.
+    idle_timeout_ms: u32,
+    /// Flows the resolver found nobody for, quiet this long, are forgotten.
+    unattributed_timeout_ms: u32,
     /// Ended TCP flows quiet this long are forgotten.
-    ended_timeout_ms: u64,
+    ended_timeout_ms: u32,
+    /// When [`expire`](Self::expire) next scans `flows` for idle ones.
+    next_idle_scan_ms: u64,
 }
 
 /// How long an ended TCP flow is kept once quiet: long enough for the last ACK and the odd
@@ -192,10 +399,39 @@ pub struct FlowTable {
 /// TIME_WAIT with no owner, end up unattributed).
 const ENDED_TIMEOUT_MS: u64 = 5_000;
 
+/// How long a flow nobody was found for is kept once quiet. Asking again costs the resolver
+/// one lookup, and the answer may have changed: a socket the resolver met before its process
+/// had it in its file table, a namespace it could not enter yet.
+const UNATTRIBUTED_TIMEOUT_MS: u64 = 5_000;
+
+/// How often `expire` scans the whole table for idle flows. Idle timeouts are seconds long, so
+/// a flow outliving its timeout by up to this much changes nothing but a little memory, and
+/// scanning at every housekeeping round (50 ms) cost a few percent of a core at 60,000-200,000
+/// flows.
+const IDLE_SCAN_EVERY_MS: u64 = 1_000;
+
+/// Tables at or below this capacity are not shrunk: their memory is small, and traffic that
+/// comes and goes would reallocate them every scan.
+const SHRINK_ABOVE: usize = 1024;
+
+/// Gives the memory of a mostly empty map back after a burst of flows: a `HashMap` never
+/// shrinks by itself. Half the new capacity stays free, so a table at a steady size is not
+/// shrunk and grown again over and over.
+fn shrink_mostly_empty<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > SHRINK_ABOVE && map.len() < map.capacity() / 4 {
+        map.shrink_to((map.len() * 2).max(SHRINK_ABOVE));
+    }
+}
+
 impl FlowTable {
+    /// Timeouts are capped at 2^31 ms (24.8 days), the longest a `Tick` measures.
     pub fn new(pending_timeout_ms: u64, idle_timeout_ms: u64) -> Self {
+        let capped =
+            |ms: u64| u32::try_from(ms).map_or(MAX_TIMEOUT_MS, |ms| ms.min(MAX_TIMEOUT_MS));
+        let idle_timeout_ms = capped(idle_timeout_ms);
         FlowTable {
             flows: HashMap::new(),
+            pending: HashMap::new(),
             to_resolve: Vec::new(),
             by_owner: HashMap::new(),
             unattributed: Traffic::default(),
@@ -203,7 +439,9 @@ impl FlowTable {
             stats: FlowStats::default(),
             pending_timeout_ms,
             idle_timeout_ms,
-            ended_timeout_ms: ENDED_TIMEOUT_MS.min(idle_timeout_ms),
+            unattributed_timeout_ms: capped(UNATTRIBUTED_TIMEOUT_MS).min(idle_timeout_ms),
+            ended_timeout_ms: capped(ENDED_TIMEOUT_MS).min(idle_timeout_ms),
+            next_idle_scan_ms: 0,
         }
     }
 
@@ -325,50 +563,51 @@ impl FlowTable {
         side: Side,
         now_ms: u64,
     ) {
-        let key = FlowKey {
-            netns,
-            transport: packet.transport,
-            local,
-            remote,
-        };
+        let key = StoredKey::new(netns, packet.transport, local, remote);
         if netns != NetnsId::HOST {
             self.stats.namespace_credits += 1;
         }
-        let flow = self.flows.entry(key).or_insert_with(|| {
-            self.stats.flows += 1;
-            self.stats.lookups_requested += 1;
-            self.to_resolve.push(key);
-            Flow {
-                owner: FlowOwner::Pending { asked_ms: now_ms },
-                held: Traffic::default(),
-                last_seen_ms: now_ms,
-                ended: false,
-            }
-        });
-        flow.last_seen_ms = now_ms;
-        match packet.tcp {
-            TcpSignal::Ends => flow.ended = true,
+        // Most packets belong to a flow whose owner is known: one lookup, no other work.
+        if let Some(entry) = self.flows.get_mut(&key) {
             // A client opening a connection on a 4-tuple this table still holds: ports come
             // round again within a second under churn, and the new connection may be another
             // process's. Ask again rather than credit the old owner.
-            TcpSignal::Opens if !matches!(flow.owner, FlowOwner::Pending { .. }) => {
-                flow.owner = FlowOwner::Pending { asked_ms: now_ms };
-                flow.ended = false;
-                self.stats.lookups_requested += 1;
-                self.to_resolve.push(key);
+            if !matches!(packet.tcp, TcpSignal::Opens) {
+                entry.last_seen = Tick::at(now_ms);
+                if matches!(packet.tcp, TcpSignal::Ends) {
+                    entry.ended = true;
+                }
+                let to = match entry.attribution {
+                    Attribution::Process => self.by_owner.entry(entry.owner()).or_default(),
+                    Attribution::Unattributed => &mut self.unattributed,
+                    Attribution::Forwarded => &mut self.forwarded,
+                };
+                to.add(side, packet.ip_len);
+                return;
             }
-            TcpSignal::Opens | TcpSignal::Data => {}
+            self.flows.remove(&key);
+            self.ask(key, now_ms);
         }
-        match flow.owner {
-            FlowOwner::Process(owner) => self
-                .by_owner
-                .entry(owner)
-                .or_default()
-                .add(side, packet.ip_len),
-            FlowOwner::Unattributed => self.unattributed.add(side, packet.ip_len),
-            FlowOwner::Forwarded => self.forwarded.add(side, packet.ip_len),
-            FlowOwner::Pending { .. } => flow.held.add(side, packet.ip_len),
+        let waiting = self.pending.entry(key).or_insert_with(|| {
+            self.stats.flows += 1;
+            self.stats.lookups_requested += 1;
+            self.to_resolve.push(key);
+            Waiting::asked_at(now_ms)
+        });
+        waiting.last_seen_ms = now_ms;
+        // A SYN (retransmitted) while the answer is pending asks nothing more: the answer
+        // will be about this connection.
+        if matches!(packet.tcp, TcpSignal::Ends) {
+            waiting.ended = true;
         }
+        waiting.held.add(side, packet.ip_len);
+    }
+
+    /// Hands a flow known before (to this table) to the resolver again.
+    fn ask(&mut self, key: StoredKey, now_ms: u64) {
+        self.stats.lookups_requested += 1;
+        self.to_resolve.push(key);
+        self.pending.insert(key, Waiting::asked_at(now_ms));
     }
 
     pub fn has_lookups(&self) -> bool {
@@ -377,57 +616,91 @@ impl FlowTable {
 
     /// Flows the resolver should look up; each is handed out once.
     pub fn take_lookups(&mut self) -> Vec<FlowKey> {
+        // Taken, not drained: a burst of new flows would otherwise keep its capacity for good.
         std::mem::take(&mut self.to_resolve)
+            .into_iter()
+            .map(|k| k.flow_key())
+            .collect()
     }
 
     /// The resolver's answer for a flow: its held bytes go to the owner, to `unattributed`, or
     /// to `forwarded`.
     pub fn resolved(&mut self, key: &FlowKey, resolution: impl Into<Resolution>) {
-        let Some(flow) = self.flows.get_mut(key) else {
+        let key = StoredKey::from(key);
+        let Some(waiting) = self.pending.remove(&key) else {
+            // Answered already, or timed out: a late answer changes nothing.
             return;
         };
-        if !matches!(flow.owner, FlowOwner::Pending { .. }) {
-            return;
-        }
-        let held = std::mem::take(&mut flow.held);
-        match resolution.into() {
+        let resolution = resolution.into();
+        match resolution {
             Resolution::Process(owner) => {
-                flow.owner = FlowOwner::Process(owner);
-                self.by_owner.entry(owner).or_default().merge(&held);
+                self.by_owner.entry(owner).or_default().merge(&waiting.held);
                 self.stats.resolved += 1;
             }
             Resolution::Unattributed => {
-                flow.owner = FlowOwner::Unattributed;
-                self.unattributed.merge(&held);
+                self.unattributed.merge(&waiting.held);
                 self.stats.unresolved += 1;
             }
             Resolution::Forwarded => {
-                flow.owner = FlowOwner::Forwarded;
-                self.forwarded.merge(&held);
+                self.forwarded.merge(&waiting.held);
                 self.stats.resolved += 1;
             }
         }
+        let entry = Entry::new(resolution, Tick::at(waiting.last_seen_ms), waiting.ended);
+        self.flows.insert(key, entry);
     }
 
-    /// Gives up on flows the resolver did not answer in time and forgets idle flows.
+    /// Gives up on flows the resolver did not answer in time, at every call; forgets idle
+    /// flows and gives memory back at most every `IDLE_SCAN_EVERY_MS`.
     pub fn expire(&mut self, now_ms: u64) {
-        let pending_timeout = self.pending_timeout_ms;
-        let idle_timeout = self.idle_timeout_ms;
-        let ended_timeout = self.ended_timeout_ms;
+        self.expire_pending(now_ms);
+        if now_ms >= self.next_idle_scan_ms {
+            self.next_idle_scan_ms = now_ms.saturating_add(IDLE_SCAN_EVERY_MS);
+            self.forget_idle(now_ms);
+            shrink_mostly_empty(&mut self.flows);
+            shrink_mostly_empty(&mut self.pending);
+        }
+    }
+
+    /// Flows waiting longer than the pending timeout become unattributed. Pending flows are
+    /// never forgotten for being idle: their bytes must land somewhere.
+    fn expire_pending(&mut self, now_ms: u64) {
+        let timeout = self.pending_timeout_ms;
+        let flows = &mut self.flows;
         let unattributed = &mut self.unattributed;
         let stats = &mut self.stats;
-        self.flows.retain(|_, flow| {
-            if let FlowOwner::Pending { asked_ms } = flow.owner {
-                if now_ms.saturating_sub(asked_ms) >= pending_timeout {
-                    unattributed.merge(&std::mem::take(&mut flow.held));
-                    flow.owner = FlowOwner::Unattributed;
-                    stats.unresolved += 1;
-                }
+        self.pending.retain(|key, waiting| {
+            if now_ms.saturating_sub(waiting.asked_ms) < timeout {
+                return true;
             }
-            let quiet = now_ms.saturating_sub(flow.last_seen_ms);
-            let idle = quiet >= idle_timeout || (flow.ended && quiet >= ended_timeout);
-            // Pending flows stay until answered or timed out, however idle.
-            !idle || matches!(flow.owner, FlowOwner::Pending { .. })
+            unattributed.merge(&waiting.held);
+            stats.unresolved += 1;
+            let entry = Entry::new(
+                Resolution::Unattributed,
+                Tick::at(waiting.last_seen_ms),
+                waiting.ended,
+            );
+            flows.insert(*key, entry);
+            false
+        });
+    }
+
+    fn forget_idle(&mut self, now_ms: u64) {
+        let now = Tick::at(now_ms);
+        let (idle, unattributed, ended) = (
+            self.idle_timeout_ms,
+            self.unattributed_timeout_ms,
+            self.ended_timeout_ms,
+        );
+        self.flows.retain(|_, entry| {
+            let mut timeout = match entry.attribution {
+                Attribution::Unattributed => unattributed,
+                Attribution::Process | Attribution::Forwarded => idle,
+            };
+            if entry.ended {
+                timeout = timeout.min(ended);
+            }
+            entry.last_seen.quiet_until(now) < timeout
         });
     }
 
@@ -455,8 +728,8 @@ impl FlowTable {
     /// Bytes waiting for the resolver.
     pub fn pending(&self) -> Traffic {
         let mut sum = Traffic::default();
-        for flow in self.flows.values() {
-            sum.merge(&flow.held);
+        for waiting in self.pending.values() {
+            sum.merge(&waiting.held);
         }
         sum
     }
@@ -466,7 +739,7 @@ impl FlowTable {
     }
 
     pub fn tracked_flows(&self) -> usize {
-        self.flows.len()
+        self.flows.len() + self.pending.len()
     }
 }
 
@@ -824,8 +1097,11 @@ mod tests {
         // A half-closed connection may go on sending: quiet time counts, not the FIN's age.
         t.account(&data, &Loopback, 5000);
         t.expire(9999);
-        assert_eq!(t.tracked_flows(), 2);
+        assert_eq!(t.tracked_flows(), 2, "quiet for 4.999 s");
+        // Idle flows are looked for once a second: 5 s quiet at 10_000, forgotten at 10_999.
         t.expire(10_000);
+        assert_eq!(t.tracked_flows(), 2, "no scan within a second of the last");
+        t.expire(10_999);
         assert_eq!(
             t.tracked_flows(),
             1,
@@ -884,5 +1160,180 @@ mod tests {
             "a reused 4-tuple may have a new owner"
         );
         assert_eq!(t.by_owner()[&A].tx_bytes, 60, "what it had stays");
+    }
+
+    fn resolve_as(t: &mut FlowTable, resolution: Resolution) {
+        for k in t.take_lookups() {
+            t.resolved(&k, resolution);
+        }
+    }
+
+    /// The stored flow is what memory scales with: 100,000 flows take 131,072 buckets, so each
+    /// byte of it is 128 KiB, and the plugin's whole budget is 16 MiB. 44 + 20 bytes, 4-aligned:
+    /// no padding between key and entry.
+    #[test]
+    fn a_stored_flow_stays_small() {
+        use std::mem::{align_of, size_of};
+        assert!(size_of::<StoredKey>() <= 44, "{}", size_of::<StoredKey>());
+        assert!(size_of::<Entry>() <= 20, "{}", size_of::<Entry>());
+        assert!(align_of::<(StoredKey, Entry)>() <= 4);
+        assert!(size_of::<(StoredKey, Entry)>() <= 64);
+    }
+
+    #[test]
+    fn a_stored_key_gives_back_the_flow_key() {
+        let keys = [
+            key("127.0.0.1:1", "192.0.2.1:65535"),
+            FlowKey {
+                netns: NetnsId(u32::MAX),
+                transport: Transport::Udp,
+                ..key("[2001:db8::1]:53", "[fe80::1]:5353")
+            },
+            // Not seen on the wire, but two flows all the same.
+            key("[::ffff:127.0.0.1]:1", "192.0.2.1:65535"),
+            key("127.0.0.1:1", "[::ffff:192.0.2.1]:65535"),
+        ];
+        for k in &keys {
+            assert_eq!(StoredKey::from(k).flow_key(), *k);
+        }
+        let stored: HashSet<StoredKey> = keys.iter().map(StoredKey::from).collect();
+        assert_eq!(stored.len(), keys.len());
+        let owner = Owner {
+            pid: u32::MAX,
+            starttime: u64::MAX - 1,
+        };
+        let entry = Entry::new(Resolution::Process(owner), Tick(0), false);
+        assert_eq!(entry.owner(), owner);
+    }
+
+    #[test]
+    fn nobodys_flows_are_asked_again_sooner_than_owned_ones() {
+        let mut t = FlowTable::new(5000, 30_000);
+        let mine = packet(Direction::Outgoing, "127.0.0.1:1", "192.0.2.1:2", 60);
+        let natted = packet(Direction::Outgoing, "127.0.0.1:3", "192.0.2.1:2", 60);
+        let nobodys = packet(Direction::Outgoing, "127.0.0.1:4", "192.0.2.1:2", 60);
+        t.account(&mine, &Loopback, 0);
+        resolve_as(&mut t, Resolution::Process(A));
+        t.account(&natted, &Loopback, 0);
+        resolve_as(&mut t, Resolution::Forwarded);
+        t.account(&nobodys, &Loopback, 0);
+        resolve_as(&mut t, Resolution::Unattributed);
+        t.expire(4999);
+        assert_eq!(t.tracked_flows(), 3);
+        t.expire(5999);
+        assert_eq!(t.tracked_flows(), 2, "nobody's flow is forgotten after 5 s");
+        t.account(&nobodys, &Loopback, 6000);
+        let again = t.take_lookups();
+        assert_eq!(again.len(), 1, "and asked again");
+        // The socket's process is known by now.
+        t.resolved(&again[0], Some(B));
+        assert_eq!(t.by_owner()[&B].tx_bytes, 60);
+        t.expire(29_999);
+        assert_eq!(t.tracked_flows(), 3);
+        t.expire(30_999);
+        assert_eq!(t.tracked_flows(), 1, "owned flows go after 30 s quiet");
+        t.account(&nobodys, &Loopback, 31_000);
+        assert_eq!(t.by_owner()[&B].tx_bytes, 120);
+    }
+
+    #[test]
+    fn pending_flows_time_out_between_idle_scans() {
+        let mut t = FlowTable::new(5000, 30_000);
+        t.expire(4_990);
+        let p = packet(Direction::Outgoing, "127.0.0.1:1", "192.0.2.1:2", 60);
+        t.account(&p, &Loopback, 5);
+        t.expire(5_004);
+        assert_eq!(t.pending().bytes(), 60);
+        t.expire(5_005);
+        assert_eq!(t.pending().bytes(), 0, "checked at every call");
+        assert_eq!(t.unattributed().tx_bytes, 60);
+    }
+
+    #[test]
+    fn the_clock_may_pass_2_to_the_32_ms() {
+        let start = (1u64 << 32) - 500;
+        let mut t = FlowTable::new(5000, 30_000);
+        let p = packet(Direction::Outgoing, "127.0.0.1:1", "192.0.2.1:2", 60);
+        t.account(&p, &Loopback, start);
+        resolve_as(&mut t, Resolution::Process(A));
+        t.expire(start + 29_999);
+        assert_eq!(t.tracked_flows(), 1);
+        t.expire(start + 30_999);
+        assert_eq!(t.tracked_flows(), 0);
+    }
+
+    /// Flows keyed by a counter: 127.0.0.1:port to 192.0.2.x:80.
+    fn many_flows(t: &mut FlowTable, n: u32, now_ms: u64) {
+        for i in 0..n {
+            let p = FlowPacket {
+                src: SocketAddr::from(([127, 0, 0, 1], (i % 60_000) as u16 + 1)),
+                dst: SocketAddr::from(([192, 0, 2, (i / 60_000) as u8], 80)),
+                ..packet(Direction::Outgoing, "127.0.0.1:1", "192.0.2.1:2", 60)
+            };
+            t.account(&p, &Loopback, now_ms);
+        }
+    }
+
+    #[test]
+    fn memory_is_given_back_after_a_burst() {
+        let mut t = FlowTable::new(5000, 30_000);
+        many_flows(&mut t, 20_000, 0);
+        let pending_capacity = t.pending.capacity();
+        assert!(pending_capacity >= 20_000);
+        resolve_as(&mut t, Resolution::Process(A));
+        t.expire(1);
+        assert!(t.pending.capacity() <= SHRINK_ABOVE * 2, "answered");
+        let capacity = t.flows.capacity();
+        assert!(capacity >= 20_000);
+        // A few flows stay busy.
+        many_flows(&mut t, 100, 29_000);
+        t.expire(30_000);
+        assert_eq!(t.tracked_flows(), 100);
+        assert!(
+            t.flows.capacity() <= SHRINK_ABOVE * 2,
+            "{} of {capacity}",
+            t.flows.capacity()
+        );
+        // A table in steady use is left alone.
+        many_flows(&mut t, 600, 30_500);
+        resolve_as(&mut t, Resolution::Process(A));
+        let steady = t.flows.capacity();
+        t.expire(31_000);
+        assert_eq!(t.flows.capacity(), steady);
+    }
+
+    /// Memory per flow and what an idle scan costs, printed:
+    /// `cargo test --release --lib net::flows::tests::footprint -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn footprint() {
+        use std::time::Instant;
+        let n = 60_000;
+        let mut t = FlowTable::new(5000, 30_000);
+        many_flows(&mut t, n, 0);
+        resolve_as(&mut t, Resolution::Process(A));
+        let size = std::mem::size_of::<(StoredKey, Entry)>();
+        let capacity = t.flows.capacity();
+        // hashbrown: a power of two of buckets, 7/8 of them usable; one control byte each.
+        let buckets = (capacity * 8 / 7).next_power_of_two();
+        let bytes = buckets * (size + 1);
+        println!(
+            "{n} flows: {size} B stored, capacity {capacity}, {buckets} buckets, {bytes} B: \
+             {:.0} B per flow",
+            bytes as f64 / f64::from(n)
+        );
+        for n in [60_000, 200_000] {
+            let mut t = FlowTable::new(5000, 30_000);
+            many_flows(&mut t, n, 0);
+            resolve_as(&mut t, Resolution::Process(A));
+            t.expire(0);
+            let started = Instant::now();
+            t.expire(1);
+            let between = started.elapsed();
+            let started = Instant::now();
+            t.expire(1000);
+            let scan = started.elapsed();
+            println!("{n} flows: expire {between:?} between scans, {scan:?} with an idle scan");
+        }
     }
 }
