@@ -45,6 +45,7 @@
 //! Vanished processes are normal: any read failing with "not found" drops the process, and
 //! sweeps prune the processes that are gone from /proc.
 
+use super::fd_table::{FdTable, Slot};
 use crate::proc::fd::FdCountMethod;
 use crate::proc::{pid_stat, ProcRoot};
 use rustix::fd::AsRawFd;
@@ -128,13 +129,9 @@ impl Default for IndexConfig {
     }
 }
 
-/// What an fd slot held when last read.
-const FREE: u64 = u64::MAX;
-/// Open, but not a socket.
-const OTHER: u64 = 0;
-
-fn is_socket(slot: u64) -> bool {
-    slot != FREE && slot != OTHER
+/// Whether a number can be a socket's inode: sock_diag says 0 for "no file refers to it".
+fn is_inode(inode: u64) -> bool {
+    inode != 0 && inode != u64::MAX
 }
 
 /// Hot processes kept, and new-socket slots remembered per process.
@@ -160,10 +157,8 @@ struct Process {
     kernel_thread: bool,
     /// fd tables of other users' processes without CAP_SYS_PTRACE.
     inaccessible: bool,
-    /// Slot -> FREE, OTHER or a socket inode, as last read.
-    fds: Vec<u64>,
-    /// Slots in `fds` that are not FREE.
-    open: u64,
+    /// The table as last read.
+    fds: FdTable,
     /// None until the table has been read in full once.
     last_full_scan: Option<Instant>,
     full_scan_cost: Duration,
@@ -216,8 +211,7 @@ const EPOCH_SPAN: Duration = Duration::from_secs(40 * 24 * 3600);
 struct FullScan {
     pid: u32,
     dir: rustix::fs::Dir,
-    fds: Vec<u64>,
-    open: u64,
+    fds: FdTable,
     elapsed: Duration,
 }
 
@@ -233,7 +227,7 @@ impl Budget {
 }
 
 enum Read {
-    Slot(u64),
+    Slot(Slot),
     Gone,
     Denied,
 }
@@ -323,7 +317,7 @@ impl InodeIndex {
     /// first — and filters nothing: sockets are passed between users.
     pub fn lookup(&mut self, inode: u64, uid_hint: Option<u32>) -> Option<Owner> {
         self.stats.lookups += 1;
-        if inode == 0 || inode == FREE {
+        if !is_inode(inode) {
             // sock_diag's inode 0: no file refers to the socket any more.
             self.stats.misses += 1;
             return None;
@@ -382,7 +376,7 @@ impl InodeIndex {
                 return self.owner_of(inode);
             }
             match self.read_slot(pid, slot) {
-                Read::Slot(found) if found == inode => {
+                Read::Slot(Slot::Socket(found)) if found == inode => {
                     if let Some(entry) = self.sockets.get_mut(&inode) {
                         entry.verified = now;
                     }
@@ -498,19 +492,12 @@ impl InodeIndex {
         if recent {
             slots.extend_from_slice(&p.recent);
         }
-        if let Some(count) = count.filter(|&c| c > p.open) {
-            let wanted = ((count - p.open) as usize + PROBE_SLACK).min(PROBE_MAX);
-            let free_inside = p
-                .fds
-                .iter()
-                .enumerate()
-                .filter(|(_, &s)| s == FREE)
-                .map(|(i, _)| i as u32);
-            let above = (p.fds.len() as u32)..;
-            slots.extend(free_inside.chain(above).take(wanted));
+        if let Some(count) = count.filter(|&c| c > p.fds.count()) {
+            let wanted = ((count - p.fds.count()) as usize + PROBE_SLACK).min(PROBE_MAX);
+            slots.extend(p.fds.free_slots().take(wanted));
         }
         if slots.is_empty() {
-            return count.is_none_or(|c| c == p.open);
+            return count.is_none_or(|c| c == p.fds.count());
         }
         budget.processes = budget.processes.saturating_sub(1);
         self.stats.processes_probed += 1;
@@ -532,13 +519,18 @@ impl InodeIndex {
                 }
             }
             budget.reads -= 1;
-            let explained = self.procs.get(&pid).is_some_and(|p| count == Some(p.open));
+            let explained = self
+                .procs
+                .get(&pid)
+                .is_some_and(|p| count == Some(p.fds.count()));
             let found = target.is_none_or(|t| self.sockets.contains_key(&t));
             if explained && found {
                 break;
             }
         }
-        self.procs.get(&pid).is_some_and(|p| count == Some(p.open))
+        self.procs
+            .get(&pid)
+            .is_some_and(|p| count == Some(p.fds.count()))
     }
 
     /// Works through the current sweep until `target` is indexed, the sweep ends or the budget
@@ -599,12 +591,10 @@ impl InodeIndex {
         match opened {
             Ok(dir) => {
                 budget.processes = budget.processes.saturating_sub(1);
-                let capacity = self.procs.get(&pid).map_or(0, |p| p.fds.len());
                 self.scan = Some(FullScan {
                     pid,
                     dir,
-                    fds: Vec::with_capacity(capacity),
-                    open: 0,
+                    fds: FdTable::default(),
                     elapsed: Duration::ZERO,
                 });
             }
@@ -657,16 +647,9 @@ impl InodeIndex {
                 Ok(n) => classify(link.get(..n).unwrap_or(&[])),
                 // Closed between listing and reading.
                 Err(rustix::io::Errno::NOENT) => continue,
-                Err(_) => OTHER,
+                Err(_) => Slot::Other,
             };
-            let i = slot as usize;
-            if scan.fds.len() <= i {
-                scan.fds.resize(i + 1, FREE);
-            }
-            if scan.fds[i] == FREE {
-                scan.open += 1;
-            }
-            scan.fds[i] = value;
+            scan.fds.set(slot, value);
         }
         scan.elapsed += started.elapsed();
         self.finish_scan(scan);
@@ -682,17 +665,10 @@ impl InodeIndex {
         self.stats.processes_scanned += 1;
         let reread = p.last_full_scan.is_some();
         let old = std::mem::replace(&mut p.fds, scan.fds);
-        p.open = scan.open;
         p.last_full_scan = Some(Instant::now());
         p.full_scan_cost = scan.elapsed;
-        let mut gone: Vec<u64> = old.into_iter().filter(|&s| is_socket(s)).collect();
-        let mut now: Vec<(u64, u32)> = p
-            .fds
-            .iter()
-            .enumerate()
-            .filter(|(_, &s)| is_socket(s))
-            .map(|(i, &s)| (s, i as u32))
-            .collect();
+        let mut gone: Vec<u64> = old.sockets().map(|(_, inode)| inode).collect();
+        let mut now: Vec<(u64, u32)> = p.fds.sockets().map(|(slot, inode)| (inode, slot)).collect();
         gone.sort_unstable();
         gone.dedup();
         now.sort_unstable();
@@ -726,43 +702,32 @@ impl InodeIndex {
     }
 
     /// Records what one slot holds now.
-    fn note_slot(&mut self, pid: u32, slot: u32, value: u64) {
+    fn note_slot(&mut self, pid: u32, slot: u32, value: Slot) {
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
-        let i = slot as usize;
-        if p.fds.len() <= i {
-            if value == FREE {
-                return;
-            }
-            p.fds.resize(i + 1, FREE);
-        }
-        let before = p.fds[i];
+        let before = p.fds.set(slot, value);
         if before == value {
             return;
         }
-        p.fds[i] = value;
-        match (before == FREE, value == FREE) {
-            (true, false) => p.open += 1,
-            (false, true) => p.open = p.open.saturating_sub(1),
-            _ => {}
-        }
-        if is_socket(value) {
+        if let Slot::Socket(_) = value {
             p.recent.retain(|&s| s != slot);
             p.recent.insert(0, slot);
             p.recent.truncate(RECENT_SLOTS);
         }
-        if is_socket(before) {
-            match p.fds.iter().position(|&s| s == before) {
+        if let Slot::Socket(before) = before {
+            match p.fds.slot_of(before) {
                 // dup()ed: the process still holds it in another slot.
                 Some(other) => {
-                    self.add_holder(before, pid, other as u32);
+                    self.add_holder(before, pid, other);
                 }
                 None => self.remove_holder(before, pid),
             }
         }
-        if is_socket(value) && self.add_holder(value, pid, slot) {
-            self.make_hot(pid);
+        if let Slot::Socket(inode) = value {
+            if self.add_holder(inode, pid, slot) {
+                self.make_hot(pid);
+            }
         }
     }
 
@@ -843,7 +808,7 @@ impl InodeIndex {
         let Some(p) = self.procs.remove(&pid) else {
             return;
         };
-        for inode in p.fds.into_iter().filter(|&s| is_socket(s)) {
+        for (_, inode) in p.fds.sockets() {
             self.remove_holder(inode, pid);
         }
         self.hot.retain(|&h| h != pid);
@@ -967,8 +932,7 @@ impl InodeIndex {
                         confirmed: Instant::now(),
                         kernel_thread,
                         inaccessible: false,
-                        fds: Vec::new(),
-                        open: 0,
+                        fds: FdTable::default(),
                         last_full_scan: None,
                         full_scan_cost: Duration::ZERO,
                         recent: Vec::new(),
@@ -1034,25 +998,25 @@ impl InodeIndex {
             Err(rustix::io::Errno::NOENT) => {
                 // The slot is free, or the whole process is gone: tell them apart.
                 if self.proc.path(Some(pid), "fd").exists() {
-                    Read::Slot(FREE)
+                    Read::Slot(Slot::Free)
                 } else {
                     Read::Gone
                 }
             }
             Err(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) => Read::Denied,
-            Err(_) => Read::Slot(OTHER),
+            Err(_) => Read::Slot(Slot::Other),
         }
     }
 }
 
-/// A link target: a socket's inode, or OTHER.
-fn classify(target: &[u8]) -> u64 {
+/// What a link target says a slot holds: a socket, or something else.
+fn classify(target: &[u8]) -> Slot {
     target
         .strip_prefix(b"socket:[")
         .and_then(|rest| rest.strip_suffix(b"]"))
         .and_then(crate::proc::parse_u64)
-        .filter(|&inode| is_socket(inode))
-        .unwrap_or(OTHER)
+        .filter(|&inode| is_inode(inode))
+        .map_or(Slot::Other, Slot::Socket)
 }
 
 #[cfg(test)]
@@ -1502,11 +1466,11 @@ mod tests {
 
     #[test]
     fn classify_links() {
-        assert_eq!(classify(b"socket:[12345]"), 12345);
-        assert_eq!(classify(b"socket:[]"), OTHER);
-        assert_eq!(classify(b"socket:[12"), OTHER);
-        assert_eq!(classify(b"pipe:[12]"), OTHER);
-        assert_eq!(classify(b"/tmp/socket:[1]"), OTHER);
-        assert_eq!(classify(b"socket:[18446744073709551615]"), OTHER);
+        assert_eq!(classify(b"socket:[12345]"), Slot::Socket(12345));
+        assert_eq!(classify(b"socket:[]"), Slot::Other);
+        assert_eq!(classify(b"socket:[12"), Slot::Other);
+        assert_eq!(classify(b"pipe:[12]"), Slot::Other);
+        assert_eq!(classify(b"/tmp/socket:[1]"), Slot::Other);
+        assert_eq!(classify(b"socket:[18446744073709551615]"), Slot::Other);
     }
 }

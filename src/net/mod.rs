@@ -8,7 +8,7 @@
 //! - [`host_addresses`]: the host's own addresses, for captures without a direction;
 //! - [`sockdiag`]: the kernel's socket table through netlink sock_diag: one socket by its
 //!   addresses, in microseconds;
-//! - [`inodes`]: socket inode -> owning process, maintained incrementally;
+//! - [`inodes`] (with [`fd_table`]): socket inode -> owning process, maintained incrementally;
 //! - [`namespaces`] (with [`rtnetlink`]): the host's network namespaces, veths and bridges, as
 //!   the capture sees them;
 //! - [`netlink`]: the netlink socket, messages and attributes that [`sockdiag`], [`rtnetlink`]
@@ -19,6 +19,7 @@
 
 pub mod capture;
 pub mod conntrack;
+mod fd_table;
 pub mod flows;
 pub mod fragments;
 pub mod host_addresses;
