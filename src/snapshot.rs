@@ -77,6 +77,12 @@ pub struct NetworkReport {
     pub pending_bytes: u64,
     /// Network namespaces other than the plugin's own reachable through a veth.
     pub namespaces: u64,
+    /// The resolver's socket -> process index: passes over every process, listings of /proc
+    /// for new processes only, fd links read (all since start), and sockets indexed now.
+    pub index_passes: u64,
+    pub index_listings: u64,
+    pub index_fd_reads: u64,
+    pub index_sockets: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

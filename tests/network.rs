@@ -253,6 +253,15 @@ fn attributed_and_unattributed_reconcile_with_what_pcap_delivered() {
     assert_eq!(received + lost_rx, delivered);
     assert_eq!(pending, 0.0);
     assert_eq!((sent, received), (300.0, 300.0), "all of it attributed");
+    // The index that found both sockets reports itself: it holds at least those two, and
+    // read fd links to get them (the warm-up reads every process's).
+    let indexed = last_after(&collectd, "self", "count-index_sockets", "value", settled);
+    let links = last_after(&collectd, "self", "derive-index_fd_reads", "value", settled);
+    assert!(indexed >= 2.0, "sockets indexed: {indexed}");
+    assert!(
+        links >= indexed,
+        "fd links read: {links}, sockets indexed: {indexed}"
+    );
 }
 
 /// A veth pair made for one test, deleted when dropped.

@@ -48,6 +48,18 @@ pub fn snapshot(plugin: &str, snapshot: &Snapshot) {
             "pending",
             &[Value::Gauge(net.pending_bytes as f64)],
         );
+        for (name, value) in [
+            ("index_passes", net.index_passes),
+            ("index_listings", net.index_listings),
+            ("index_fd_reads", net.index_fd_reads),
+        ] {
+            out.dispatch("derive", name, &[Value::Derive(value)]);
+        }
+        out.dispatch(
+            "count",
+            "index_sockets",
+            &[Value::Gauge(net.index_sockets as f64)],
+        );
         for iface in &net.interfaces {
             let name = crate::names::sanitize(&iface.name);
             for (counter, value) in [

@@ -15,7 +15,7 @@
 use super::capture::{CaptureOptions, Next, OpenError, PacketSource};
 use super::flows::{FlowKey, FlowStats, FlowTable, LocalAddresses, Resolution, Traffic, Vantage};
 use super::host_addresses::LiveHostAddresses;
-use super::inodes::Owner;
+use super::inodes::{IndexStats, Owner};
 use super::namespaces::{Namespaces, Topology};
 use super::packet::{Direction, FlowPacket, Parsed, Parser};
 use super::resolver::{resolver_loop, Request, SharedTopology};
@@ -70,6 +70,8 @@ pub struct InterfaceTotals {
 struct Shared {
     interfaces: Mutex<Vec<InterfaceTotals>>,
     topology: SharedTopology,
+    /// The resolver's inode index counters, as of its last round.
+    index: Mutex<IndexStats>,
     stop: AtomicBool,
 }
 
@@ -130,6 +132,7 @@ impl NetMonitor {
                         lookup_queue,
                         namespaces,
                         &thread_shared.topology,
+                        &thread_shared.index,
                         &thread_shared.stop,
                     )
                 })
@@ -143,6 +146,11 @@ impl NetMonitor {
     /// Network namespaces besides the host's that the topology knows.
     pub fn namespaces(&self) -> usize {
         self.shared.topology.namespaces()
+    }
+
+    /// The resolver's inode index counters.
+    pub fn index_stats(&self) -> IndexStats {
+        *self.shared.index.lock()
     }
 
     /// Whether at least one interface is being captured.

@@ -16,7 +16,7 @@
 
 use super::conntrack::Conntrack;
 use super::flows::{FlowKey, Resolution};
-use super::inodes::InodeIndex;
+use super::inodes::{IndexStats, InodeIndex};
 use super::namespaces::{Namespaces, NetnsId, Topology};
 use super::packet::Transport;
 use super::sockdiag::{SockDiag, SocketInfo};
@@ -166,11 +166,13 @@ impl Diags {
     }
 }
 
-/// Runs until `stop` is set or every capture thread is gone.
+/// Runs until `stop` is set or every capture thread is gone. The inode index's counters are
+/// published to `index_stats` after every round.
 pub fn resolver_loop(
     queue: Receiver<Request>,
     namespaces: Namespaces,
     topology: &SharedTopology,
+    index_stats: &Mutex<IndexStats>,
     stop: &AtomicBool,
 ) {
     let host = match SockDiag::new() {
@@ -224,6 +226,7 @@ pub fn resolver_loop(
     index.warm_up();
     let mut retry: Vec<Pending> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
+        *index_stats.lock() = index.stats();
         let wait = if retry.is_empty() {
             Duration::from_millis(100)
         } else if retry

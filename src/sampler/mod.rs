@@ -285,9 +285,14 @@ impl Sampler {
         }
         net.unseen = still_unseen;
 
+        let index = net.monitor.index_stats();
         let mut report = NetworkReport {
             unattributed: net.unattributed,
             namespaces: net.monitor.namespaces() as u64,
+            index_passes: index.sweeps,
+            index_listings: index.listings,
+            index_fd_reads: index.fds_read,
+            index_sockets: index.sockets as u64,
             ..NetworkReport::default()
         };
         for iface in interfaces {
