@@ -28,11 +28,14 @@
 #   CAPTURE_SO=...  use this capture.so instead of target/release/libcapture.so
 #   KEEP=1          keep the temporary directory (configs, logs)
 # Run as root, as collectd usually runs: otherwise both plugins skip other users' fd/io.
+#
+# The report ends with `RESULT compare_processes n=... ratio=... ratio_one_instance=...`, the key
+# figures to bench/run_all.sh (ratio: processes / capture CPU per cycle, net of the baseline).
+# The configs, sleepers, daemons and the schedstat reading are bench/lib.sh's.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=scripts/lib.sh
-source "$here/../scripts/lib.sh"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 N="${1:-${N:-1000}}"
 DURATION="${DURATION:-30}"
@@ -40,79 +43,23 @@ WARMUP="${WARMUP:-5}"
 GROUPBY="${GROUPBY-}"
 WRITER="${WRITER:-none}"
 KEEP="${KEEP:-0}"
-for v in N DURATION WARMUP; do
-  [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
-done
+require_whole_numbers N DURATION WARMUP
 [[ $DURATION -ge 5 ]] || die "DURATION must be at least 5 seconds"
 case $WRITER in none | csv) ;; *) die "WRITER must be none or csv" ;; esac
 
 [[ $EUID -eq 0 ]] || log "not root: both plugins will skip other users' /proc/PID/io and fd"
-ensure_apt_packages "${CAPTURE_APT_PACKAGES[@]}"
-command -v collectd >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin"
-command -v collectd >/dev/null 2>&1 || die "collectd not found (apt-get install collectd-core)"
-python="$(find_python)" || die "python3 not found"
-so="$(build_plugin)"
-
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/capture-bench.XXXXXX")"
-sleepers=()
-daemons=()
-# shellcheck disable=SC2317 # called from the EXIT trap
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  local pid
-  for pid in "${daemons[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  if [[ ${#sleepers[@]} -gt 0 ]]; then
-    kill -TERM "${sleepers[@]}" 2>/dev/null || true
-  fi
-  for pid in "${daemons[@]}"; do
-    for _ in $(seq 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-  if [[ $KEEP == 1 ]]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
+bench_prepare
+bench_start capture-bench
 make_plugin_dir "$tmp/plugins" "$so" unixsock logfile processes csv
-types_db="$(collectd_types_db)"
 
-# write_config NAME BODY: a complete collectd.conf for daemon NAME.
+# write_config NAME BODY: the collectd.conf of daemon NAME, in $tmp/NAME, with a unixsock socket
+# ($tmp/NAME/sock) and the writer WRITER.
 write_config() {
-  local name=$1 body=$2
-  mkdir -p "$tmp/$name"
-  {
-    cat <<EOF
-Hostname    "bench"
-FQDNLookup  false
-BaseDir     "$tmp/$name"
-PIDFile     "$tmp/$name/collectd.pid"
-PluginDir   "$tmp/plugins"
-TypesDB     "$types_db"
-Interval    1
-AutoLoadPlugin false
-
-LoadPlugin logfile
-<Plugin logfile>
-  LogLevel info
-  File     "$tmp/$name/collectd.log"
-</Plugin>
-LoadPlugin unixsock
+  collectd_conf "$tmp/$1" "$WRITER" "LoadPlugin unixsock
 <Plugin unixsock>
-  SocketFile "$tmp/$name/sock"
+  SocketFile \"$tmp/$1/sock\"
 </Plugin>
-EOF
-    if [[ $WRITER == csv ]]; then
-      printf 'LoadPlugin csv\n<Plugin csv>\n  DataDir "%s"\n</Plugin>\n' "$tmp/$name/csv"
-    fi
-    printf '%s\n' "$body"
-  } >"$tmp/$name/collectd.conf"
+$2"
 }
 
 capture_body="LoadPlugin capture"
@@ -137,49 +84,30 @@ write_config processes 'LoadPlugin processes
   ProcessMatch "all" ".*"
 </Plugin>'
 
-for name in "${names[@]}"; do
-  if ! collectd -t -C "$tmp/$name/collectd.conf" >"$tmp/$name/config-test.log" 2>&1; then
-    cat "$tmp/$name/config-test.log" >&2
-    die "collectd rejected $tmp/$name/collectd.conf"
-  fi
-done
-
-log "spawning $N sleeping processes"
-for ((i = 0; i < N; i++)); do
-  sleep 3600 &
-  sleepers+=($!)
-done
+spawn_sleepers "$N" 3600
 nproc_total=$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)
 nthreads_total=$(find /proc/[0-9]*/task -maxdepth 1 -mindepth 1 2>/dev/null | wc -l)
 
 log "starting ${#names[@]} collectd daemons (Interval 1): ${names[*]}"
 declare -A pid_of
 for name in "${names[@]}"; do
-  collectd -f -C "$tmp/$name/collectd.conf" >>"$tmp/$name/collectd.log" 2>&1 &
-  daemons+=($!)
-  pid_of[$name]=$!
+  start_collectd "$tmp/$name"
+  pid_of[$name]=$bench_pid
 done
 
 # cpu_ns PID: run time in ns of all threads (schedstat), of the plugin's own threads (named
-# capture-*), and utime+stime of the process in ns (stat ticks, a cross-check).
+# capture*), and utime+stime of the process in ns (stat ticks, a cross-check).
 cpu_ns() {
-  local pid=$1 hz t files=()
-  hz=$(getconf CLK_TCK)
-  for t in /proc/"$pid"/task/*; do files+=("$t/comm" "$t/schedstat"); done
-  awk -v hz="$hz" '
-    FILENAME ~ /comm$/ { own = ($1 ~ /^capture/); next }
-    FILENAME ~ /schedstat$/ { sched += $1; if (own) mine += $1; next }
-    { sub(/^.*\) /, ""); ticks = $12 + $13 }
-    END { printf "%.0f %.0f %.0f\n", sched, mine, ticks * 1e9 / hz }
-  ' "${files[@]}" /proc/"$pid"/stat 2>/dev/null
+  local own other ticks
+  read -r own _ other _ < <(thread_cpu "$1" 'capture*' '*')
+  ticks=$(awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.0f\n", ($12 + $13) * 1e9 / hz }' \
+    /proc/"$1"/stat 2>/dev/null) || ticks=0
+  echo "$((own + other)) $own $ticks"
 }
 
 sleep "$WARMUP"
 for name in "${names[@]}"; do
-  kill -0 "${pid_of[$name]}" 2>/dev/null || {
-    tail -n 20 "$tmp/$name/collectd.log" >&2
-    die "collectd ($name) exited during warm-up"
-  }
+  require_alive "${pid_of[$name]}" "$tmp/$name/collectd.log" "collectd ($name) exited during warm-up"
 done
 declare -A start_sched start_own start_stat end_sched end_own end_stat rss_kib
 for name in "${names[@]}"; do
@@ -229,7 +157,7 @@ done
 results="$tmp/results"
 for name in "${names[@]}"; do
   read -r nvals ninst sampler_us _ < <(listval "$tmp/$name/sock")
-  errors=$(grep -ciE '\] (\[)?(error|warning)' "$tmp/$name/collectd.log" || true)
+  errors=$(log_warning_count "$tmp/$name/collectd.log")
   printf '%s %s %s %s %s %s %s %s %s %s %s %s\n' "$name" "${start_sched[$name]}" "${end_sched[$name]}" \
     "${start_stat[$name]}" "${end_stat[$name]}" "${rss_kib[$name]}" "$nvals" "$ninst" "$errors" "${sampler_us:--}" \
     "${start_own[$name]}" "${end_own[$name]}"
@@ -289,11 +217,13 @@ print(" lists in the daemon's cache from the measured plugin; warn: warning/erro
 for name in ("capture", "capture-all", "processes"):
     if rows[name]["nvals"] in ("0", "?"):
         print("WARNING: %s dispatched no values: its numbers measure nothing (KEEP=1 keeps its log)" % name)
+def ratio(name):
+    return "%.2f" % (proc / net(name)) if net(name) > 0 else "-"
+print("RESULT compare_processes n=%s processes=%d cycles=%.0f ratio=%s ratio_one_instance=%s "
+      "capture_us_cycle=%.0f capture_all_us_cycle=%.0f processes_us_cycle=%.0f values=%s"
+      % (n, nproc, cycles, ratio("capture"), ratio("capture-all"), net("capture"), net("capture-all"),
+         proc, rows["capture"]["nvals"]))
 EOF
 for name in capture capture-all processes; do
-  if grep -qiE '\] (\[)?(error|warning)' "$tmp/$name/collectd.log"; then
-    echo
-    echo "$name log warnings/errors:"
-    grep -iE '\] (\[)?(error|warning)' "$tmp/$name/collectd.log" | head -n 5 | sed 's/^/  /'
-  fi
+  show_log_warnings "$tmp/$name/collectd.log" "$name log warnings/errors:"
 done

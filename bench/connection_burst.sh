@@ -48,12 +48,15 @@
 #   KEEP=1           keep the temporary directory (config, log, CSV files, traces)
 # Run as root. Traffic goes to 127.0.0.1 only.
 #
-# A measurement, not a test: it prints figures and never fails on them.
+# A measurement, not a test: it prints figures and never fails on them. Its report ends with
+# `RESULT connection_burst ...`, the key figures for bench/run_all.sh: the attributed shares,
+# the resolver's CPU, and from perf the passes over /proc (fd-count stats / processes) and
+# directory reads per lookup. The config, sleepers, socket holder, namespace, CSV and
+# schedstat reading are bench/lib.sh's.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=scripts/lib.sh
-source "$here/../scripts/lib.sh"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RATE="${RATE:-1000}"
 DURATION="${DURATION:-30}"
@@ -65,180 +68,62 @@ STRACE_SECS="${STRACE_SECS:-5}"
 SETTLE="${SETTLE:-8}"
 NETNS="${NETNS:-1}"
 KEEP="${KEEP:-0}"
-for v in RATE DURATION BYTES HOLD_MS N SOCKETS STRACE_SECS SETTLE NETNS; do
-  [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
-done
+require_whole_numbers RATE DURATION BYTES HOLD_MS N SOCKETS STRACE_SECS SETTLE NETNS
 [[ $RATE -ge 1 && $DURATION -ge 1 ]] || die "RATE and DURATION must be at least 1"
 [[ $EUID -eq 0 ]] || die "run as root: capturing packets needs CAP_NET_RAW"
 
-ensure_apt_packages "${CAPTURE_APT_PACKAGES[@]}"
-[[ $STRACE_SECS -gt 0 ]] && ensure_apt_packages strace
-command -v collectd >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin"
-command -v collectd >/dev/null 2>&1 || die "collectd not found (apt-get install collectd-core)"
-python="$(find_python)" || die "python3 not found"
-so="$(build_plugin)"
-log "building the load generator (examples/socket_load.rs)"
-(cd "$CAPTURE_ROOT" && cargo build -q --release --example socket_load --target-dir target/it-workload >&2) ||
-  die "cargo build --example socket_load failed"
-fix_ownership
+extra_packages=()
+[[ $STRACE_SECS -gt 0 ]] && extra_packages+=(strace)
+bench_prepare "${extra_packages[@]}"
+load="$(build_example socket_load "the load generator")"
 
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/capture-burst.XXXXXX")"
-ns=""
-sleepers=()
-workers=()
-daemon=""
-# shellcheck disable=SC2317 # called from the EXIT trap
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  [[ $status -eq 0 ]] || log "stopping (exit status $status), cleaning up"
-  local pid
-  for pid in ${daemon:+"$daemon"} "${workers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  if [[ ${#sleepers[@]} -gt 0 ]]; then
-    kill -TERM "${sleepers[@]}" 2>/dev/null || true
-  fi
-  for pid in ${daemon:+"$daemon"} "${workers[@]}"; do
-    for _ in $(seq 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-  [[ -n $ns ]] && ip netns del "$ns" 2>/dev/null
-  if [[ $KEEP == 1 ]]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-in_ns=()
-if [[ $NETNS == 1 ]]; then
-  ns="capture-burst-$$"
-  ip netns add "$ns" || die "cannot create a network namespace (ip netns add)"
-  ip netns exec "$ns" ip link set lo up
-  in_ns=(ip netns exec "$ns")
-fi
+bench_start capture-burst
+[[ $NETNS == 1 ]] && bench_netns "capture-burst-$$"
 
 # The kernel's command name tells the two ends apart: cb_client and cb_server instances.
 for role in cb_client cb_server cb_holder; do
-  cp "$CAPTURE_ROOT/target/it-workload/release/examples/socket_load" "$tmp/$role"
+  cp "$load" "$tmp/$role"
 done
 make_plugin_dir "$tmp/plugins" "$so" logfile csv
-types_db="$(collectd_types_db)"
-cat >"$tmp/collectd.conf" <<EOF
-Hostname    "bench"
-FQDNLookup  false
-BaseDir     "$tmp"
-PIDFile     "$tmp/collectd.pid"
-PluginDir   "$tmp/plugins"
-TypesDB     "$types_db"
-Interval    1
-AutoLoadPlugin false
+collectd_conf "$tmp" csv "LoadPlugin capture"
 
-LoadPlugin logfile
-<Plugin logfile>
-  LogLevel info
-  File     "$tmp/collectd.log"
-</Plugin>
-LoadPlugin csv
-<Plugin csv>
-  DataDir "$tmp/csv"
-</Plugin>
-LoadPlugin capture
-EOF
-collectd -t -C "$tmp/collectd.conf" >"$tmp/config-test.log" 2>&1 || {
-  cat "$tmp/config-test.log" >&2
-  die "collectd rejected $tmp/collectd.conf"
-}
-
-# csv_all IDENT: every line collectd wrote for IDENT ("epoch,v1,..."), oldest first.
-csv_all() {
-  local files=("$tmp/csv/bench/$1"-*)
-  [[ -f ${files[0]} ]] || return 0
-  cat "${files[@]}" | grep -v '^epoch'
-}
-# csv_last IDENT: the newest values (without the time), "0" for each field when none yet.
-csv_last() {
-  local line
-  line=$(csv_all "$1" | tail -n 1)
-  if [[ -z $line ]]; then echo "${2:-0}"; else echo "${line#*,}"; fi
-}
-
-log "spawning $N sleeping processes"
-for ((i = 0; i < N; i++)); do
-  sleep 100000 &
-  sleepers+=($!)
-done
-if [[ $SOCKETS -gt 0 ]]; then
-  log "opening $SOCKETS TCP sockets over 127.0.0.1"
-  "${in_ns[@]}" "$tmp/cb_holder" hold "$SOCKETS" >"$tmp/hold.out" 2>&1 &
-  workers+=($!)
-  for _ in $(seq 600); do
-    grep -q '^ready' "$tmp/hold.out" && break
-    kill -0 "${workers[-1]}" 2>/dev/null || die "socket holder failed: $(cat "$tmp/hold.out")"
-    sleep 0.1
-  done
-  grep -q '^ready' "$tmp/hold.out" || die "socket holder not ready after 60 s"
-  log "sockets $(head -n 1 "$tmp/hold.out")"
-fi
+spawn_sleepers "$N" 100000
+[[ $SOCKETS -gt 0 ]] && hold_sockets "$tmp/cb_holder" "$SOCKETS"
 
 log "starting collectd with capture (Interval 1)"
-"${in_ns[@]}" collectd -f -C "$tmp/collectd.conf" >>"$tmp/collectd.log" 2>&1 &
-daemon=$!
-for _ in $(seq 100); do
-  [[ -n $(csv_all capture-self/count-processes) ]] && break
-  sleep 0.2
-done
-kill -0 "$daemon" 2>/dev/null || {
-  tail -n 20 "$tmp/collectd.log" >&2
-  die "collectd exited at start"
-}
-# thread_tid NAME: the id of collectd's thread called NAME.
-thread_tid() {
-  local t
-  for t in /proc/"$daemon"/task/*; do
-    [[ $(cat "$t/comm" 2>/dev/null) == "$1" ]] && {
-      basename "$t"
-      return 0
-    }
-  done
-  return 1
-}
-resolver=$(thread_tid capture-resolve) || die "collectd has no capture-resolve thread (capture not running? see $tmp/collectd.log, KEEP=1)"
-capturer=$(thread_tid capture-any || true)
+start_collectd "$tmp"
+daemon=$bench_pid
+wait_for_csv "$tmp" capture-self/count-processes 20 || true
+require_alive "$daemon" "$tmp/collectd.log" "collectd exited at start"
+resolver=$(thread_tid "$daemon" capture-resolve) || die "collectd has no capture-resolve thread (capture not running? see $tmp/collectd.log, KEEP=1)"
 sleep 3
-nproc_total=$(csv_last capture-self/count-processes)
+nproc_total=$(csv_last "$tmp" capture-self/count-processes)
 nproc_total=${nproc_total%%.*}
 nfds_total=$(find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
 
 "${in_ns[@]}" "$tmp/cb_server" tcp-server 127.0.0.1 $((DURATION + STRACE_SECS + SETTLE + 60)) >"$tmp/server.out" 2>&1 &
-workers+=($!)
 server=$!
-for _ in $(seq 50); do
-  grep -q '^port ' "$tmp/server.out" && break
-  sleep 0.1
-done
+bench_track "$server"
+wait_for "$tmp/server.out" '^port ' 5 || true
 port=$(sed -n 's/^port //p' "$tmp/server.out")
 [[ -n $port ]] || die "server did not start: $(cat "$tmp/server.out")"
 sleep 1.5 # one interval: the server's instance exists before the burst
 
 # reading: one line of every counter the report needs, "key=value" words.
-sched_ns() { awk '{ print $1 }' "/proc/$daemon/task/$1/schedstat" 2>/dev/null || echo 0; }
 reading() {
-  local ip_out=0 ip_in=0 cl sv un
+  local ip_out=0 ip_in=0 cl sv un resolver_ns capture_ns
+  require_alive "$daemon" "$tmp/collectd.log" "collectd died during the run (KEEP=1 keeps $tmp)"
   if [[ $NETNS == 1 ]]; then
     read -r ip_in ip_out < <(awk '/^IpExt:/ { if (!h) { for (i = 2; i <= NF; i++) c[$i] = i; h = 1 } else print $c["InOctets"], $c["OutOctets"] }' "/proc/$daemon/net/netstat")
   fi
-  cl=$(csv_last capture-cb_client/if_octets 0,0)
-  sv=$(csv_last capture-cb_server/if_octets 0,0)
-  un=$(csv_last capture-unattributed/if_octets 0,0)
+  cl=$(csv_last "$tmp" capture-cb_client/if_octets 0,0)
+  sv=$(csv_last "$tmp" capture-cb_server/if_octets 0,0)
+  un=$(csv_last "$tmp" capture-unattributed/if_octets 0,0)
+  read -r resolver_ns _ capture_ns _ < <(thread_cpu "$daemon" capture-resolve capture-any)
   printf 'time=%s lookups=%s unresolved=%s client_rx=%s client_tx=%s server_rx=%s server_tx=%s unatt_rx=%s unatt_tx=%s ip_in=%s ip_out=%s resolver_ns=%s capture_ns=%s dropped=%s\n' \
-    "$(date +%s.%N)" "$(csv_last capture-self/derive-flow_lookups)" "$(csv_last capture-self/derive-flow_unresolved)" \
+    "$(date +%s.%N)" "$(csv_last "$tmp" capture-self/derive-flow_lookups)" "$(csv_last "$tmp" capture-self/derive-flow_unresolved)" \
     "${cl%,*}" "${cl#*,}" "${sv%,*}" "${sv#*,}" "${un%,*}" "${un#*,}" "$ip_in" "$ip_out" \
-    "$(sched_ns "$resolver")" "$([[ -n $capturer ]] && sched_ns "$capturer" || echo 0)" \
-    "$(csv_last capture-self/derive-pcap_dropped-any)"
+    "$resolver_ns" "$capture_ns" "$(csv_last "$tmp" capture-self/derive-pcap_dropped-any)"
 }
 
 perf_events=openat,getdents64,readlinkat,readlink,statx,newfstatat,read,sendto,recvfrom,sendmsg,recvmsg
@@ -267,7 +152,7 @@ fi
 reading >"$tmp/after"
 # The most flows and held bytes the plugin reported during the burst and the settling.
 max_in_window() {
-  csv_all "$1" | awk -F, -v a="$burst_start" -v b="$(date +%s)" '$1 >= a && $1 <= b && $2 > m { m = $2 } END { printf "%.0f\n", m }'
+  csv_rows "$tmp" "$1" | awk -F, -v a="$burst_start" -v b="$(date +%s)" '$1 >= a && $1 <= b && $2 > m { m = $2 } END { printf "%.0f\n", m }'
 }
 max_flows=$(max_in_window capture-self/count-flows)
 max_pending=$(max_in_window capture-self/bytes-pending)
@@ -278,13 +163,13 @@ if [[ $STRACE_SECS -gt 0 ]] && command -v strace >/dev/null 2>&1; then
   log "strace burst: $STRACE_SECS s with the capture-resolve thread (tid $resolver) traced"
   "${in_ns[@]}" "$tmp/cb_client" tcp-burst "127.0.0.1:$port" "$RATE" $((STRACE_SECS + 2)) "$BYTES" "$HOLD_MS" >"$tmp/client2.out" 2>&1 &
   client2=$!
-  workers+=("$client2")
+  bench_track "$client2"
   sleep 1
-  s0=$(csv_last capture-self/derive-flow_lookups)
+  s0=$(csv_last "$tmp" capture-self/derive-flow_lookups)
   timeout -s INT "$STRACE_SECS" strace -qq -p "$resolver" -o "$tmp/strace.out" \
     -e trace=openat,getdents64,readlinkat,readlink,statx,newfstatat,sendto,recvfrom,sendmsg,recvmsg >/dev/null 2>&1 || true
   sleep 1.2
-  s1=$(csv_last capture-self/derive-flow_lookups)
+  s1=$(csv_last "$tmp" capture-self/derive-flow_lookups)
   wait "$client2" 2>/dev/null || true
   [[ -s $tmp/strace.out ]] && strace_ok=1
 fi
@@ -350,6 +235,15 @@ if d["dropped"]:
     print("  NOTE: libpcap dropped %.0f packets" % d["dropped"])
 print()
 burst_lookups = lookups
+result = dict(rate=rate, duration=duration, hold_ms=hold_ms, connections=conns, lookups="%.0f" % lookups,
+              unresolved_pct="%.1f" % (100.0 * unresolved / lookups) if lookups else "-",
+              server_pct="-", client_pct="-",
+              resolver_core_pct="%.1f" % (res_ms / wall / 10), processes=nproc, perf=perf_ok,
+              getdents_per_lookup="-", readlinks_per_lookup="-", passes="-", passes_per_s="-",
+              passes_per_lookup="-")
+if netns == "1" and d["ip_out"]:
+    result["server_pct"] = "%.1f" % (100.0 * (d["server_tx"] + d["server_rx"]) / d["ip_out"])
+    result["client_pct"] = "%.1f" % (100.0 * (d["client_tx"] + d["client_rx"]) / d["ip_out"])
 if perf_ok == "1":
     counts = {}
     for line in open(tmp + "/perf.csv"):
@@ -374,6 +268,13 @@ if perf_ok == "1":
         # nothing else on this thread stats much.
         print("  stat calls / processes: %.0f passes over every process's fd count (%.1f a second, one per %.0f lookups)"
               % (stats / nproc, stats / nproc / span, burst_lookups / (stats / nproc) if stats else 0))
+        result.update(passes="%.1f" % (stats / nproc), passes_per_s="%.2f" % (stats / nproc / span))
+        if burst_lookups:
+            result["passes_per_lookup"] = "%.4f" % (stats / nproc / burst_lookups)
+    if burst_lookups:
+        result["getdents_per_lookup"] = "%.2f" % ((counts.get("getdents64") or 0) / burst_lookups)
+        result["readlinks_per_lookup"] = "%.2f" % (
+            ((counts.get("readlinkat") or 0) + (counts.get("readlink") or 0)) / burst_lookups)
     print()
 if strace_ok == "1":
     kinds = {"sweep: list /proc": 0, "fd directory read in full (openat)": 0, "getdents64": 0,
@@ -409,9 +310,6 @@ if strace_ok == "1":
     for k, v in kinds.items():
         print("  %-38s %8d  %7.3f per lookup" % (k, v, v / n if n else 0))
     print("  distinct processes whose fd directory was read in full: %d (of %d)" % (len(procs_listed), nproc))
+print("RESULT connection_burst " + " ".join("%s=%s" % kv for kv in result.items()))
 EOF
-if grep -qiE '\] (\[)?(error|warning)' "$tmp/collectd.log"; then
-  echo
-  echo "collectd log warnings/errors:"
-  grep -iE '\] (\[)?(error|warning)' "$tmp/collectd.log" | head -n 5 | sed 's/^/  /'
-fi
+show_log_warnings "$tmp/collectd.log" "collectd log warnings/errors:"

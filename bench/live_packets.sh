@@ -32,12 +32,14 @@
 #   KEEP=1          keep the temporary directory (configs, CSV files, logs, outputs)
 #
 # Only loopback traffic (127.0.0.1). Run as root: capturing needs CAP_NET_RAW.
-# A measurement, not a test: it never fails on the numbers.
+# A measurement, not a test: it never fails on the numbers. Its last summary line,
+# `RESULT live_packets ...`, gives the key figures to bench/run_all.sh: rate achieved, kernel
+# drops, shares attributed by each, CPU capture / nethogs. The config, the daemon and the
+# schedstat reading are bench/lib.sh's.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=scripts/lib.sh
-source "$here/../scripts/lib.sh"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RATE="${1:-${RATE:-200000}}"
 SECS="${2:-${SECS:-20}}"
@@ -47,83 +49,26 @@ BASELINE="${BASELINE:-1}"
 NETHOGS="${NETHOGS:-1}"
 NETHOGS_ARGS="${NETHOGS_ARGS:--t -a -C -v 2 -d 1 lo}"
 KEEP="${KEEP:-0}"
-for v in RATE SECS SIZE LINGER; do
-  [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
-done
+require_whole_numbers RATE SECS SIZE LINGER
 [[ $RATE -ge 1 && $RATE -le 10000000 ]] || die "RATE must be 1 to 10000000 packets/s"
 [[ $SECS -ge 1 ]] || die "SECS must be at least 1"
 [[ $SIZE -le 1400 ]] || die "SIZE must be at most 1400 bytes"
 [[ $LINGER -ge 2 ]] || die "LINGER must be at least 2 s (collectd must see both programs after the traffic)"
 [[ $EUID -eq 0 ]] || die "run as root: capturing packets needs CAP_NET_RAW"
 
-ensure_apt_packages "${CAPTURE_APT_PACKAGES[@]}"
-[[ $NETHOGS == 1 ]] && ensure_apt_packages nethogs
-command -v collectd >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin"
-command -v collectd >/dev/null 2>&1 || die "collectd not found (apt-get install collectd-core)"
+extra_packages=()
+[[ $NETHOGS == 1 ]] && extra_packages+=(nethogs)
+bench_prepare "${extra_packages[@]}"
 if [[ $NETHOGS == 1 ]] && ! command -v nethogs >/dev/null 2>&1; then
   die "nethogs not found (apt-get install nethogs), or NETHOGS=0"
 fi
-python="$(find_python)" || die "python3 not found"
-so="$(build_plugin)"
-# The traffic generator, built apart so the plugin's own build is untouched (as the tests do).
-require_cargo
-log "building the traffic generator (cargo build --release --example udp_flood)"
-flood_target="$(capture_target_dir)/it-workload"
-status=0
-(cd "$CAPTURE_ROOT" && cargo build -q --release --example udp_flood --target-dir "$flood_target" >&2) || status=$?
-fix_ownership
-[[ $status -eq 0 ]] || die "cargo build --example udp_flood failed"
+flood="$(build_example udp_flood "the traffic generator")"
 
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/capture-live.XXXXXX")"
-pids=()
-# shellcheck disable=SC2317 # called from the EXIT trap
-cleanup() {
-  local status=$? pid
-  trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-  if [[ $KEEP == 1 ]]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-install -m 0755 "$flood_target/release/examples/udp_flood" "$tmp/flood_send"
-install -m 0755 "$flood_target/release/examples/udp_flood" "$tmp/flood_recv"
+bench_start capture-live
+install -m 0755 "$flood" "$tmp/flood_send"
+install -m 0755 "$flood" "$tmp/flood_recv"
 make_plugin_dir "$tmp/plugins" "$so" logfile csv
-cat >"$tmp/collectd.conf" <<EOF
-Hostname    "bench"
-FQDNLookup  false
-BaseDir     "$tmp"
-PIDFile     "$tmp/collectd.pid"
-PluginDir   "$tmp/plugins"
-TypesDB     "$(collectd_types_db)"
-Interval    1
-AutoLoadPlugin false
-
-LoadPlugin logfile
-<Plugin logfile>
-  LogLevel info
-  File     "$tmp/collectd.log"
-</Plugin>
-LoadPlugin csv
-<Plugin csv>
-  DataDir "$tmp/csv"
-</Plugin>
-LoadPlugin capture
-EOF
-collectd -t -C "$tmp/collectd.conf" >"$tmp/config-test.log" 2>&1 || {
-  cat "$tmp/config-test.log" >&2
-  die "collectd rejected $tmp/collectd.conf"
-}
+collectd_conf "$tmp" csv "LoadPlugin capture"
 
 # Other packet sockets (another capture, e.g. a test's collectd) tax every packet too.
 other_captures=$(($(wc -l </proc/net/packet) - 1))
@@ -134,32 +79,7 @@ other_captures=$(($(wc -l </proc/net/packet) - 1))
 # (capture-<iface>), capture-resolve, capture-sampler, all others -- 8 numbers, ns and runs of
 # each in that order; zeros for PID 0.
 observer_cpu() {
-  local pid=$1 t comm ns runs i
-  local -a sum=(0 0 0 0 0 0 0 0)
-  if [[ $pid != 0 ]]; then
-    for t in /proc/"$pid"/task/*; do
-      { read -r comm <"$t/comm" && read -r ns _ runs <"$t/schedstat"; } 2>/dev/null || continue
-      case $comm in
-        capture-resolve) i=2 ;;
-        capture-sampler) i=4 ;;
-        capture-*) i=0 ;;
-        *) i=6 ;;
-      esac
-      sum[i]=$((sum[i] + ns))
-      sum[i + 1]=$((sum[i + 1] + runs))
-    done
-  fi
-  echo "${sum[*]}"
-}
-
-# wait_for FILE REGEX SECONDS: until a line of FILE matches REGEX; 1 when it never does.
-wait_for() {
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    grep -qE "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
+  thread_cpu "$1" 'capture-*' capture-resolve capture-sampler '*'
 }
 
 # run_traffic PHASE OBSERVER_PID: the receiver, then the sender at RATE for SECS. Leaves their
@@ -170,7 +90,7 @@ run_traffic() {
   local phase=$1 observer=$2 port recv_pid send_pid t0 t1 t2 cpu0 cpu1 sockets
   "$tmp/flood_recv" recv 127.0.0.1:0 $((SECS + 60)) "$LINGER" >"$tmp/$phase.recv" 2>&1 &
   recv_pid=$!
-  pids+=("$recv_pid")
+  bench_track "$recv_pid"
   wait_for "$tmp/$phase.recv" '^port ' 10 || die "the receiver did not start: $(cat "$tmp/$phase.recv")"
   port=$(sed -n 's/^port //p' "$tmp/$phase.recv")
   log "$phase: $RATE packets/s of $SIZE bytes to 127.0.0.1:$port for $SECS s"
@@ -179,7 +99,7 @@ run_traffic() {
   t0=$(date +%s.%N)
   "$tmp/flood_send" send "127.0.0.1:$port" "$RATE" "$SIZE" "$SECS" "$LINGER" >"$tmp/$phase.send" 2>&1 &
   send_pid=$!
-  pids+=("$send_pid")
+  bench_track "$send_pid"
   wait_for "$tmp/$phase.send" '^cpu_ms |^udp_flood:' $((SECS + 60)) || die "the sender did not finish"
   grep -q '^cpu_ms ' "$tmp/$phase.send" || die "the sender failed: $(cat "$tmp/$phase.send")"
   t1=$(date +%s.%N)
@@ -198,16 +118,9 @@ if [[ $BASELINE == 1 ]]; then
 fi
 
 log "capture: starting collectd (Interval 1, LoadPlugin capture, csv writer)"
-collectd -f -C "$tmp/collectd.conf" >>"$tmp/collectd.log" 2>&1 &
-collectd_pid=$!
-pids+=("$collectd_pid")
-csv="$tmp/csv/bench"
-for _ in $(seq 150); do
-  compgen -G "$csv/capture-self/derive-pcap_received-any-*" >/dev/null && break
-  kill -0 "$collectd_pid" 2>/dev/null || break
-  sleep 0.1
-done
-compgen -G "$csv/capture-self/derive-pcap_received-any-*" >/dev/null || {
+start_collectd "$tmp"
+collectd_pid=$bench_pid
+wait_for_csv "$tmp" capture-self/derive-pcap_received-any 15 "$collectd_pid" || {
   tail -n 20 "$tmp/collectd.log" >&2
   die "collectd-capture wrote no pcap counters for 'any' within 15 s (see the log above)"
 }
@@ -223,7 +136,7 @@ if [[ $NETHOGS == 1 ]]; then
   # shellcheck disable=SC2086 # NETHOGS_ARGS is a list of arguments
   nethogs $NETHOGS_ARGS >"$tmp/nethogs.out" 2>"$tmp/nethogs.err" &
   nethogs_pid=$!
-  pids+=("$nethogs_pid")
+  bench_track "$nethogs_pid"
   sleep 2
   kill -0 "$nethogs_pid" 2>/dev/null || die "nethogs exited: $(cat "$tmp/nethogs.err")"
   run_traffic nethogs "$nethogs_pid"
@@ -233,7 +146,7 @@ if [[ $NETHOGS == 1 ]]; then
   phases+=(nethogs)
 fi
 
-errors=$(grep -ciE '\] (\[)?(error|warning)' "$tmp/collectd.log" || true)
+errors=$(log_warning_count "$tmp/collectd.log")
 "$python" - "$tmp" "$RATE" "$SECS" "$SIZE" "$other_captures" "$errors" "${phases[@]}" <<'EOF'
 import glob, os, sys
 
@@ -417,18 +330,38 @@ for label, values in rows:
 
 # Summary against issue 5's targets.
 print()
+result = dict(rate=rate, secs=secs, size=size, other_captures=other_captures)
+def keep(**values):
+    """Figures for the RESULT line, "-" for those not measured."""
+    def text(v):
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return "%.0f" % v if abs(v) >= 1000 else "%.4g" % v
+        return v
+    result.update({k: text(v) for k, v in values.items()})
+keep(sent=None, rate_achieved=None, dropped=None, if_dropped=None, capture_pct=None, nethogs_pct=None,
+     capture_net_ms_s=None, capture_all_ms_s=None, nethogs_ms_s=None, cpu_net_ratio_s=None,
+     cpu_all_ratio_s=None, cpu_net_ratio_packet=None, cpu_all_ratio_packet=None)
 if cap is not None:
     r = R["capture"]
     both = (r["tx_octets"] or 0) + (r["rx_octets"] or 0)
     cap_share = pct(both, 2 * r["sent"] * ip_bytes)
     print("collectd-capture: %s kernel drops; %s%% of the endpoint bytes attributed (tx to the sender"
           " + rx to the receiver, of 2 x sent)" % (fmt(r["pcap_dropped"]), fmt(cap_share, "{:.2f}")))
+    keep(sent=r["sent"], rate_achieved=r["sent"] / secs, dropped=r["pcap_dropped"],
+         if_dropped=r["pcap_if_dropped"], capture_pct=cap_share, capture_net_ms_s=ms_per_s(r, 0, 1),
+         capture_all_ms_s=ms_per_s(r, 0, 1, 2, 3))
     if nh is not None:
         n = R["nethogs"]
         nh_share = pct(n["send"][0] + n["recv"][1], 2 * n["sent"] * frame_bytes)
         print("nethogs -t:       %s%% of the endpoint bytes attributed" % fmt(nh_share, "{:.2f}"))
         nh_cpu = ms_per_s(n, 0, 1, 2, 3)
+        keep(nethogs_pct=nh_share, nethogs_ms_s=nh_cpu)
         if nh_cpu > 0:
+            keep(cpu_net_ratio_s=ms_per_s(r, 0, 1) / nh_cpu, cpu_all_ratio_s=ms_per_s(r, 0, 1, 2, 3) / nh_cpu,
+                 cpu_net_ratio_packet=ns_per_packet(r, 0, 1) / ns_per_packet(n, 0, 1, 2, 3),
+                 cpu_all_ratio_packet=ns_per_packet(r, 0, 1, 2, 3) / ns_per_packet(n, 0, 1, 2, 3))
             print("CPU capture / nethogs per second: network threads %.2fx, whole collectd %.2fx"
                   " (target: <= 0.5x)" % (ms_per_s(r, 0, 1) / nh_cpu, ms_per_s(r, 0, 1, 2, 3) / nh_cpu))
             print("CPU capture / nethogs per packet sent: network threads %.2fx, whole collectd %.2fx"
@@ -466,7 +399,6 @@ What the numbers mean:
   last row written), so background loopback traffic of the host is in them too.""" % (ip_bytes, frame_bytes))
 if int(log_errors):
     print("\ncollectd logged %s warning/error line(s): see collectd.log (KEEP=1)" % log_errors)
+print("RESULT live_packets " + " ".join("%s=%s" % kv for kv in result.items()))
 EOF
-if grep -qiE '\] (\[)?(error|warning)' "$tmp/collectd.log"; then
-  grep -iE '\] (\[)?(error|warning)' "$tmp/collectd.log" | head -n 5 | sed 's/^/  /'
-fi
+show_log_warnings "$tmp/collectd.log"

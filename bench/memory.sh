@@ -51,12 +51,14 @@
 # Run as root (capturing needs CAP_NET_RAW).
 # Traffic goes to loopback addresses only.
 #
-# A measurement, not a test: it prints figures and never fails on them.
+# A measurement, not a test: it prints figures and never fails on them. Its summary ends with
+# `RESULT memory ...`, the key figures for bench/run_all.sh: VmRSS capture - baseline at the end
+# of the steady phase (with and without the capture ring) and its slope in KiB/min. The configs,
+# sleepers, socket holder, namespace, daemons, CSV and schedstat reading are bench/lib.sh's.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=scripts/lib.sh
-source "$here/../scripts/lib.sh"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 N="${N:-1000}"
 SOCKETS="${SOCKETS:-30000}"
@@ -69,157 +71,49 @@ SAMPLE="${SAMPLE:-10}"
 SMALL_BUFFER="${SMALL_BUFFER:-1048576}"
 NETNS="${NETNS:-1}"
 KEEP="${KEEP:-0}"
-for v in N SOCKETS RATE DISTINCT WARMUP STEADY COOLDOWN SAMPLE SMALL_BUFFER NETNS; do
-  [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
-done
+require_whole_numbers N SOCKETS RATE DISTINCT WARMUP STEADY COOLDOWN SAMPLE SMALL_BUFFER NETNS
 [[ $RATE -ge 1 ]] || die "RATE must be at least 1"
 [[ $SAMPLE -ge 1 ]] || die "SAMPLE must be at least 1"
 [[ $STEADY -ge $((2 * SAMPLE)) ]] || die "STEADY must cover at least two samples (2 x SAMPLE)"
 [[ $EUID -eq 0 ]] || die "run as root: capturing packets needs CAP_NET_RAW"
 
-ensure_apt_packages "${CAPTURE_APT_PACKAGES[@]}"
-command -v collectd >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin"
-command -v collectd >/dev/null 2>&1 || die "collectd not found (apt-get install collectd-core)"
-python="$(find_python)" || die "python3 not found"
-so="$(build_plugin)"
-# The load generator, built apart so the plugin's own build is untouched (as the tests do).
-log "building the load generator (examples/socket_load.rs)"
-(cd "$CAPTURE_ROOT" && cargo build -q --release --example socket_load --target-dir target/it-workload >&2) ||
-  die "cargo build --example socket_load failed"
-fix_ownership
+bench_prepare
+socket_load="$(build_example socket_load "the load generator")"
 
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/capture-memory.XXXXXX")"
-ns=""
-sleepers=()
-workers=()
-daemons=()
-# shellcheck disable=SC2317 # called from the EXIT trap
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  [[ $status -eq 0 ]] || log "stopping (exit status $status), cleaning up"
-  local pid
-  for pid in "${daemons[@]}" "${workers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  if [[ ${#sleepers[@]} -gt 0 ]]; then
-    kill -TERM "${sleepers[@]}" 2>/dev/null || true
-  fi
-  for pid in "${daemons[@]}" "${workers[@]}"; do
-    for _ in $(seq 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-  [[ -n $ns ]] && ip netns del "$ns" 2>/dev/null
-  if [[ $KEEP == 1 ]]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# in_ns CMD...: runs CMD in the private namespace (exec: the pid is CMD's), or as is.
-in_ns=()
-if [[ $NETNS == 1 ]]; then
-  ns="capture-memory-$$"
-  ip netns add "$ns" || die "cannot create a network namespace (ip netns add)"
-  ip netns exec "$ns" ip link set lo up
-  in_ns=(ip netns exec "$ns")
-fi
-
-cp "$CAPTURE_ROOT/target/it-workload/release/examples/socket_load" "$tmp/socket_load"
+bench_start capture-memory
+[[ $NETNS == 1 ]] && bench_netns "capture-memory-$$"
+cp "$socket_load" "$tmp/socket_load"
 make_plugin_dir "$tmp/plugins" "$so" logfile csv
-types_db="$(collectd_types_db)"
 
 names=(baseline capture)
-[[ $SMALL_BUFFER -gt 0 ]] && names+=(capture_1m)
-write_config() {
-  local name=$1 body=$2
-  mkdir -p "$tmp/$name"
-  cat >"$tmp/$name/collectd.conf" <<EOF
-Hostname    "bench"
-FQDNLookup  false
-BaseDir     "$tmp/$name"
-PIDFile     "$tmp/$name/collectd.pid"
-PluginDir   "$tmp/plugins"
-TypesDB     "$types_db"
-Interval    1
-AutoLoadPlugin false
-
-LoadPlugin logfile
-<Plugin logfile>
-  LogLevel info
-  File     "$tmp/$name/collectd.log"
-</Plugin>
-LoadPlugin csv
-<Plugin csv>
-  DataDir "$tmp/$name/csv"
-</Plugin>
-$body
-EOF
-}
-write_config baseline "# no read plugin"
-write_config capture "LoadPlugin capture"
-write_config capture_1m "LoadPlugin capture
+collectd_conf "$tmp/baseline" csv "# no read plugin"
+collectd_conf "$tmp/capture" csv "LoadPlugin capture"
+if [[ $SMALL_BUFFER -gt 0 ]]; then
+  names+=(capture_1m)
+  collectd_conf "$tmp/capture_1m" csv "LoadPlugin capture
 <Plugin capture>
   BufferSize $SMALL_BUFFER
 </Plugin>"
-for name in "${names[@]}"; do
-  collectd -t -C "$tmp/$name/collectd.conf" >"$tmp/$name/config-test.log" 2>&1 || {
-    cat "$tmp/$name/config-test.log" >&2
-    die "collectd rejected $tmp/$name/collectd.conf"
-  }
-done
+fi
 
-# last_value NAME IDENT: the newest value (fields after the time) collectd wrote for IDENT
+# last_value NAME IDENT: the newest value (fields after the time) daemon NAME wrote for IDENT
 # (e.g. capture-self/count-flows), or "-".
 last_value() {
-  local files=("$tmp/$1/csv/bench/$2"-*)
-  [[ -f ${files[0]} ]] || {
-    echo "-"
-    return
-  }
-  local line
-  line=$(cat "${files[@]}" | tail -n 1)
-  [[ $line == epoch* ]] && line="-"
-  echo "${line#*,}"
+  csv_last "$tmp/$1" "$2" -
 }
 
-log "spawning $N sleeping processes"
-for ((i = 0; i < N; i++)); do
-  sleep 100000 &
-  sleepers+=($!)
-done
-if [[ $SOCKETS -gt 0 ]]; then
-  log "opening $SOCKETS TCP sockets over 127.0.0.1"
-  "${in_ns[@]}" "$tmp/socket_load" hold "$SOCKETS" >"$tmp/hold.out" 2>&1 &
-  workers+=($!)
-  for _ in $(seq 600); do
-    grep -q '^ready' "$tmp/hold.out" && break
-    kill -0 "${workers[-1]}" 2>/dev/null || die "socket holder failed: $(cat "$tmp/hold.out")"
-    sleep 0.1
-  done
-  grep -q '^ready' "$tmp/hold.out" || die "socket holder not ready after 60 s"
-  log "sockets $(head -n 1 "$tmp/hold.out")"
-fi
+spawn_sleepers "$N" 100000
+[[ $SOCKETS -gt 0 ]] && hold_sockets "$tmp/socket_load" "$SOCKETS"
 
 log "starting ${#names[@]} collectd daemons (Interval 1): ${names[*]}"
 declare -A pid_of
 for name in "${names[@]}"; do
-  "${in_ns[@]}" collectd -f -C "$tmp/$name/collectd.conf" >>"$tmp/$name/collectd.log" 2>&1 &
-  daemons+=($!)
-  pid_of[$name]=$!
+  start_collectd "$tmp/$name"
+  pid_of[$name]=$bench_pid
 done
-for _ in $(seq 100); do
-  [[ $(last_value capture capture-self/count-processes) != "-" ]] && break
-  sleep 0.2
-done
+wait_for_csv "$tmp/capture" capture-self/count-processes 20 || true
 for name in "${names[@]}"; do
-  kill -0 "${pid_of[$name]}" 2>/dev/null || {
-    tail -n 20 "$tmp/$name/collectd.log" >&2
-    die "collectd ($name) exited at start"
-  }
+  require_alive "${pid_of[$name]}" "$tmp/$name/collectd.log" "collectd ($name) exited at start"
 done
 sleep 3
 nproc_total=$(last_value capture capture-self/count-processes)
@@ -242,10 +136,9 @@ samples="$tmp/samples.tsv"
 # capture_ns PID: CPU time in ns (schedstat) of the daemon's packet-capture threads (capture-<iface>,
 # not the resolver or the sampler).
 capture_ns() {
-  local t files=()
-  for t in /proc/"$1"/task/*; do files+=("$t/comm" "$t/schedstat"); done
-  awk 'FILENAME ~ /comm$/ { cap = ($1 ~ /^capture-/ && $1 != "capture-resolve" && $1 != "capture-sampler"); next }
-       cap { n += $1 } END { printf "%.0f\n", n }' "${files[@]}" 2>/dev/null || echo 0
+  local ns
+  read -r ns _ < <(thread_cpu "$1" 'capture-*' capture-resolve capture-sampler)
+  echo "$ns"
 }
 
 printf 't\tphase\tdaemon\tvmrss\tanon\tfile\tring\tflows\tlookups\tunresolved\tpending\tdropped\tcapture_ns\twall\n' >"$samples"
@@ -318,8 +211,8 @@ record -"$SAMPLE" idle
 show_last
 
 "${in_ns[@]}" "$tmp/socket_load" udp-spray "$RATE" "$((WARMUP + STEADY))" "$DISTINCT" >"$tmp/spray.out" 2>&1 &
-workers+=($!)
 spray_pid=$!
+bench_track "$spray_pid"
 t0=$(date +%s.%N)
 total=$((WARMUP + STEADY + COOLDOWN))
 for ((k = 1; k * SAMPLE <= total; k++)); do
@@ -339,9 +232,10 @@ end=$(date +%s)
 
 echo
 echo "load generator: $spray_said"
-"$python" - "$samples" "$WARMUP" "$STEADY" "$COOLDOWN" "$SMALL_BUFFER" <<'EOF'
+"$python" - "$samples" "$WARMUP" "$STEADY" "$COOLDOWN" "$SMALL_BUFFER" "$nproc_total" "$nsockets" "$RATE" <<'EOF'
 import sys
 path, warmup, steady, cooldown, small = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+nproc_total, nsockets, rate = sys.argv[6:9]
 rows = [l.rstrip("\n").split("\t") for l in open(path)][1:]
 by = {}
 for r in rows:
@@ -428,17 +322,20 @@ for n in names[1:]:
     drops = at(n, 11, last_t)
     if drops:
         print("NOTE: %s's capture dropped %.0f packets (pcap_dropped-any: its ring was full)" % (n, drops))
+d = [at("capture", i, end_steady) - at("baseline", i, end_steady) for i in (3, 4)]
+ring = at("capture", 6, end_steady)
+growth = [(t, c - b) for (t, c), (_, b) in zip(col("capture", 3, "steady"), col("baseline", 3, "steady"))]
+flows = at("capture", 7, end_steady)
+print("RESULT memory processes=%s sockets=%s rate=%s steady=%d flows=%s added_mib=%.1f added_anon_mib=%.1f "
+      "ring_mib=%.1f added_without_ring_mib=%.1f slope_kib_min=%.1f"
+      % (nproc_total, nsockets, rate, steady, "-" if flows is None else "%.0f" % flows, d[0] / 1024,
+         d[1] / 1024, ring / 1024, (d[0] - ring) / 1024, slope(growth)))
 EOF
 echo
 echo "(ring: resident KiB of the packet-socket mapping in /proc/PID/smaps, libpcap's capture buffer;"
 echo " flows: capture-self/count-flows; the plugin's tables hold a flow per local endpoint, so a"
 echo " datagram to a new destination makes two: the sender's and the (unowned) receiving side's)"
 for name in capture capture_1m; do
-  [[ -f $tmp/$name/collectd.log ]] || continue
-  if grep -qiE '\] (\[)?(error|warning)' "$tmp/$name/collectd.log"; then
-    echo
-    echo "$name log warnings/errors:"
-    grep -iE '\] (\[)?(error|warning)' "$tmp/$name/collectd.log" | head -n 5 | sed 's/^/  /'
-  fi
+  show_log_warnings "$tmp/$name/collectd.log" "$name log warnings/errors:"
 done
 log "done in $((end - start)) s"

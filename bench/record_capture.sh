@@ -7,31 +7,40 @@
 #   - two bulk TCP transfers of 5 MB, over 127.0.0.1 and ::1.
 #
 #   sudo bench/record_capture.sh     # needs root (capture); rewrites the fixture
+#   sudo OUT=/tmp/mix.pcap bench/record_capture.sh   # somewhere else (a try; the fixture stays)
 #
 # The fixture is committed so the benchmark needs neither root nor traffic; rerun this only to
-# change the mix.
+# change the mix. The workload's build, the temporary directory and the cleanup (servers and
+# tcpdump stopped) are bench/lib.sh's; the servers are now stopped at exit rather than left to
+# end on their own after 30 s.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-command -v tcpdump >/dev/null || apt-get install -y -qq tcpdump >/dev/null
-cargo build -q --release --example capture_workload --target-dir target/it-workload
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-bin=target/it-workload/release/examples/capture_workload
-out=benches/fixtures/loopback-mix.pcap
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# Only the workload's traffic: its ports are known once its servers are up.
-serve() { # kind ip -> port
-    "$bin" "$1" "$2" 30 >"$work/$1-$2.out" &
-    for _ in $(seq 50); do grep -q '^port ' "$work/$1-$2.out" && break; sleep 0.1; done
-    sed -n 's/^port //p' "$work/$1-$2.out"
+# OUT relative to where it is run from; the fixture relative to the root (the cd below).
+out=benches/fixtures/loopback-mix.pcap
+[[ -z ${OUT-} ]] || out="$(realpath -m "$OUT")"
+ensure_apt_packages tcpdump
+bin="$(build_example capture_workload "the tests' workload")"
+bench_start capture-record
+cd "$CAPTURE_ROOT"
+
+# serve KIND IP: starts a server of the workload, sets $port once it listens. Only the
+# workload's traffic is captured: its ports are known once its servers are up.
+serve() {
+  "$bin" "$1" "$2" 30 >"$tmp/$1-$2.out" &
+  bench_track $!
+  wait_for "$tmp/$1-$2.out" '^port ' 5 || true
+  port=$(sed -n 's/^port //p' "$tmp/$1-$2.out")
 }
-t4=$(serve tcp-serve 127.0.0.1)
-t6=$(serve tcp-serve ::1)
-u4=$(serve udp-recv 127.0.0.1)
-u6=$(serve udp-recv ::1)
+serve tcp-serve 127.0.0.1 && t4=$port
+serve tcp-serve ::1 && t6=$port
+serve udp-recv 127.0.0.1 && u4=$port
+serve udp-recv ::1 && u6=$port
 filter="port $t4 or port $t6 or port $u4 or port $u6"
-tcpdump -i any -y LINUX_SLL2 -s 96 -U -w "$work/mix.pcap" "$filter" 2>"$work/tcpdump.err" &
+tcpdump -i any -y LINUX_SLL2 -s 96 -U -w "$tmp/mix.pcap" "$filter" 2>"$tmp/tcpdump.err" &
 tcpdump_pid=$!
+bench_track "$tcpdump_pid"
 sleep 1
 "$bin" tcp-send "127.0.0.1:$t4" 20000 200 0 >/dev/null
 "$bin" tcp-send "[::1]:$t6" 20000 200 0 >/dev/null
@@ -42,6 +51,6 @@ sleep 1
 sleep 1
 kill -INT "$tcpdump_pid"
 wait "$tcpdump_pid" || true
-cp "$work/mix.pcap" "$out"
-tail -n 3 "$work/tcpdump.err"
+cp "$tmp/mix.pcap" "$out"
+tail -n 3 "$tmp/tcpdump.err"
 ls -l "$out"

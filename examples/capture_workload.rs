@@ -32,7 +32,8 @@
 //!
 //! Network workloads talk only to loopback addresses (127.0.0.0/8, ::1) or to the network
 //! namespaces the tests create themselves, whose addresses they take from 10.203.0.0/16 and
-//! fd00:203::/32; any other ADDR or IP is refused.
+//! fd00:203::/32; any other ADDR or IP is refused (the guard and the argument parsing are
+//! `common`'s, shared with the other examples).
 //!
 //! Protocol: after its setup (files opened, data written, memory touched, threads started; right
 //! away for `burn` and `sleep`) the program prints `ready` on stdout. `burn` prints
@@ -40,6 +41,9 @@
 //! first prints `waiting` and reads one line from stdin before its setup, so a test can let the
 //! plugin see the process before it does anything.
 
+mod common;
+
+use common::{number, say, seconds, Allowed};
 use std::fs::File;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -51,22 +55,17 @@ const USAGE: &str = "usage: capture_workload burn SECS | fds N SECS | write MB P
                      | udp-send ADDR COUNT SIZE SECS";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("capture_workload: {message}");
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
-        }
-    }
+    common::main("capture_workload", USAGE, run)
 }
+
+/// Where the network workloads may send: loopback, or the tests' own namespaces.
+const ALLOWED: Allowed = Allowed::LoopbackOrTestNamespaces;
 
 fn run(args: &[String]) -> Result<(), String> {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match words.as_slice() {
         ["burn", secs] => {
-            let secs = seconds(secs)?;
+            let secs = seconds(secs, "SECS")?;
             wait_for_go()?;
             say("ready");
             burn(secs);
@@ -74,7 +73,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         ["fds", n, secs] => {
             let n: usize = number(n, "N")?;
-            let secs = seconds(secs)?;
+            let secs = seconds(secs, "SECS")?;
             wait_for_go()?;
             let files = (0..n)
                 .map(|_| File::open("/dev/null"))
@@ -86,7 +85,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         ["write", mb, path, secs, rest @ ..] => {
             let bytes = number::<u64>(mb, "MB")? * 1_000_000;
-            let secs = seconds(secs)?;
+            let secs = seconds(secs, "SECS")?;
             let sync = match rest {
                 [] => false,
                 ["sync"] => true,
@@ -98,7 +97,7 @@ fn run(args: &[String]) -> Result<(), String> {
             std::thread::sleep(secs);
         }
         ["parent", secs, "--", command, child_args @ ..] => {
-            let secs = seconds(secs)?;
+            let secs = seconds(secs, "SECS")?;
             wait_for_go()?;
             // The child inherits stdout, so its own `ready` reaches the test too.
             let status = std::process::Command::new(command)
@@ -113,7 +112,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         ["touch", mib, secs] => {
             let len = number::<usize>(mib, "MIB")? << 20;
-            let secs = seconds(secs)?;
+            let secs = seconds(secs, "SECS")?;
             wait_for_go()?;
             let mut memory = vec![0u8; len];
             // vec![0; n] maps zero pages lazily: writing one byte per page makes each resident.
@@ -127,7 +126,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         ["threads", n, secs] => {
             let n: usize = number(n, "N")?;
-            let secs = seconds(secs)?;
+            let secs = seconds(secs, "SECS")?;
             if n == 0 {
                 return Err("N must be at least 1 (the main thread)".into());
             }
@@ -147,14 +146,14 @@ fn run(args: &[String]) -> Result<(), String> {
             }
         }
         ["sleep", secs] => {
-            let secs = seconds(secs)?;
+            let secs = seconds(secs, "SECS")?;
             wait_for_go()?;
             say("ready");
             std::thread::sleep(secs);
         }
         ["tcp-serve", ip, secs, rest @ ..] => {
-            let ip = loopback(ip)?;
-            let secs = seconds(secs)?;
+            let ip = common::ip(ip, ALLOWED)?;
+            let secs = seconds(secs, "SECS")?;
             let port: u16 = match rest {
                 [] => 0,
                 [port] => number(port, "PORT")?,
@@ -181,10 +180,10 @@ fn run(args: &[String]) -> Result<(), String> {
             }
         }
         ["tcp-send", addr, bytes, n, secs, rest @ ..] => {
-            let addr = loopback_addr(addr)?;
+            let addr = common::addr(addr, ALLOWED)?;
             let bytes: usize = number(bytes, "BYTES")?;
             let n: usize = number(n, "N")?;
-            let secs = seconds(secs)?;
+            let secs = seconds(secs, "SECS")?;
             let hold = match rest {
                 [] => Duration::ZERO,
                 [ms] => Duration::from_millis(number(ms, "HOLD_MS")?),
@@ -214,8 +213,8 @@ fn run(args: &[String]) -> Result<(), String> {
             std::thread::sleep(secs);
         }
         ["udp-recv", ip, secs] => {
-            let ip = loopback(ip)?;
-            let secs = seconds(secs)?;
+            let ip = common::ip(ip, ALLOWED)?;
+            let secs = seconds(secs, "SECS")?;
             let socket = std::net::UdpSocket::bind((ip, 0)).map_err(|e| e.to_string())?;
             let port = socket.local_addr().map_err(|e| e.to_string())?.port();
             socket
@@ -233,10 +232,10 @@ fn run(args: &[String]) -> Result<(), String> {
             say(&format!("received {count}"));
         }
         ["udp-send", addr, count, size, secs] => {
-            let addr = loopback_addr(addr)?;
+            let addr = common::addr(addr, ALLOWED)?;
             let count: usize = number(count, "COUNT")?;
             let size: usize = number(size, "SIZE")?;
-            let secs = seconds(secs)?;
+            let secs = seconds(secs, "SECS")?;
             wait_for_go()?;
             let any: std::net::IpAddr = match (addr.is_ipv4(), addr.ip().is_loopback()) {
                 (true, true) => std::net::Ipv4Addr::LOCALHOST.into(),
@@ -301,50 +300,4 @@ fn wait_for_go() -> Result<(), String> {
             .map_err(|e| format!("reading stdin: {e}"))?;
     }
     Ok(())
-}
-
-/// Prints one line on stdout and flushes it (stdout is a pipe in the tests).
-/// Network workloads may only talk to loopback.
-/// Where the workload may send: loopback, or the ranges the tests give the network namespaces
-/// they create themselves (10.203.0.0/16 and fd00:203::/32). Nothing else, ever.
-fn loopback(text: &str) -> Result<std::net::IpAddr, String> {
-    let ip: std::net::IpAddr = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
-    let test_namespace = match ip {
-        std::net::IpAddr::V4(v4) => v4.octets()[..2] == [10, 203],
-        std::net::IpAddr::V6(v6) => v6.segments()[..2] == [0xfd00, 0x203],
-    };
-    if !ip.is_loopback() && !test_namespace {
-        return Err(format!(
-            "{ip} is neither loopback nor in a test namespace range (10.203.0.0/16, fd00:203::/32)"
-        ));
-    }
-    Ok(ip)
-}
-
-fn loopback_addr(text: &str) -> Result<std::net::SocketAddr, String> {
-    let addr: std::net::SocketAddr = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
-    loopback(&addr.ip().to_string())?;
-    Ok(addr)
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    // A test that stopped reading is no reason to stop the workload.
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-fn seconds(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|e| format!("SECS {text:?} is not a number: {e}"))?;
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("SECS {text:?}: {e}"))
-}
-
-fn number<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, String>
-where
-    T::Err: std::fmt::Display,
-{
-    text.parse()
-        .map_err(|e| format!("{what} {text:?} is not a valid number: {e}"))
 }

@@ -1,7 +1,8 @@
 //! Load generator for the network benchmarks in `bench/` (`memory.sh`, `connection_burst.sh`).
 //!
 //! std + libc only. Every address it sends to or listens on is a loopback address (127.0.0.0/8
-//! or ::1); anything else is refused.
+//! or ::1); anything else is refused (the guard and the argument parsing are `common`'s, shared
+//! with the other examples).
 //!
 //! ```text
 //! socket_load hold SOCKETS [SECS]
@@ -30,6 +31,9 @@
 //! Rates are kept by pacing against the clock (every millisecond, what is due is sent), so a
 //! stall is caught up rather than lost; the largest lag behind the schedule is reported.
 
+mod common;
+
+use common::{number, say, seconds, Allowed};
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -48,37 +52,37 @@ const SPRAY_SPAN: u64 = 254 * 65_536;
 const SPRAY_PORT: u16 = 9;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("socket_load: {message}");
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
-        }
-    }
+    common::main("socket_load", USAGE, run)
 }
 
 fn run(args: &[String]) -> Result<(), String> {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match words.as_slice() {
         ["hold", sockets] => hold(number(sockets, "SOCKETS")?, None),
-        ["hold", sockets, secs] => hold(number(sockets, "SOCKETS")?, Some(seconds(secs)?)),
-        ["hold-connect", addr, count] => {
-            hold_connect(loopback_addr(addr)?, number(count, "COUNT")?)
-        }
+        ["hold", sockets, secs] => hold(number(sockets, "SOCKETS")?, Some(seconds(secs, "SECS")?)),
+        ["hold-connect", addr, count] => hold_connect(
+            common::addr(addr, Allowed::Loopback)?,
+            number(count, "COUNT")?,
+        ),
         ["udp-spray", rate, secs, rest @ ..] if rest.len() <= 2 => {
             let distinct = rest.first().map_or(Ok(0), |d| number(d, "DISTINCT"))?;
             let bytes = rest.get(1).map_or(Ok(32), |b| number(b, "BYTES"))?;
-            udp_spray(number(rate, "RATE")?, seconds(secs)?, distinct, bytes)
+            udp_spray(
+                number(rate, "RATE")?,
+                seconds(secs, "SECS")?,
+                distinct,
+                bytes,
+            )
         }
-        ["tcp-server", ip, secs] => tcp_server(loopback(ip)?, seconds(secs)?),
+        ["tcp-server", ip, secs] => {
+            tcp_server(common::ip(ip, Allowed::Loopback)?, seconds(secs, "SECS")?)
+        }
         ["tcp-burst", addr, rate, secs, bytes, rest @ ..] if rest.len() <= 1 => {
             let hold_ms = rest.first().map_or(Ok(0), |h| number(h, "HOLD_MS"))?;
             tcp_burst(
-                loopback_addr(addr)?,
+                common::addr(addr, Allowed::Loopback)?,
                 number(rate, "RATE")?,
-                seconds(secs)?,
+                seconds(secs, "SECS")?,
                 number(bytes, "BYTES")?,
                 Duration::from_millis(hold_ms),
             )
@@ -381,46 +385,4 @@ fn raise_fd_limit(wanted: u64) -> u64 {
         }
     }
     limit.rlim_cur
-}
-
-/// Only loopback addresses are accepted.
-fn loopback(text: &str) -> Result<IpAddr, String> {
-    let ip: IpAddr = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not an IP address"))?;
-    if !ip.is_loopback() {
-        return Err(format!(
-            "{ip} is not a loopback address (127.0.0.0/8, ::1): refused"
-        ));
-    }
-    Ok(ip)
-}
-
-fn loopback_addr(text: &str) -> Result<SocketAddr, String> {
-    let addr: SocketAddr = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not an address (IP:PORT, [IPv6]:PORT)"))?;
-    loopback(&addr.ip().to_string())?;
-    Ok(addr)
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-fn seconds(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    if !(0.0..=1e7).contains(&secs) {
-        return Err(format!("{secs} seconds is out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-fn number<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, String> {
-    text.parse()
-        .map_err(|_| format!("{what} must be a whole number, not `{text}`"))
 }

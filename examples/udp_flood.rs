@@ -25,8 +25,12 @@
 //! only while it has live processes, so both sides stay alive a few seconds after their traffic
 //! for the last interval's counters to be written.
 //!
-//! Only loopback addresses (127.0.0.0/8, ::1) are accepted.
+//! Only loopback addresses (127.0.0.0/8, ::1) are accepted (the guard and the argument parsing
+//! are `common`'s, shared with the other examples).
 
+mod common;
+
+use common::{number, seconds, Allowed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
@@ -41,57 +45,25 @@ const TICK: Duration = Duration::from_millis(1);
 const MAX_CATCH_UP_MS: u64 = 20;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("recv") if (3..=4).contains(&args.len()) => recv(&args[1..]),
-        Some("send") if (5..=7).contains(&args.len()) => send(&args[1..]),
-        _ => Err("bad arguments".to_string()),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("udp_flood: {message}");
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
+    common::main("udp_flood", USAGE, |args| {
+        match args.first().map(String::as_str) {
+            Some("recv") if (3..=4).contains(&args.len()) => recv(&args[1..]),
+            Some("send") if (5..=7).contains(&args.len()) => send(&args[1..]),
+            _ => Err("bad arguments".to_string()),
         }
-    }
-}
-
-fn number<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, String> {
-    s.parse()
-        .map_err(|_| format!("{what}: not a number: {s:?}"))
-}
-
-fn loopback_addr(s: &str) -> Result<SocketAddr, String> {
-    let addr: SocketAddr = s
-        .parse()
-        .map_err(|_| format!("ADDR: expected IP:PORT or [IPv6]:PORT, got {s:?}"))?;
-    if !addr.ip().is_loopback() {
-        return Err(format!(
-            "ADDR {s}: only loopback addresses (127.0.0.0/8, ::1) are allowed"
-        ));
-    }
-    Ok(addr)
-}
-
-fn seconds(what: &str, s: &str) -> Result<Duration, String> {
-    let secs: f64 = number(what, s)?;
-    if !(0.0..=86_400.0).contains(&secs) {
-        return Err(format!("{what}: expected 0 to 86400 seconds, got {s}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    })
 }
 
 fn linger(arg: Option<&String>) -> Result<(), String> {
     if let Some(s) = arg {
-        std::thread::sleep(seconds("LINGER", s)?);
+        std::thread::sleep(seconds(s, "LINGER")?);
     }
     Ok(())
 }
 
 fn recv(args: &[String]) -> Result<(), String> {
-    let addr = loopback_addr(&args[0])?;
-    let secs = seconds("SECS", &args[1])?;
+    let addr = common::addr(&args[0], Allowed::Loopback)?;
+    let secs = seconds(&args[1], "SECS")?;
     let socket = UdpSocket::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
     let port = socket.local_addr().map_err(|e| e.to_string())?.port();
     grow_receive_buffer(&socket, 16 << 20);
@@ -219,13 +191,13 @@ impl RawAddr {
 }
 
 fn send(args: &[String]) -> Result<(), String> {
-    let addr = loopback_addr(&args[0])?;
+    let addr = common::addr(&args[0], Allowed::Loopback)?;
     if addr.port() == 0 {
         return Err("ADDR: the port must not be 0".into());
     }
-    let rate: u64 = number("RATE", &args[1])?;
-    let size: usize = number("SIZE", &args[2])?;
-    let secs = seconds("SECS", &args[3])?;
+    let rate: u64 = number(&args[1], "RATE")?;
+    let size: usize = number(&args[2], "SIZE")?;
+    let secs = seconds(&args[3], "SECS")?;
     let unconnected = match args.get(5).map(String::as_str) {
         None => false,
         Some("unconnected") => true,

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Helpers shared by scripts/demo.sh, scripts/test.sh, bench/compare_processes.sh and .ci/run.
-# Source it; it defines functions and a few variables and runs nothing else.
+# Helpers shared by scripts/demo.sh, scripts/test.sh, .ci/run and bench/lib.sh (which the
+# benchmark scripts source). Source it; it defines functions and a few variables and runs nothing
+# else.
 
 # Repository root (this file lives in <root>/scripts).
 CAPTURE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -150,5 +151,61 @@ make_plugin_dir() {
   for p in "$@"; do
     [[ -f $stock/$p.so ]] || die "collectd plugin $stock/$p.so not found (is collectd-core installed?)"
     install -m 0644 "$stock/$p.so" "$dir/$p.so"
+  done
+}
+
+# require_collectd: make `collectd` callable (Debian installs it in /usr/sbin, which a user's PATH
+# may lack), or die with the install hint.
+require_collectd() {
+  command -v collectd >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin"
+  command -v collectd >/dev/null 2>&1 || die "collectd not found (apt-get install collectd-core)"
+}
+
+# collectd_base_config DIR PLUGIN_DIR HOSTNAME INTERVAL: on stdout, the global options and the
+# logfile plugin of a private collectd whose files all live in DIR (collectd.pid, collectd.log);
+# the caller appends its writers and read plugins.
+collectd_base_config() {
+  local dir=$1 plugin_dir=$2 hostname=$3 interval=$4 types_db
+  types_db="$(collectd_types_db)" || exit 1
+  cat <<EOF
+Hostname    "$hostname"
+FQDNLookup  false
+BaseDir     "$dir"
+PIDFile     "$dir/collectd.pid"
+PluginDir   "$plugin_dir"
+TypesDB     "$types_db"
+Interval    $interval
+AutoLoadPlugin false
+
+LoadPlugin logfile
+<Plugin logfile>
+  LogLevel info
+  File     "$dir/collectd.log"
+</Plugin>
+EOF
+}
+
+# check_collectd_config CONF: `collectd -t` on CONF (its output in config-test.log next to it);
+# when collectd rejects it, prints why and dies.
+check_collectd_config() {
+  local conf=$1 out
+  out="$(dirname "$conf")/config-test.log"
+  if ! collectd -t -C "$conf" >"$out" 2>&1; then
+    cat "$out" >&2
+    die "collectd rejected $conf"
+  fi
+}
+
+# stop_processes PID...: SIGTERM to each, up to 5 s for each to go, then SIGKILL.
+stop_processes() {
+  local pid
+  [[ $# -gt 0 ]] || return 0
+  kill -TERM "$@" 2>/dev/null || true
+  for pid in "$@"; do
+    for _ in $(seq 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
   done
 }
