@@ -50,6 +50,15 @@ ensure_apt_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# ensure_cargo_tool NAME : `cargo install --locked NAME` when `cargo NAME` is missing (a minute
+# of compiling, once per machine).
+ensure_cargo_tool() {
+  local tool=$1
+  command -v "cargo-$tool" >/dev/null 2>&1 && return 0
+  log "installing cargo-$tool (cargo install --locked cargo-$tool)"
+  cargo install --locked --quiet "cargo-$tool"
+}
+
 # find_cargo: make `cargo` callable; returns 1 when there is none (require_cargo dies instead).
 # Under `sudo`, root's PATH usually lacks the invoking user's ~/.cargo/bin; then that user's
 # rustup toolchain is borrowed (read-only use of ~/.rustup; downloads land in their ~/.cargo and

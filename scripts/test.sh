@@ -6,16 +6,18 @@
 #   scripts/test.sh -- --nocapture  # extra arguments go to the unit and integration test run
 #
 # Installs the Debian packages it needs when run as root (collectd-core, libpcap-dev,
-# build-essential, pkg-config, iproute2, and nftables for the NAT test) and skips apt entirely
-# when they are all present.
+# build-essential, pkg-config, iproute2, nftables for the NAT test, prometheus for the
+# Prometheus, alerting and dashboard tests) and skips apt entirely when they are all present;
+# and cargo-deb (the package test) when it is missing.
 # The integration tests in tests/ build target/release/libcapture.so themselves.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ensure_apt_packages "${CAPTURE_APT_PACKAGES[@]}" nftables
+ensure_apt_packages "${CAPTURE_APT_PACKAGES[@]}" nftables prometheus
 require_cargo
+ensure_cargo_tool deb
 cd "$CAPTURE_ROOT"
 
 # `cargo test --all-targets`, in an order that puts the unit and integration tests last, so their
