@@ -29,6 +29,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
 pub mod netns;
+pub mod prometheus;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
