@@ -7,6 +7,8 @@
 //! ```text
 //! capture_workload burn SECS                  burn one core for SECS seconds, then exit
 //! capture_workload fds N SECS                 open /dev/null N times, hold the files SECS seconds
+//! capture_workload nofile LIMIT N SECS        set its own soft RLIMIT_NOFILE to LIMIT, then as
+//!                                             `fds N SECS`
 //! capture_workload write MB PATH SECS [sync]  write MB×10^6 bytes to PATH with write(2) in 1 MiB
 //!                                             chunks, fsync when `sync` is given, sleep SECS
 //! capture_workload touch MIB SECS             allocate MIB MiB, write every page, hold SECS
@@ -49,7 +51,7 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: capture_workload burn SECS | fds N SECS | write MB PATH SECS [sync] \
+const USAGE: &str = "usage: capture_workload burn SECS | fds N SECS | nofile LIMIT N SECS | write MB PATH SECS [sync] \
                      | touch MIB SECS | threads N SECS | sleep SECS | parent SECS -- CMD ARGS... \
                      | tcp-serve IP SECS | tcp-send ADDR BYTES N SECS [HOLD_MS] | udp-recv IP SECS \
                      | udp-send ADDR COUNT SIZE SECS";
@@ -79,6 +81,22 @@ fn run(args: &[String]) -> Result<(), String> {
                 .map(|_| File::open("/dev/null"))
                 .collect::<Result<Vec<File>, _>>()
                 .map_err(|e| format!("opening /dev/null {n} times: {e}"))?;
+            say("ready");
+            std::thread::sleep(secs);
+            drop(files);
+        }
+        ["nofile", limit, n, secs] => {
+            let limit: u64 = number(limit, "LIMIT")?;
+            let n: usize = number(n, "N")?;
+            let secs = seconds(secs, "SECS")?;
+            wait_for_go()?;
+            set_soft_nofile(limit)?;
+            let files = (0..n)
+                .map(|_| File::open("/dev/null"))
+                .collect::<Result<Vec<File>, _>>()
+                .map_err(|e| {
+                    format!("opening /dev/null {n} times under a limit of {limit}: {e}")
+                })?;
             say("ready");
             std::thread::sleep(secs);
             drop(files);
@@ -285,6 +303,27 @@ fn write_file(path: &str, bytes: u64, sync: bool) -> Result<(), String> {
     if sync {
         file.sync_all()
             .map_err(|e| format!("fsync of {path}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Sets the soft `RLIMIT_NOFILE` of this process, keeping the hard one.
+fn set_soft_nofile(soft: u64) -> Result<(), String> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(format!("getrlimit: {}", std::io::Error::last_os_error()));
+    }
+    limit.rlim_cur = soft;
+    // SAFETY: setrlimit reads one rlimit we own.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(format!(
+            "setrlimit({soft}): {}",
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(())
 }

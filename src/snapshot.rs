@@ -23,6 +23,11 @@ pub struct InstanceReport {
     pub threads: u64,
     /// Open descriptors (`file_handles`), when collected.
     pub file_handles: Option<u64>,
+    /// The smallest soft `RLIMIT_NOFILE` among live members (`file_handles-limit`); `None`
+    /// when none is known or every member's is unlimited.
+    pub file_handles_limit: Option<u64>,
+    /// The highest share of its own soft limit any live member uses, in % (`percent-file_handles`).
+    pub file_handles_percent: Option<f64>,
     /// `io_octets`, `io_ops`, `disk_octets`, when collected.
     pub io: Option<IoReport>,
     /// `if_octets`, `if_packets`, when the network is captured.

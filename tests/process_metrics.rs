@@ -128,6 +128,57 @@ fn open_files_are_counted_exactly() {
     );
 }
 
+/// A process that lowered its own soft RLIMIT_NOFILE to 256 and holds 100 extra files: the
+/// limit is reported as it is, and the share used is exactly the descriptors counted over it.
+#[test]
+fn descriptor_limit_and_share_used_are_reported() {
+    let Some(collectd) = Collectd::start(Some(GROUP_BY_COMM)) else {
+        return;
+    };
+    const LIMIT: f64 = 256.0;
+    let mut limited = collectd.spawn(&unique_comm("cw_lim_"), &["nofile", "256", "100", "30"]);
+    limited.expect_line("ready");
+    let settled = now() + SETTLE;
+    let limit_rows = collectd.wait_row_after(&limited.comm, "file_handles-limit", settled);
+    let percent_rows = collectd.wait_row_after(&limited.comm, "percent-file_handles", settled);
+    let fd_rows = collectd.wait_row_after(&limited.comm, "file_handles", settled);
+    let limits = between(&limit_rows, settled, f64::MAX);
+    assert!(
+        !limits.is_empty() && limits.iter().all(|row| row.value() == LIMIT),
+        "expected file_handles-limit 256 on every row after the workload set it: {}",
+        format_rows(&limit_rows)
+    );
+    // Same sample, same epoch: the share is the count over the limit. csv prints gauges with
+    // 6 decimals, so 1e-5 covers the rounding and nothing else.
+    let mut compared = 0;
+    for percent in between(&percent_rows, settled, f64::MAX) {
+        let Some(fds) = fd_rows.iter().find(|row| row.epoch == percent.epoch) else {
+            continue;
+        };
+        let expected = fds.value() / LIMIT * 100.0;
+        assert!(
+            (percent.value() - expected).abs() < 1e-5,
+            "percent-file_handles {} at {:.3}, expected file_handles {} / 256 × 100 = {expected}",
+            percent.value(),
+            percent.epoch,
+            fds.value()
+        );
+        // 100 files plus stdin/stdout/stderr at least, and not the thousands of a leak.
+        assert!(
+            (103.0..=120.0).contains(&fds.value()),
+            "file_handles {} for a process holding 100 files",
+            fds.value()
+        );
+        compared += 1;
+    }
+    assert!(
+        compared > 0,
+        "no percent-file_handles row with a file_handles row of the same epoch: {} / {}",
+        format_rows(&percent_rows),
+        format_rows(&fd_rows)
+    );
+}
+
 #[test]
 fn written_bytes_show_in_io_octets_and_disk_octets() {
     let Some(collectd) = Collectd::start(Some(GROUP_BY_COMM)) else {

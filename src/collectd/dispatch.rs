@@ -130,6 +130,12 @@ fn instance(inst: &InstanceReport, out: &mut ValueListWriter) {
     if let Some(fds) = inst.file_handles {
         out.dispatch("file_handles", "", &[Value::Gauge(fds as f64)]);
     }
+    if let Some(limit) = inst.file_handles_limit {
+        out.dispatch("file_handles", "limit", &[Value::Gauge(limit as f64)]);
+    }
+    if let Some(p) = inst.file_handles_percent {
+        out.dispatch("percent", "file_handles", &[Value::Gauge(p)]);
+    }
     if let Some(t) = &inst.network {
         traffic(out, t);
     }

@@ -12,6 +12,7 @@ pub mod kept;
 pub mod meminfo;
 pub mod pid_cgroup;
 pub mod pid_io;
+pub mod pid_limits;
 pub mod pid_stat;
 pub mod pid_status;
 pub mod stat;
@@ -45,6 +46,12 @@ impl ProcRoot {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Whether this is the live system's /proc, where system calls about a pid describe the
+    /// same process as its files (not so for a fixture directory).
+    pub fn is_system(&self) -> bool {
+        self.root == Path::new("/proc")
     }
 
     /// Path of `/proc/<pid>/<name>` (or `/proc/<name>` when `pid` is `None`), built in a reused

@@ -13,6 +13,7 @@
 //! - `MaxInstances` bounds what is reported, with stable admission: an instance keeps its place
 //!   while it has live processes, newcomers wait for room.
 
+use crate::proc::pid_limits::UNLIMITED;
 use std::collections::HashMap;
 
 /// Index of each cumulative counter in [`Counters`].
@@ -49,6 +50,9 @@ pub struct Gauges {
     pub threads: u64,
     /// `None` when not collected or not readable.
     pub file_handles: Option<u64>,
+    /// Soft `RLIMIT_NOFILE` ([`UNLIMITED`](crate::proc::pid_limits::UNLIMITED) for none);
+    /// `None` when not collected or not readable.
+    pub fd_limit: Option<u64>,
 }
 
 /// One process as seen in this cycle.
@@ -78,6 +82,10 @@ pub struct InstanceTotals {
     pub rss_bytes: u64,
     pub vm_bytes: u64,
     pub file_handles: Option<u64>,
+    /// The smallest finite soft `RLIMIT_NOFILE` among live members.
+    pub fd_limit: Option<u64>,
+    /// The highest share of its own soft limit that a live member uses, in %.
+    pub fd_percent: Option<f64>,
     pub io_known: bool,
 }
 
@@ -125,6 +133,8 @@ struct Instance {
     rss_bytes: u64,
     vm_bytes: u64,
     file_handles: Option<u64>,
+    fd_limit: Option<u64>,
+    fd_percent: Option<f64>,
     io_known: bool,
 }
 
@@ -151,6 +161,19 @@ pub struct Accounting {
     departed: HashMap<ProcessKey, (String, u64)>,
     cycle: u64,
     dropped_before: bool,
+}
+
+/// Share of a soft descriptor limit in use, in %. No limit is 0 %; a process above its limit
+/// (the limit was lowered after it opened them) is reported as it is, above 100 %.
+fn fd_percent(open: u64, soft_limit: u64) -> f64 {
+    if soft_limit == UNLIMITED {
+        return 0.0;
+    }
+    if soft_limit == 0 {
+        // Nothing may be opened: any open descriptor is over it.
+        return if open == 0 { 0.0 } else { 100.0 };
+    }
+    open as f64 * 100.0 / soft_limit as f64
 }
 
 /// How many cycles late credits for an exited process are accepted.
@@ -254,6 +277,15 @@ impl Accounting {
         if let Some(fds) = obs.gauges.file_handles {
             *inst.file_handles.get_or_insert(0) += fds;
         }
+        if let Some(limit) = obs.gauges.fd_limit {
+            if limit != UNLIMITED {
+                inst.fd_limit = Some(inst.fd_limit.map_or(limit, |l| l.min(limit)));
+            }
+            if let Some(fds) = obs.gauges.file_handles {
+                let used = fd_percent(fds, limit);
+                inst.fd_percent = Some(inst.fd_percent.map_or(used, |p| p.max(used)));
+            }
+        }
         inst.io_known |= io_known;
         inst.last_live_cycle = cycle;
     }
@@ -332,6 +364,8 @@ impl Accounting {
                     rss_bytes: inst.rss_bytes,
                     vm_bytes: inst.vm_bytes,
                     file_handles: inst.file_handles,
+                    fd_limit: inst.fd_limit,
+                    fd_percent: inst.fd_percent,
                     io_known: inst.io_known,
                 });
             }
@@ -342,6 +376,8 @@ impl Accounting {
             inst.rss_bytes = 0;
             inst.vm_bytes = 0;
             inst.file_handles = None;
+            inst.fd_limit = None;
+            inst.fd_percent = None;
         }
         self.forget_long_idle();
         self.cycle += 1;
@@ -482,6 +518,7 @@ mod tests {
                 vm_bytes: 1000,
                 threads: 2,
                 file_handles: Some(5),
+                fd_limit: None,
             },
         }
     }
@@ -504,6 +541,56 @@ mod tests {
         assert_eq!((web.rss_bytes, web.vm_bytes), (200, 2000));
         assert_eq!(web.file_handles, Some(10));
         assert_eq!(web.cpu_delta_ticks, None, "first cycle has no interval");
+    }
+
+    fn with_fds(pid: u32, open: Option<u64>, limit: Option<u64>) -> Observation {
+        let mut o = obs(pid, 1, 0, 0, 0);
+        o.gauges.file_handles = open;
+        o.gauges.fd_limit = limit;
+        o
+    }
+
+    #[test]
+    fn fd_limit_is_the_smallest_and_percent_the_highest_share() {
+        let mut acc = Accounting::new(10);
+        // 100 of 1024 (9.77 %), 200 of 4096 (4.88 %), 10 of 256 (3.91 %): the smallest limit
+        // and the highest share belong to different members.
+        acc.observe("web", with_fds(1, Some(100), Some(1024)));
+        acc.observe("web", with_fds(2, Some(200), Some(4096)));
+        acc.observe("web", with_fds(3, Some(10), Some(256)));
+        // Unknown count or limit, or no limit: never lower the limit nor raise the share.
+        acc.observe("web", with_fds(4, None, Some(128)));
+        acc.observe("web", with_fds(5, Some(900), None));
+        acc.observe("web", with_fds(6, Some(900), Some(UNLIMITED)));
+        acc.observe("free", with_fds(7, Some(50), Some(UNLIMITED)));
+        acc.observe("blind", with_fds(8, Some(50), None));
+        let (report, _) = acc.end_cycle();
+        let web = find(&report, "web");
+        assert_eq!(
+            web.fd_limit,
+            Some(128),
+            "pid 4's limit is known, its count is not"
+        );
+        let percent = web.fd_percent.unwrap();
+        assert!((percent - 100.0 * 100.0 / 1024.0).abs() < 1e-9, "{percent}");
+        let free = find(&report, "free");
+        assert_eq!((free.fd_limit, free.fd_percent), (None, Some(0.0)));
+        let blind = find(&report, "blind");
+        assert_eq!((blind.fd_limit, blind.fd_percent), (None, None));
+        // Gauges: the next cycle starts from nothing.
+        acc.observe("web", with_fds(1, Some(512), Some(1024)));
+        let (report, _) = acc.end_cycle();
+        let web = find(&report, "web");
+        assert_eq!((web.fd_limit, web.fd_percent), (Some(1024), Some(50.0)));
+    }
+
+    #[test]
+    fn fd_percent_edges() {
+        assert_eq!(fd_percent(256, 256), 100.0);
+        assert_eq!(fd_percent(300, 256), 300.0 * 100.0 / 256.0);
+        assert_eq!(fd_percent(0, 0), 0.0);
+        assert_eq!(fd_percent(3, 0), 100.0);
+        assert_eq!(fd_percent(u64::MAX - 1, UNLIMITED), 0.0);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::net::inodes::Owner;
 use crate::net::monitor::NetMonitor;
 use crate::proc::fd::FdCountMethod;
 use crate::proc::kept::{KeptFiles, Kind};
-use crate::proc::{meminfo, pid_io, pid_stat, stat, system, ProcRoot};
+use crate::proc::{meminfo, pid_io, pid_limits, pid_stat, stat, system, ProcRoot};
 use crate::snapshot::{
     InstanceReport, InterfaceReport, IoReport, NetworkReport, Snapshot, Telemetry,
 };
@@ -29,7 +29,7 @@ use facts::ProcFacts;
 use grouping::Assignment;
 use std::collections::HashMap;
 use std::io;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// What a process was grouped into, and the comm it had then: grouping runs again only when
 /// the comm changes (exec), not every cycle.
@@ -40,7 +40,17 @@ struct Grouped {
     network: Traffic,
     /// Cycle in which the process was last seen; entries of vanished processes are dropped.
     seen: u64,
+    /// Soft `RLIMIT_NOFILE` as last read, and when: limits are set at start (systemd's
+    /// `LimitNOFILE=`, a shell's `ulimit -n`) and rarely changed afterwards (`prlimit` by hand,
+    /// a server raising its own at startup), so it is read again at most every
+    /// [`FD_LIMIT_MAX_AGE`], not every cycle.
+    fd_limit: Option<u64>,
+    fd_limit_read: Option<Instant>,
 }
+
+/// How long a process's descriptor limit is trusted before it is read again: a limit changed
+/// while the process runs shows within a minute.
+const FD_LIMIT_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// Causes of unreadable files, each logged once for the plugin's lifetime.
 #[derive(Default)]
@@ -66,6 +76,8 @@ pub struct Sampler {
     warned: Warned,
     pids: Vec<u32>,
     network: Option<NetworkState>,
+    /// When the current cycle started (the age of cached per-process facts is measured by it).
+    cycle_started: Instant,
 }
 
 /// Where network deltas go between the capture threads and the accounting.
@@ -115,6 +127,7 @@ impl Sampler {
             warned: Warned::default(),
             pids: Vec::new(),
             network: None,
+            cycle_started: Instant::now(),
         }
     }
 
@@ -139,6 +152,7 @@ impl Sampler {
     /// done, so stopping is final: the sampler is dropped afterwards.
     pub fn cycle(&mut self, stop: &dyn Fn() -> bool) -> Option<Snapshot> {
         let started = Instant::now();
+        self.cycle_started = started;
         let time = SystemTime::now();
         let cpu_total = self.read_cpu_total();
         let mem_total = self
@@ -208,6 +222,8 @@ impl Sampler {
                     } else {
                         None
                     },
+                    file_handles_limit: t.fd_limit.filter(|_| self.config.collect_file_handles),
+                    file_handles_percent: t.fd_percent.filter(|_| self.config.collect_file_handles),
                     network: network.is_some().then(|| Traffic {
                         rx_bytes: c[accounting::NET_RX_BYTES],
                         tx_bytes: c[accounting::NET_TX_BYTES],
@@ -362,6 +378,7 @@ impl Sampler {
             vm_bytes: st.vsize,
             threads: st.num_threads,
             file_handles: None,
+            fd_limit: None,
         };
         let kernel_thread = st.kernel_thread;
         let (ppid, children_minflt) = (st.ppid, st.children_minflt);
@@ -379,6 +396,8 @@ impl Sampler {
                     instance,
                     network: Traffic::default(),
                     seen: this_cycle,
+                    fd_limit: None,
+                    fd_limit_read: None,
                 },
             );
         }
@@ -452,6 +471,14 @@ impl Sampler {
                 }
                 Err(_) => {}
             }
+            let due = grouped
+                .fd_limit_read
+                .is_none_or(|at| self.cycle_started.duration_since(at) >= FD_LIMIT_MAX_AGE);
+            if due {
+                grouped.fd_limit = pid_limits::soft_nofile(&mut self.proc, pid);
+                grouped.fd_limit_read = Some(self.cycle_started);
+            }
+            gauges.fd_limit = grouped.fd_limit;
         }
         self.accounting.observe(
             instance,

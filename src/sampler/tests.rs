@@ -19,6 +19,8 @@ struct Proc<'a> {
     rss_pages: u64,
     fds: usize,
     wchar: u64,
+    /// Soft limit of open files in /proc/PID/limits.
+    nofile: &'a str,
 }
 
 impl FakeProc {
@@ -69,6 +71,15 @@ impl FakeProc {
         )
         .unwrap();
         fs::write(dir.join("status"), "Name:\tx\nUid:\t0\t0\t0\t0\n").unwrap();
+        self.set_nofile(p.pid, p.nofile);
+    }
+
+    fn set_nofile(&self, pid: u32, soft: &str) {
+        let limits = format!(
+            "Limit                     Soft Limit           Hard Limit           Units     \n\
+             Max open files            {soft:<20} 524288               files     \n"
+        );
+        fs::write(self.path().join(pid.to_string()).join("limits"), limits).unwrap();
     }
 
     fn remove(&self, pid: u32) {
@@ -93,6 +104,7 @@ fn proc(pid: u32, comm: &str, utime: u64, starttime: u64) -> Proc<'_> {
         rss_pages: 10,
         fds: 3,
         wchar: 100,
+        nofile: "1024",
     }
 }
 
@@ -278,6 +290,49 @@ fn collections_can_be_turned_off() {
     let snap = cycle(&mut s);
     let db = instance(&snap, "db");
     assert_eq!((db.io, db.file_handles), (None, None));
+    assert_eq!(
+        (db.file_handles_limit, db.file_handles_percent),
+        (None, None)
+    );
+}
+
+#[test]
+fn descriptor_limits_are_read_and_kept_a_minute() {
+    let fake = FakeProc::new();
+    fake.put(Proc {
+        fds: 64,
+        nofile: "256",
+        ..proc(10, "web", 1, 1)
+    });
+    fake.put(Proc {
+        fds: 100,
+        ..proc(11, "web", 1, 2)
+    });
+    fake.put(Proc {
+        nofile: "unlimited",
+        ..proc(12, "free", 1, 3)
+    });
+    let mut s = fake.sampler(Config::default());
+    let snap = cycle(&mut s);
+    let web = instance(&snap, "web");
+    // 64 of 256 is 25 %, more than 100 of 1024.
+    assert_eq!(web.file_handles_limit, Some(256));
+    assert_eq!(web.file_handles_percent, Some(25.0));
+    let free = instance(&snap, "free");
+    assert_eq!(free.file_handles_limit, None, "no finite limit to report");
+    assert_eq!(free.file_handles_percent, Some(0.0));
+
+    // A limit raised while the process runs is read again after a minute, not every cycle.
+    fake.set_nofile(10, "4096");
+    let snap = cycle(&mut s);
+    assert_eq!(instance(&snap, "web").file_handles_limit, Some(256));
+    for g in s.grouped.values_mut() {
+        g.fd_limit_read = g.fd_limit_read.map(|at| at - FD_LIMIT_MAX_AGE);
+    }
+    let snap = cycle(&mut s);
+    let web = instance(&snap, "web");
+    assert_eq!(web.file_handles_limit, Some(1024));
+    assert_eq!(web.file_handles_percent, Some(100.0 * 100.0 / 1024.0));
 }
 
 #[test]
