@@ -13,6 +13,7 @@
 pub mod config;
 pub mod names;
 pub mod net;
+pub mod notifications;
 pub mod proc;
 pub mod runtime;
 pub mod sampler;

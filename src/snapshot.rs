@@ -32,6 +32,8 @@ pub struct InstanceReport {
     pub io: Option<IoReport>,
     /// `if_octets`, `if_packets`, when the network is captured.
     pub network: Option<Traffic>,
+    /// A fixed-name instance whose emptiness raises notifications (see `notifications`).
+    pub watched: bool,
 }
 
 /// The six I/O counters of `/proc/<pid>/io`, summed over an instance.

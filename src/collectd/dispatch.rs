@@ -2,6 +2,7 @@
 //! type (and type instance) per instance, plugin `capture`, plugin_instance = instance name.
 
 use super::value_list::{Value, ValueListWriter};
+use crate::notifications::GroupWatch;
 use crate::snapshot::{InstanceReport, Snapshot, Traffic};
 use parking_lot::Mutex;
 use std::time::{Duration, Instant};
@@ -84,6 +85,20 @@ pub fn snapshot(plugin: &str, snapshot: &Snapshot) {
                 "collectd refused {} value list(s) of this interval",
                 out.failures
             );
+        }
+    }
+}
+
+/// Raises the notifications of watched groups that lost their last process or got one back
+/// in this snapshot. A refusal is logged, at most once a minute with the value lists'.
+pub fn notifications(plugin: &str, snapshot: &Snapshot, watch: &mut GroupWatch) {
+    for n in watch.update(&snapshot.instances) {
+        if !super::notification::dispatch(plugin, snapshot.time, &n) {
+            let mut last = LAST_ERROR_LOG.lock();
+            if last.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
+                *last = Some(Instant::now());
+                log::error!("collectd refused the notification {:?}", n.message);
+            }
         }
     }
 }

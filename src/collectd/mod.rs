@@ -6,9 +6,11 @@
 //! unloads this plugin and carries on with every other plugin.
 
 mod dispatch;
+mod notification;
 mod value_list;
 
 use crate::config::{Config, ConfigError, ConfigNode, ConfigValue};
+use crate::notifications::GroupWatch;
 use crate::runtime::Runtime;
 use collectd_plugin::{
     collectd_plugin, CollectdLoggerBuilder, ConfigItem, Plugin, PluginCapabilities, PluginManager,
@@ -34,6 +36,10 @@ static LIFECYCLE: Mutex<Lifecycle> = Mutex::new(Lifecycle {
 
 /// Sequence number of the last snapshot dispatched: each is dispatched once.
 static LAST_DISPATCHED: AtomicU64 = AtomicU64::new(0);
+
+/// Watched groups as of the last dispatched snapshot (only collectd's read thread touches it,
+/// behind the lock for the compiler's sake).
+static WATCH: Mutex<Option<GroupWatch>> = Mutex::new(None);
 
 pub struct CaptureManager;
 
@@ -115,6 +121,9 @@ impl Plugin for Reader {
         if let Some(snapshot) = snapshot {
             if LAST_DISPATCHED.fetch_max(snapshot.seq, Ordering::SeqCst) < snapshot.seq {
                 dispatch::snapshot(Self::plugin_name(), &snapshot);
+                let mut watch = WATCH.lock();
+                let watch = watch.get_or_insert_with(GroupWatch::default);
+                dispatch::notifications(Self::plugin_name(), &snapshot, watch);
             }
         }
         Ok(())

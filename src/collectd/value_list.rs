@@ -77,10 +77,14 @@ impl ValueListWriter {
     }
 }
 
-/// Copies a name into one of collectd's fixed 128-byte fields, cut on a character boundary
-/// so that the last byte stays NUL. Instance names are at most 63 bytes already.
-fn copy_name(field: &mut [c_char; 128], name: &str) {
-    let mut len = name.len().min(field.len() - 1);
+/// Copies a name into one of collectd's fixed-size fields (128 bytes for names, 256 for a
+/// notification's message), cut on a character boundary so that the last byte stays NUL.
+/// Instance names are at most 63 bytes already.
+pub(super) fn copy_name(field: &mut [c_char], name: &str) {
+    let Some(room) = field.len().checked_sub(1) else {
+        return;
+    };
+    let mut len = name.len().min(room);
     while !name.is_char_boundary(len) {
         len -= 1;
     }
@@ -91,7 +95,7 @@ fn copy_name(field: &mut [c_char; 128], name: &str) {
 }
 
 /// collectd's `cdtime_t`: 2^-30 seconds since the epoch.
-fn to_cdtime(time: SystemTime) -> u64 {
+pub(super) fn to_cdtime(time: SystemTime) -> u64 {
     let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     (since_epoch.as_secs() << 30) | ((u64::from(since_epoch.subsec_nanos()) << 30) / 1_000_000_000)
 }

@@ -175,6 +175,11 @@ pub struct Config {
     pub max_instances: usize,
     pub collect_file_handles: bool,
     pub collect_io: bool,
+    /// A fixed-name instance that loses its last process raises a FAILURE notification, and an
+    /// OKAY one when a process is back (`Notifications`).
+    pub notifications: bool,
+    /// Value lists carry the identity of the instance's processes as meta data (`MetaData`).
+    pub meta_data: bool,
     /// `None` with `CollectNetwork false`.
     pub network: Option<NetworkConfig>,
 }
@@ -192,6 +197,8 @@ impl Default for Config {
             max_instances: DEFAULT_MAX_INSTANCES,
             collect_file_handles: true,
             collect_io: true,
+            notifications: true,
+            meta_data: true,
             network: Some(NetworkConfig::default()),
         }
     }
@@ -199,8 +206,8 @@ impl Default for Config {
 
 /// The options of `<Plugin capture>`, for error messages.
 const OPTIONS: &str = "Process, ProcessMatch, <Match>, GroupBy, MaxInstances, \
-                       CollectFileHandles, CollectIO, CollectNetwork, Interface, BPFFilter, \
-                       SnapLen, BufferSize, Promiscuous";
+                       CollectFileHandles, CollectIO, Notifications, MetaData, CollectNetwork, \
+                       Interface, BPFFilter, SnapLen, BufferSize, Promiscuous";
 const MATCH_OPTIONS: &str = "Comm, Cmdline, Exe, User, Cgroup";
 
 impl Config {
@@ -260,6 +267,8 @@ impl Config {
                 }
                 "collectfilehandles" => config.collect_file_handles = boolean(node)?,
                 "collectio" => config.collect_io = boolean(node)?,
+                "notifications" => config.notifications = boolean(node)?,
+                "metadata" => config.meta_data = boolean(node)?,
                 "collectnetwork" => collect_network = boolean(node)?,
                 "interface" => {
                     let name = one_string(node)?;
@@ -528,6 +537,7 @@ mod tests {
         assert_eq!(c.group_by.unwrap().source(), "{comm}");
         assert_eq!(c.max_instances, 1000);
         assert!(c.collect_file_handles && c.collect_io);
+        assert!(c.notifications && c.meta_data);
     }
 
     #[test]
@@ -547,6 +557,8 @@ mod tests {
             line("MaxInstances", vec![n(50.0)]),
             line("collectfilehandles", vec![ConfigValue::Boolean(false)]),
             line("CollectIO", vec![s("off")]),
+            line("Notifications", vec![ConfigValue::Boolean(false)]),
+            line("metadata", vec![s("no")]),
         ])
         .unwrap();
         assert_eq!(c.rules.len(), 3);
@@ -558,6 +570,7 @@ mod tests {
         assert!(!c.needs_field(Field::Cgroup) && !c.needs_field(Field::Container));
         assert_eq!(c.max_instances, 50);
         assert!(!c.collect_file_handles && !c.collect_io);
+        assert!(!c.notifications && !c.meta_data);
     }
 
     #[test]
@@ -794,6 +807,23 @@ mod tests {
             (
                 vec![line("CollectNetwork", vec![s("maybe")])],
                 &["`CollectNetwork`", "true or false"],
+            ),
+            (
+                vec![line("Notifications", vec![s("loud")])],
+                &["`Notifications` \"loud\"", "true or false"],
+            ),
+            (
+                vec![line("MetaData", vec![n(2.0)])],
+                &["`MetaData` 2", "true or false"],
+            ),
+            (
+                vec![line("Notification", vec![ConfigValue::Boolean(true)])],
+                &[
+                    "`Notification` true",
+                    "unknown option",
+                    "Notifications",
+                    "MetaData",
+                ],
             ),
         ];
         for (nodes, needles) in cases {

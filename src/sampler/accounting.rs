@@ -73,6 +73,8 @@ pub struct Observation {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceTotals {
     pub name: String,
+    /// A rule's fixed name: reported even with no process.
+    pub fixed: bool,
     pub counters: Counters,
     /// CPU ticks used by its members during the cycle's interval; `None` on the first cycle,
     /// which has nothing to compare with.
@@ -357,6 +359,7 @@ impl Accounting {
             if inst.admitted {
                 report.push(InstanceTotals {
                     name: inst.name.clone(),
+                    fixed: inst.fixed,
                     counters: totals,
                     cpu_delta_ticks: (cycle > 1).then_some(inst.cpu_delta),
                     processes: inst.processes,

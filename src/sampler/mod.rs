@@ -238,6 +238,7 @@ impl Sampler {
                         read_bytes: c[accounting::READ_BYTES],
                         write_bytes: c[accounting::WRITE_BYTES],
                     }),
+                    watched: t.fixed && self.config.notifications,
                     name: t.name,
                 }
             })
