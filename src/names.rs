@@ -31,6 +31,26 @@ pub fn sanitize(raw: &str) -> String {
     out
 }
 
+/// Longest meta data string, in bytes: collectd 5's JSON formatter (write_log, write_http,
+/// write_kafka) escapes each meta data string into a 512-byte buffer and drops the whole value
+/// list when it does not fit; escaping doubles `"` and `\`, so 240 bytes always fit.
+pub const MAX_META_BYTES: usize = 240;
+
+/// A meta data string (an executable's path, a command line): control characters become `_`
+/// as in names (they break line-based writers), `/` stays, and the text is cut to
+/// [`MAX_META_BYTES`] on a character boundary.
+pub fn sanitize_meta(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len().min(MAX_META_BYTES));
+    for c in raw.chars() {
+        let c = if c.is_control() { '_' } else { c };
+        if out.len() + c.len_utf8() > MAX_META_BYTES {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Whether `name` is already what [`sanitize`] would make of it.
 pub fn is_clean(name: &str) -> bool {
     sanitize(name) == name
@@ -55,6 +75,18 @@ mod tests {
         assert!(s.len() <= MAX_NAME_BYTES);
         assert_eq!(s, "é".repeat(31));
         assert_eq!(sanitize(&"x".repeat(100)).len(), MAX_NAME_BYTES);
+    }
+
+    #[test]
+    fn meta_strings_keep_slashes_and_lose_control_characters() {
+        assert_eq!(
+            sanitize_meta("/usr/bin/python3 -c print(1)\n\t"),
+            "/usr/bin/python3 -c print(1)__"
+        );
+        assert_eq!(sanitize_meta(""), "");
+        let long = "é".repeat(200); // 400 bytes
+        assert_eq!(sanitize_meta(&long), "é".repeat(120));
+        assert_eq!(sanitize_meta(&"x".repeat(1000)).len(), MAX_META_BYTES);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! here without the adapter learning anything new about /proc or pcap.
 
 pub use crate::net::flows::Traffic;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Counters and gauges of one reported instance. Counters (cumulative, never decreasing) are
@@ -34,6 +35,53 @@ pub struct InstanceReport {
     pub network: Option<Traffic>,
     /// A fixed-name instance whose emptiness raises notifications (see `notifications`).
     pub watched: bool,
+    /// Who the live members are, carried as collectd meta data; `None` when not collected or
+    /// the instance has no live member.
+    pub meta: Option<Arc<MetaData>>,
+}
+
+/// The identity of an instance's processes, for writers that carry collectd meta data
+/// (write_http and write_log in JSON, write_kafka, write_riemann). For a single process every
+/// field it has; for several, what they all share (uid, user, comm, exe): never a pid nor a
+/// command line. Strings are bounded and free of control characters
+/// (`names::sanitize_meta`); shared as `Arc<str>` so that a cycle copies pointers, not text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetaData {
+    pub pid: Option<u32>,
+    /// Real uid.
+    pub uid: Option<u32>,
+    pub user: Option<Arc<str>>,
+    pub comm: Option<Arc<str>>,
+    /// Full path of the executable.
+    pub exe: Option<Arc<str>>,
+    /// Arguments joined by spaces.
+    pub cmdline: Option<Arc<str>>,
+}
+
+impl MetaData {
+    /// What this and `other` (another process) share: fields that differ are dropped, and the
+    /// pid and command line, which describe one process, always are.
+    pub fn shared_with(&self, other: &MetaData) -> MetaData {
+        fn same<T: PartialEq + Clone>(a: &Option<T>, b: &Option<T>) -> Option<T> {
+            if a == b {
+                a.clone()
+            } else {
+                None
+            }
+        }
+        MetaData {
+            pid: None,
+            uid: same(&self.uid, &other.uid),
+            user: same(&self.user, &other.user),
+            comm: same(&self.comm, &other.comm),
+            exe: same(&self.exe, &other.exe),
+            cmdline: None,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == MetaData::default()
+    }
 }
 
 /// The six I/O counters of `/proc/<pid>/io`, summed over an instance.

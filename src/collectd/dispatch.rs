@@ -17,6 +17,7 @@ pub fn snapshot(plugin: &str, snapshot: &Snapshot) {
         instance(inst, &mut out);
     }
     let t = &snapshot.telemetry;
+    out.set_meta(None);
     out.set_instance("self");
     out.dispatch("duration", "sampler", &[Value::Gauge(t.sampler_seconds)]);
     out.dispatch("count", "processes", &[Value::Gauge(t.processes as f64)]);
@@ -118,6 +119,7 @@ fn traffic(out: &mut ValueListWriter, t: &Traffic) {
 
 fn instance(inst: &InstanceReport, out: &mut ValueListWriter) {
     out.set_instance(&inst.name);
+    out.set_meta(inst.meta.as_deref());
     out.dispatch(
         "ps_cputime",
         "",

@@ -4,9 +4,17 @@
 //! and never frees it (collectd clones the meta data it is given and leaves the original to
 //! the caller), which leaks about 64 bytes per value list — gigabytes a month for a plugin that
 //! dispatches a thousand value lists a second. It also builds a hash map per call. This writer
-//! fills one `value_list_t` in place, with no meta data, and reuses it for every dispatch.
+//! fills one `value_list_t` in place and reuses it for every dispatch; the meta data of an
+//! instance ([`set_meta`](ValueListWriter::set_meta)) is built once for all its value lists and
+//! destroyed when the next instance's replaces it or the writer is dropped — collectd clones
+//! what it keeps during `plugin_dispatch_values`.
 
-use collectd_plugin::bindings::{plugin_dispatch_values, value_list_t, value_t};
+use crate::snapshot::MetaData;
+use collectd_plugin::bindings::{
+    meta_data_add_string, meta_data_add_unsigned_int, meta_data_create, meta_data_destroy,
+    meta_data_t, plugin_dispatch_values, value_list_t, value_t,
+};
+use std::ffi::{CStr, CString};
 use std::os::raw::c_char;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -56,6 +64,46 @@ impl ValueListWriter {
         copy_name(&mut self.list.plugin_instance, plugin_instance);
     }
 
+    /// The meta data every value list dispatched from now on carries (none with `None`).
+    pub fn set_meta(&mut self, meta: Option<&MetaData>) {
+        self.free_meta();
+        let Some(meta) = meta else {
+            return;
+        };
+        // SAFETY: meta_data_create allocates an empty set that we own (null when out of
+        // memory, or in the test stub).
+        let md = unsafe { meta_data_create() };
+        if md.is_null() {
+            return;
+        }
+        for (key, value) in [(c"pid", meta.pid), (c"uid", meta.uid)] {
+            if let Some(value) = value {
+                // SAFETY: `md` is our live set, `key` a NUL-terminated string; collectd copies it.
+                unsafe { meta_data_add_unsigned_int(md, key.as_ptr(), u64::from(value)) };
+            }
+        }
+        for (key, value) in [
+            (c"user", &meta.user),
+            (c"comm", &meta.comm),
+            (c"exe", &meta.exe),
+            (c"cmdline", &meta.cmdline),
+        ] {
+            if let Some(value) = value {
+                add_string(md, key, value);
+            }
+        }
+        self.list.meta = md;
+    }
+
+    fn free_meta(&mut self) {
+        if !self.list.meta.is_null() {
+            // SAFETY: a non-null `meta` is the set set_meta created and nothing else holds:
+            // collectd cloned what it kept.
+            unsafe { meta_data_destroy(self.list.meta) };
+            self.list.meta = std::ptr::null_mut();
+        }
+    }
+
     /// Dispatches one or two values of `type_` (`type_instance` may be empty).
     pub fn dispatch(&mut self, type_: &str, type_instance: &str, values: &[Value]) {
         let count = values.len().min(self.values.len());
@@ -67,14 +115,30 @@ impl ValueListWriter {
         self.list.values = self.values.as_mut_ptr();
         self.list.values_len = count;
         // SAFETY: `list` is a valid value list: NUL-terminated names, `values` points to
-        // `count` initialised values that outlive the call, no meta data. collectd copies what
-        // it keeps.
+        // `count` initialised values that outlive the call, `meta` null or a set we own.
+        // collectd copies what it keeps.
         let status = unsafe { plugin_dispatch_values(&self.list) };
         self.list.values = std::ptr::null_mut();
         if status != 0 {
             self.failures += 1;
         }
     }
+}
+
+impl Drop for ValueListWriter {
+    fn drop(&mut self) {
+        self.free_meta();
+    }
+}
+
+fn add_string(md: *mut meta_data_t, key: &CStr, value: &str) {
+    // Meta strings have no control characters, NUL included (names::sanitize_meta).
+    let Ok(value) = CString::new(value) else {
+        return;
+    };
+    // SAFETY: `md` is a live set we own; key and value are NUL-terminated and collectd copies
+    // both.
+    unsafe { meta_data_add_string(md, key.as_ptr(), value.as_ptr()) };
 }
 
 /// Copies a name into one of collectd's fixed-size fields (128 bytes for names, 256 for a

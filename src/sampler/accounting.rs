@@ -14,7 +14,9 @@
 //!   while it has live processes, newcomers wait for room.
 
 use crate::proc::pid_limits::UNLIMITED;
+use crate::snapshot::MetaData;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Index of each cumulative counter in [`Counters`].
 pub const USER_TICKS: usize = 0;
@@ -56,7 +58,7 @@ pub struct Gauges {
 }
 
 /// One process as seen in this cycle.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Observation {
     pub key: ProcessKey,
     pub ppid: u32,
@@ -67,6 +69,8 @@ pub struct Observation {
     /// Whether the I/O counters were read (this cycle or before).
     pub io_known: bool,
     pub gauges: Gauges,
+    /// Who the process is, when meta data is collected.
+    pub meta: Option<Arc<MetaData>>,
 }
 
 /// An instance's numbers at the end of a cycle.
@@ -89,6 +93,44 @@ pub struct InstanceTotals {
     /// The highest share of its own soft limit that a live member uses, in %.
     pub fd_percent: Option<f64>,
     pub io_known: bool,
+    /// The meta data of the live members: a single member's own, or what several share.
+    pub meta: Option<Arc<MetaData>>,
+    /// The one live member, when there is exactly one.
+    pub single: Option<ProcessKey>,
+}
+
+/// The meta data of an instance's live members, folded one member at a time.
+#[derive(Debug, Default)]
+enum SharedMeta {
+    #[default]
+    Nobody,
+    One(ProcessKey, Option<Arc<MetaData>>),
+    /// Several members; `None` once one of them had no meta data (nothing is known shared).
+    Many(Option<MetaData>),
+}
+
+impl SharedMeta {
+    fn add(&mut self, key: ProcessKey, meta: Option<Arc<MetaData>>) {
+        *self = match std::mem::take(self) {
+            SharedMeta::Nobody => SharedMeta::One(key, meta),
+            SharedMeta::One(_, first) => SharedMeta::Many(match (first, meta) {
+                (Some(a), Some(b)) => Some(a.shared_with(&b)),
+                _ => None,
+            }),
+            SharedMeta::Many(shared) => SharedMeta::Many(match (shared, meta) {
+                (Some(a), Some(b)) => Some(a.shared_with(&b)),
+                _ => None,
+            }),
+        };
+    }
+
+    fn finish(self) -> (Option<Arc<MetaData>>, Option<ProcessKey>) {
+        match self {
+            SharedMeta::Nobody => (None, None),
+            SharedMeta::One(key, meta) => (meta, Some(key)),
+            SharedMeta::Many(shared) => (shared.filter(|m| !m.is_empty()).map(Arc::new), None),
+        }
+    }
 }
 
 struct Member {
@@ -138,6 +180,7 @@ struct Instance {
     fd_limit: Option<u64>,
     fd_percent: Option<f64>,
     io_known: bool,
+    meta: SharedMeta,
 }
 
 /// What end_cycle reports besides the totals.
@@ -289,6 +332,7 @@ impl Accounting {
             }
         }
         inst.io_known |= io_known;
+        inst.meta.add(obs.key, obs.meta);
         inst.last_live_cycle = cycle;
     }
 
@@ -356,6 +400,7 @@ impl Accounting {
                 *reported = (*reported).max(sum);
             }
             let totals = inst.reported;
+            let (meta, single) = std::mem::take(&mut inst.meta).finish();
             if inst.admitted {
                 report.push(InstanceTotals {
                     name: inst.name.clone(),
@@ -370,6 +415,8 @@ impl Accounting {
                     fd_limit: inst.fd_limit,
                     fd_percent: inst.fd_percent,
                     io_known: inst.io_known,
+                    meta,
+                    single,
                 });
             }
             inst.live = [0; COUNTERS];
@@ -523,6 +570,7 @@ mod tests {
                 file_handles: Some(5),
                 fd_limit: None,
             },
+            meta: None,
         }
     }
 
@@ -585,6 +633,56 @@ mod tests {
         let (report, _) = acc.end_cycle();
         let web = find(&report, "web");
         assert_eq!((web.fd_limit, web.fd_percent), (Some(1024), Some(50.0)));
+    }
+
+    #[test]
+    fn meta_data_of_a_single_member_or_what_several_share() {
+        let meta = |pid: u32, uid: u32, exe: &str| {
+            Some(Arc::new(MetaData {
+                pid: Some(pid),
+                uid: Some(uid),
+                comm: Some("w".into()),
+                exe: Some(exe.into()),
+                cmdline: Some(format!("w {pid}").into()),
+                ..MetaData::default()
+            }))
+        };
+        let mut acc = Accounting::new(10);
+        for (instance, pid, exe) in [
+            ("one", 1, "/a"),
+            ("two", 2, "/a"),
+            ("two", 3, "/b"),
+            ("blind", 4, "/a"),
+        ] {
+            let o = Observation {
+                meta: meta(pid, 0, exe),
+                ..obs(pid, 1, 0, 0, 0)
+            };
+            acc.observe(instance, o);
+        }
+        acc.observe("blind", obs(5, 1, 0, 0, 0));
+        let (report, _) = acc.end_cycle();
+        let one = find(&report, "one");
+        assert_eq!(one.single, Some(key(1, 1)));
+        assert_eq!(one.meta, meta(1, 0, "/a"));
+        let two = find(&report, "two");
+        assert_eq!(two.single, None);
+        let shared = two.meta.as_deref().expect("uid and comm are shared");
+        assert_eq!((shared.pid, shared.uid), (None, Some(0)));
+        assert_eq!(shared.comm.as_deref(), Some("w"));
+        assert_eq!(
+            (shared.exe.as_deref(), shared.cmdline.as_deref()),
+            (None, None)
+        );
+        let blind = find(&report, "blind");
+        assert_eq!(
+            (blind.meta.as_deref(), blind.single),
+            (None, None),
+            "one member unknown"
+        );
+        // Per cycle: an instance with no live member has none.
+        let (report, _) = acc.end_cycle();
+        assert!(report.iter().all(|t| t.meta.is_none()));
     }
 
     #[test]

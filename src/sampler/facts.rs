@@ -2,7 +2,9 @@
 //! if a rule or template asks for it.
 
 use super::grouping::ProcessFacts;
+use crate::names::sanitize_meta;
 use crate::proc::{cmdline, pid_cgroup, pid_status, ProcRoot};
+use crate::snapshot::MetaData;
 use crate::users::UserNames;
 
 pub struct ProcFacts<'a> {
@@ -36,6 +38,28 @@ impl<'a> ProcFacts<'a> {
             uid: None,
             cgroup: None,
         }
+    }
+}
+
+impl ProcFacts<'_> {
+    /// The process's meta data: pid, uid, user, comm and exe, read now unless grouping already
+    /// did; the command line only if grouping read it (the bool says so; kernel threads have
+    /// none to read).
+    pub fn meta_data(&mut self) -> (MetaData, bool) {
+        let text = |s: &str| (!s.is_empty()).then(|| sanitize_meta(s).into());
+        let uid = self.uid();
+        let user = self.user().and_then(text);
+        let exe = self.exe().and_then(text);
+        let cmdline_read = self.kernel_thread || self.cmdline.is_some();
+        let meta = MetaData {
+            pid: Some(self.pid),
+            uid,
+            user,
+            comm: text(self.comm),
+            exe,
+            cmdline: self.cmdline.as_deref().and_then(text),
+        };
+        (meta, cmdline_read)
     }
 }
 

@@ -14,14 +14,15 @@ mod facts;
 pub mod grouping;
 
 use crate::config::Config;
+use crate::names;
 use crate::net::flows::Traffic;
 use crate::net::inodes::Owner;
 use crate::net::monitor::NetMonitor;
 use crate::proc::fd::FdCountMethod;
 use crate::proc::kept::{KeptFiles, Kind};
-use crate::proc::{meminfo, pid_io, pid_limits, pid_stat, stat, system, ProcRoot};
+use crate::proc::{cmdline, meminfo, pid_io, pid_limits, pid_stat, stat, system, ProcRoot};
 use crate::snapshot::{
-    InstanceReport, InterfaceReport, IoReport, NetworkReport, Snapshot, Telemetry,
+    InstanceReport, InterfaceReport, IoReport, MetaData, NetworkReport, Snapshot, Telemetry,
 };
 use crate::users::UserNames;
 use accounting::{Accounting, Gauges, Observation, ProcessKey, COUNTERS};
@@ -29,6 +30,7 @@ use facts::ProcFacts;
 use grouping::Assignment;
 use std::collections::HashMap;
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// What a process was grouped into, and the comm it had then: grouping runs again only when
@@ -46,6 +48,14 @@ struct Grouped {
     /// [`FD_LIMIT_MAX_AGE`], not every cycle.
     fd_limit: Option<u64>,
     fd_limit_read: Option<Instant>,
+    /// Who the process is, read when it is grouped (with `MetaData true`), except for the
+    /// command line: only a process alone in its instance carries one, so it is read the first
+    /// time the process is (`cmdline_read`). Both are kept for the life of the process (or
+    /// until its comm changes): a process rarely changes its user after start, and its command
+    /// line is taken as it was first seen — programs that rewrite their title later
+    /// (`postgres: checkpointer`, `sshd: user@pts/0`) keep the first one.
+    meta: Option<Arc<MetaData>>,
+    cmdline_read: bool,
 }
 
 /// How long a process's descriptor limit is trusted before it is read again: a limit changed
@@ -179,7 +189,12 @@ impl Sampler {
         let this_cycle = self.seq + 1;
         self.grouped.retain(|_, g| g.seen == this_cycle);
 
-        let (totals, outcome) = self.accounting.end_cycle();
+        let (mut totals, outcome) = self.accounting.end_cycle();
+        for t in &mut totals {
+            if let Some(key) = t.single {
+                t.meta = self.single_process_meta(key).or(t.meta.take());
+            }
+        }
         let network = self.place_leftover_traffic(interfaces);
         if outcome.first_drop {
             log::warn!(
@@ -239,6 +254,7 @@ impl Sampler {
                         write_bytes: c[accounting::WRITE_BYTES],
                     }),
                     watched: t.fixed && self.config.notifications,
+                    meta: t.meta,
                     name: t.name,
                 }
             })
@@ -389,7 +405,8 @@ impl Sampler {
         let known = self.grouped.get(&key).is_some_and(|g| *g.comm == *comm);
         if !known {
             let comm: Box<[u8]> = comm.into();
-            let instance = self.group(pid, &comm, kernel_thread).map(|a| a.name);
+            let (instance, meta) = self.group(pid, &comm, kernel_thread);
+            let cmdline_read = meta.as_ref().is_none_or(|(_, read)| *read);
             self.grouped.insert(
                 key,
                 Grouped {
@@ -399,6 +416,8 @@ impl Sampler {
                     seen: this_cycle,
                     fd_limit: None,
                     fd_limit_read: None,
+                    meta: meta.map(|(m, _)| Arc::new(m)),
+                    cmdline_read,
                 },
             );
         }
@@ -490,15 +509,44 @@ impl Sampler {
                 counters,
                 io_known,
                 gauges,
+                meta: grouped.meta.clone(),
             },
         );
         true
     }
 
-    fn group(&mut self, pid: u32, comm: &[u8], kernel_thread: bool) -> Option<Assignment> {
+    /// The instance of a process and, with `MetaData true` for a reported process, its meta
+    /// data and whether the command line is in it. What grouping already read is reused.
+    fn group(
+        &mut self,
+        pid: u32,
+        comm: &[u8],
+        kernel_thread: bool,
+    ) -> (Option<String>, Option<(MetaData, bool)>) {
         let comm = String::from_utf8_lossy(comm);
         let mut facts = ProcFacts::new(&mut self.proc, &mut self.users, pid, &comm, kernel_thread);
-        grouping::assign(&self.config, &mut facts)
+        let instance = grouping::assign(&self.config, &mut facts).map(|a: Assignment| a.name);
+        let meta = (self.config.meta_data && instance.is_some()).then(|| facts.meta_data());
+        (instance, meta)
+    }
+
+    /// The meta data of a process alone in its instance: with its command line, read now if
+    /// it has not been.
+    fn single_process_meta(&mut self, key: ProcessKey) -> Option<Arc<MetaData>> {
+        let grouped = self.grouped.get_mut(&key)?;
+        let meta = grouped.meta.as_mut()?;
+        if !grouped.cmdline_read {
+            grouped.cmdline_read = true;
+            // The first bytes are all a bounded meta string keeps.
+            let limit = names::MAX_META_BYTES * 4;
+            if let Ok(content) = self.proc.read(Some(key.pid), "cmdline", limit) {
+                let joined = cmdline::join(content);
+                if !joined.is_empty() {
+                    Arc::make_mut(meta).cmdline = Some(names::sanitize_meta(&joined).into());
+                }
+            }
+        }
+        Some(Arc::clone(meta))
     }
 }
 

@@ -72,6 +72,7 @@ impl FakeProc {
         .unwrap();
         fs::write(dir.join("status"), "Name:\tx\nUid:\t0\t0\t0\t0\n").unwrap();
         self.set_nofile(p.pid, p.nofile);
+        std::os::unix::fs::symlink(format!("/usr/bin/{}", p.comm), dir.join("exe")).unwrap();
     }
 
     fn set_nofile(&self, pid: u32, soft: &str) {
@@ -294,6 +295,61 @@ fn collections_can_be_turned_off() {
         (db.file_handles_limit, db.file_handles_percent),
         (None, None)
     );
+}
+
+#[test]
+fn meta_data_of_one_process_and_of_several() {
+    let fake = FakeProc::new();
+    fake.put(proc(10, "db", 1, 1));
+    fake.put(proc(11, "web", 1, 2));
+    fake.put(proc(12, "web", 1, 3));
+    let mut s = fake.sampler(Config::default());
+    let snap = cycle(&mut s);
+    let text = |t: &str| Some(Arc::<str>::from(t));
+    let db = instance(&snap, "db").meta.as_deref().cloned();
+    assert_eq!(
+        db,
+        Some(MetaData {
+            pid: Some(10),
+            uid: Some(0),
+            user: text("root"),
+            comm: text("db"),
+            exe: text("/usr/bin/db"),
+            cmdline: text("/usr/bin/db --serve"),
+        })
+    );
+    let web = instance(&snap, "web").meta.as_deref().cloned();
+    assert_eq!(
+        web,
+        Some(MetaData {
+            uid: Some(0),
+            user: text("root"),
+            comm: text("web"),
+            exe: text("/usr/bin/web"),
+            ..MetaData::default()
+        }),
+        "several processes: what they share, no pid, no command line"
+    );
+
+    // The command line is read once: a rewritten one is not followed.
+    fs::write(fake.path().join("10/cmdline"), "db: idle\0").unwrap();
+    let snap = cycle(&mut s);
+    let db = instance(&snap, "db").meta.clone().unwrap();
+    assert_eq!(db.cmdline.as_deref(), Some("/usr/bin/db --serve"));
+    // One web process left: it now carries its own pid and command line.
+    fake.remove(12);
+    let snap = cycle(&mut s);
+    let web = instance(&snap, "web").meta.clone().unwrap();
+    assert_eq!(web.pid, Some(11));
+    assert_eq!(web.cmdline.as_deref(), Some("/usr/bin/web --serve"));
+
+    let off = Config::from_nodes(&[ConfigNode::new(
+        "MetaData",
+        vec![ConfigValue::Boolean(false)],
+    )])
+    .unwrap();
+    let snap = cycle(&mut fake.sampler(off));
+    assert!(snap.instances.iter().all(|i| i.meta.is_none()));
 }
 
 #[test]
