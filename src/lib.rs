@@ -11,6 +11,7 @@
 //! - `collectd`: the thin adapter, the only module that talks to collectd.
 
 pub mod config;
+pub mod maps;
 pub mod names;
 pub mod net;
 pub mod notifications;

@@ -51,6 +51,7 @@
 use super::inodes::Owner;
 use super::namespaces::NetnsId;
 use super::packet::{Direction, FlowPacket, TcpSignal, Transport};
+use crate::maps::shrink_mostly_empty;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -409,19 +410,6 @@ const UNATTRIBUTED_TIMEOUT_MS: u64 = 5_000;
 /// scanning at every housekeeping round (50 ms) cost a few percent of a core at 60,000-200,000
 /// flows.
 const IDLE_SCAN_EVERY_MS: u64 = 1_000;
-
-/// Tables at or below this capacity are not shrunk: their memory is small, and traffic that
-/// comes and goes would reallocate them every scan.
-const SHRINK_ABOVE: usize = 1024;
-
-/// Gives the memory of a mostly empty map back after a burst of flows: a `HashMap` never
-/// shrinks by itself. Half the new capacity stays free, so a table at a steady size is not
-/// shrunk and grown again over and over.
-fn shrink_mostly_empty<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
-    if map.capacity() > SHRINK_ABOVE && map.len() < map.capacity() / 4 {
-        map.shrink_to((map.len() * 2).max(SHRINK_ABOVE));
-    }
-}
 
 impl FlowTable {
     /// Timeouts are capped at 2^31 ms (24.8 days), the longest a `Tick` measures.
@@ -1282,7 +1270,7 @@ mod tests {
         assert!(pending_capacity >= 20_000);
         resolve_as(&mut t, Resolution::Process(A));
         t.expire(1);
-        assert!(t.pending.capacity() <= SHRINK_ABOVE * 2, "answered");
+        assert!(t.pending.capacity() <= 2048, "answered");
         let capacity = t.flows.capacity();
         assert!(capacity >= 20_000);
         // A few flows stay busy.
@@ -1290,7 +1278,7 @@ mod tests {
         t.expire(30_000);
         assert_eq!(t.tracked_flows(), 100);
         assert!(
-            t.flows.capacity() <= SHRINK_ABOVE * 2,
+            t.flows.capacity() <= 2048,
             "{} of {capacity}",
             t.flows.capacity()
         );

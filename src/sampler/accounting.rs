@@ -362,6 +362,8 @@ impl Accounting {
             }
             false
         });
+        crate::maps::shrink_mostly_empty(&mut self.members);
+        crate::maps::shrink_mostly_empty(&mut self.departed);
         self.take_reaped_io_from_parents();
 
         // Admission: fixed names first, then instances already admitted, then newcomers in

@@ -188,6 +188,9 @@ impl Sampler {
         self.pids = pids;
         let this_cycle = self.seq + 1;
         self.grouped.retain(|_, g| g.seen == this_cycle);
+        // After a burst of processes, give the memory back (a busy host's churn would
+        // otherwise keep every per-process map at its high-water mark).
+        crate::maps::shrink_mostly_empty(&mut self.grouped);
 
         let (mut totals, outcome) = self.accounting.end_cycle();
         for t in &mut totals {
