@@ -209,7 +209,17 @@ impl Prometheus {
     /// The result of the instant query `expr` now: the series of a vector (or matrix), each
     /// `{"metric": {...}, "value": [t, "v"]}`; a scalar or string result as one element.
     pub fn query(&self, expr: &str) -> Result<Vec<Value>, String> {
-        let data = self.api(&format!("/api/v1/query?query={}", url_encode(expr)))?;
+        self.query_path(expr, &format!("/api/v1/query?query={}", url_encode(expr)))
+    }
+
+    /// Like [`query`](Self::query), evaluated at `time` (seconds since the epoch).
+    pub fn query_at(&self, expr: &str, time: f64) -> Result<Vec<Value>, String> {
+        let path = format!("/api/v1/query?query={}&time={time:.3}", url_encode(expr));
+        self.query_path(expr, &path)
+    }
+
+    fn query_path(&self, expr: &str, path: &str) -> Result<Vec<Value>, String> {
+        let data = self.api(path)?;
         match (data["resultType"].as_str(), &data["result"]) {
             (Some("vector" | "matrix"), Value::Array(series)) => Ok(series.clone()),
             (Some("scalar" | "string"), value) => Ok(vec![value.clone()]),
