@@ -798,3 +798,47 @@ fn installed_package_loads_in_collectd() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// The shipped drop-in is one systemd reads without complaint, on top of Debian's
+/// collectd.service (unknown keys or sections would be ignored silently at run time).
+#[test]
+fn systemd_drop_in_is_read_without_complaint() {
+    const SERVICE: &str = "/lib/systemd/system/collectd.service";
+    if !Path::new(SERVICE).exists() {
+        return skip(&format!("{SERVICE} is missing (install collectd-core)"));
+    }
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return skip("systemd-analyze is missing");
+    }
+    let units = tempfile::tempdir().expect("a temporary directory");
+    let drop_ins = units.path().join("collectd.service.d");
+    fs::create_dir(&drop_ins).expect("creating the drop-in directory");
+    fs::copy(SERVICE, units.path().join("collectd.service")).expect("copying the unit");
+    fs::copy(
+        root().join("contrib/systemd/collectd-unprivileged.conf"),
+        drop_ins.join("capture.conf"),
+    )
+    .expect("copying the drop-in");
+    let unit = units.path().join("collectd.service");
+    let output = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit)
+        // The trailing colon appends the default search path (systemd's own units).
+        .env("SYSTEMD_UNIT_PATH", format!("{}:", units.path().display()))
+        .output()
+        .expect("running systemd-analyze");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && !said.contains("capture.conf"),
+        "systemd-analyze verify with the drop-in ({}):\n{said}",
+        output.status
+    );
+}
