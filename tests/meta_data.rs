@@ -99,7 +99,7 @@ fn bounded(text: &str) -> String {
 
 #[test]
 fn a_single_process_instance_carries_its_identity() {
-    let Some((collectd, comm)) = start_watching("cw_md1_", "") else {
+    let Some((collectd, comm)) = start_watching("cw_md1_", "MetaData true") else {
         return;
     };
     // A parent whose command line is long and has a tab and a newline in it: it runs
@@ -146,7 +146,7 @@ fn a_single_process_instance_carries_its_identity() {
 
 #[test]
 fn several_processes_carry_only_what_they_share() {
-    let Some((collectd, comm)) = start_watching("cw_md2_", "") else {
+    let Some((collectd, comm)) = start_watching("cw_md2_", "MetaData true") else {
         return;
     };
     // Same program, same user, different arguments and pids.
@@ -183,8 +183,8 @@ fn several_processes_carry_only_what_they_share() {
 }
 
 #[test]
-fn meta_data_can_be_turned_off() {
-    let Some((collectd, comm)) = start_watching("cw_md0_", "MetaData false") else {
+fn no_meta_data_by_default() {
+    let Some((collectd, comm)) = start_watching("cw_md0_", "") else {
         return;
     };
     let mut sleeper = collectd.spawn(&comm, &["sleep", "60"]);

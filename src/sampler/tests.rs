@@ -303,7 +303,12 @@ fn meta_data_of_one_process_and_of_several() {
     fake.put(proc(10, "db", 1, 1));
     fake.put(proc(11, "web", 1, 2));
     fake.put(proc(12, "web", 1, 3));
-    let mut s = fake.sampler(Config::default());
+    let on = Config::from_nodes(&[ConfigNode::new(
+        "MetaData",
+        vec![ConfigValue::Boolean(true)],
+    )])
+    .unwrap();
+    let mut s = fake.sampler(on);
     let snap = cycle(&mut s);
     let text = |t: &str| Some(Arc::<str>::from(t));
     let db = instance(&snap, "db").meta.as_deref().cloned();
@@ -343,12 +348,8 @@ fn meta_data_of_one_process_and_of_several() {
     assert_eq!(web.pid, Some(11));
     assert_eq!(web.cmdline.as_deref(), Some("/usr/bin/web --serve"));
 
-    let off = Config::from_nodes(&[ConfigNode::new(
-        "MetaData",
-        vec![ConfigValue::Boolean(false)],
-    )])
-    .unwrap();
-    let snap = cycle(&mut fake.sampler(off));
+    // Off by default.
+    let snap = cycle(&mut fake.sampler(Config::default()));
     assert!(snap.instances.iter().all(|i| i.meta.is_none()));
 }
 
