@@ -1,4 +1,4 @@
-//! collectd-capture: per-process CPU, memory, file descriptors and I/O (network to come),
+//! collectd-capture: per-process CPU, memory, file descriptors, I/O and network traffic,
 //! reported through collectd.
 //!
 //! Layers, from the kernel up:
@@ -6,6 +6,7 @@
 //! - [`sampler`]: one cycle over /proc, grouping into instances and the accounting that keeps
 //!   counters right across exits, pid reuse and exec;
 //! - [`snapshot`]: what a cycle produced, plain data;
+//! - [`notifications`]: which watched groups lost their last process or got one back;
 //! - [`runtime`]: the sampler thread and the latest snapshot it publishes;
 //! - [`config`]: the validated configuration;
 //! - `collectd`: the thin adapter, the only module that talks to collectd.

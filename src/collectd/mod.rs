@@ -1,5 +1,6 @@
 //! The adapter: the only module that knows collectd. It turns collectd's configuration into
-//! [`ConfigNode`]s, starts and stops the [`Runtime`], and dispatches snapshots as value lists.
+//! [`ConfigNode`]s, starts and stops the [`Runtime`], and dispatches snapshots as value lists
+//! (with meta data when asked) and the notifications of watched groups.
 //!
 //! Configuration mistakes are not returned from the config callback — collectd 5 would exit
 //! altogether. They are kept and returned from init instead: collectd then logs the error,
