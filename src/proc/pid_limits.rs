@@ -35,17 +35,26 @@ pub fn parse_soft_nofile(content: &[u8]) -> Option<u64> {
 /// The soft `RLIMIT_NOFILE` of `pid`. On the live /proc, asks the kernel with `prlimit64` and
 /// reads the file only when that is refused; on any other root (fixtures) reads the file.
 pub fn soft_nofile(proc: &mut ProcRoot, pid: u32) -> Option<u64> {
-    if proc.is_system() {
-        match prlimit_soft_nofile(pid) {
-            Ok(soft) => return Some(soft),
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
-            // ESRCH: the process is gone; nothing to read in /proc either.
-            Err(_) => return None,
-        }
+    let asked = proc.is_system().then(|| prlimit_soft_nofile(pid));
+    answer_or_file(asked, || {
+        proc.read(Some(pid), "limits", READ_LIMIT)
+            .ok()
+            .and_then(parse_soft_nofile)
+    })
+}
+
+/// The kernel's answer, or the file's when the kernel was not asked or refused (EPERM).
+fn answer_or_file(
+    asked: Option<io::Result<u64>>,
+    file: impl FnOnce() -> Option<u64>,
+) -> Option<u64> {
+    match asked {
+        Some(Ok(soft)) => Some(soft),
+        Some(Err(e)) if e.raw_os_error() == Some(libc::EPERM) => file(),
+        // ESRCH: the process is gone; nothing to read in /proc either.
+        Some(Err(_)) => None,
+        None => file(),
     }
-    proc.read(Some(pid), "limits", READ_LIMIT)
-        .ok()
-        .and_then(parse_soft_nofile)
 }
 
 fn prlimit_soft_nofile(pid: u32) -> io::Result<u64> {
@@ -107,6 +116,16 @@ mod tests {
         assert_eq!(parse_soft_nofile(b"Max open files   12x  5  files\n"), None);
         // A file cut before its newline still has its soft limit.
         assert_eq!(parse_soft_nofile(b"Max open files   256"), Some(256));
+    }
+
+    #[test]
+    fn the_file_answers_when_the_kernel_refuses() {
+        let err = |code| Some(Err(io::Error::from_raw_os_error(code)));
+        let file = || Some(4096);
+        assert_eq!(answer_or_file(Some(Ok(256)), file), Some(256));
+        assert_eq!(answer_or_file(err(libc::EPERM), file), Some(4096));
+        assert_eq!(answer_or_file(err(libc::ESRCH), file), None);
+        assert_eq!(answer_or_file(None, file), Some(4096));
     }
 
     #[test]
