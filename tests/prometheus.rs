@@ -797,11 +797,15 @@ fn grafana_dashboard_is_well_formed() {
         assert!(!targets.is_empty(), "panel {} has no query", panel["title"]);
         for target in targets {
             let expr = target["expr"].as_str().expect("an expr");
-            assert!(
-                expr.contains("instance=~\"$instance\""),
-                "panel {}: query {expr} ignores the host selector",
-                panel["title"]
-            );
+            let found = selectors(expr);
+            assert!(!found.is_empty(), "panel {}: {expr}", panel["title"]);
+            for selector in found {
+                assert!(
+                    selector.contains("instance=~\"$instance\""),
+                    "panel {}: {selector} in {expr} ignores the host selector",
+                    panel["title"]
+                );
+            }
             assert_eq!(target["datasource"]["uid"], "${DS_PROMETHEUS}");
         }
     }
