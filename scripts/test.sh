@@ -7,7 +7,8 @@
 #
 # Installs the Debian packages it needs when run as root (collectd-core, libpcap-dev,
 # build-essential, pkg-config, iproute2, nftables for the NAT test, prometheus for the
-# Prometheus, alerting and dashboard tests) and skips apt entirely when they are all present;
+# Prometheus, alerting and dashboard tests, libyajl2 for write_log's JSON in the meta data
+# test: collectd-core does not pull it in) and skips apt entirely when they are all present;
 # and cargo-deb (the package test) when it is missing.
 # The integration tests in tests/ build target/release/libcapture.so themselves.
 set -euo pipefail
@@ -15,7 +16,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ensure_apt_packages "${CAPTURE_APT_PACKAGES[@]}" nftables prometheus
+ensure_apt_packages "${CAPTURE_APT_PACKAGES[@]}" nftables prometheus libyajl2
 require_cargo
 ensure_cargo_tool deb
 cd "$CAPTURE_ROOT"
