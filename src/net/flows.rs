@@ -51,7 +51,7 @@
 use super::inodes::Owner;
 use super::namespaces::NetnsId;
 use super::packet::{Direction, FlowPacket, TcpSignal, Transport};
-use crate::maps::shrink_mostly_empty;
+use crate::maps::{rebuild_when_crowded, shrink_mostly_empty};
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -647,6 +647,8 @@ impl FlowTable {
             self.forget_idle(now_ms);
             shrink_mostly_empty(&mut self.flows);
             shrink_mostly_empty(&mut self.pending);
+            rebuild_when_crowded(&mut self.flows);
+            rebuild_when_crowded(&mut self.pending);
         }
     }
 
