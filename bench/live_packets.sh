@@ -9,7 +9,7 @@
 # The same traffic is run three times:
 #   none      nothing capturing: what the traffic itself costs the sender and the receiver
 #   capture   collectd (Interval 1, csv writer) with a bare `LoadPlugin capture`: capture on
-#             `any`, default BufferSize (4 MiB) and SnapLen, GroupBy "{comm}"
+#             `any`, default BufferSize (2 MiB) and SnapLen, GroupBy "{comm}"
 #   nethogs   `nethogs -t -a -C -v 2 -d 1 lo` (-C: UDP too; without it nethogs sees only TCP)
 # and reports, from collectd's CSV files, libpcap's counters (received, dropped for lack of
 # buffer, dropped by the interface), the packets the plugin captured, the traffic credited to
@@ -386,7 +386,7 @@ What the numbers mean:
 - pcap_received: frames libpcap's ring got from the kernel on `any`. On loopback each packet is
   there twice (outgoing and incoming copy); libpcap hands the plugin one, so it is about
   2 x packets_captured. pcap_dropped: frames the kernel dropped because the ring (BufferSize,
-  4 MiB by default) was full -- the "kernel drops" of the target. pcap_if_dropped: drops by the
+  2 MiB by default) was full -- the "kernel drops" of the target. pcap_if_dropped: drops by the
   interface. packets_captured: packets the plugin got from libpcap (every one is credited once
   per local endpoint or counted unattributed, or was not IP).
 - flood_send tx / flood_recv rx: what collectd-capture credited to each program's instance

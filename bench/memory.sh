@@ -6,7 +6,7 @@
 # Runs three collectd daemons side by side (Interval 1, csv writer into the temporary
 # directory, nothing else):
 #   baseline    no read plugin at all (collectd's own memory)
-#   capture     `LoadPlugin capture`, default options (BufferSize 4 MiB)
+#   capture     `LoadPlugin capture`, default options (BufferSize 2 MiB)
 #   capture_1m  the same with `BufferSize $SMALL_BUFFER` (1 MiB), to tell libpcap's capture ring
 #               (mmap'd, counted in RssFile) from the plugin's own data (RssAnon)
 # with this workload (examples/socket_load.rs):
