@@ -10,6 +10,11 @@
 //! - [`runtime`]: the sampler thread and the latest snapshot it publishes;
 //! - [`config`]: the validated configuration;
 //! - `collectd`: the thin adapter, the only module that talks to collectd.
+//!
+//! `unsafe` is used only at FFI and kernel boundaries, each block with a `// SAFETY:` comment
+//! giving its reason (README, "Security").
+
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod config;
 pub mod maps;
