@@ -30,6 +30,28 @@
 //! capture_workload udp-send ADDR COUNT SIZE SECS
 //!                                             sendto COUNT datagrams of SIZE bytes to ADDR from
 //!                                             an unconnected socket; print `sent`, sleep SECS
+//!
+//! Modes for hostile-input and churn tests (`tests/hostile.rs`, `tests/churn.rs`):
+//!
+//! capture_workload comm HEX MODE ARGS...      set its own command name to the bytes HEX (hex
+//!                                             digits, at most 15 bytes: any byte but NUL,
+//!                                             newlines and invalid UTF-8 included) with
+//!                                             prctl(PR_SET_NAME), then run MODE ARGS...
+//! capture_workload as-user UID:GID MODE ARGS...
+//!                                             drop supplementary groups, become UID:GID, then
+//!                                             run MODE ARGS...
+//! capture_workload zombies N SECS             start N children that exit at once and never
+//!                                             reap them (N zombies), print `ready`, sleep SECS
+//! capture_workload churn RATE SECS LIFE_MS [PID]
+//!                                             for SECS seconds start RATE children a second
+//!                                             (this program, `burn`ing for LIFE_MS ms); kill
+//!                                             each with SIGKILL after LIFE_MS ms if it is still
+//!                                             there and reap it. With PID, write PID-1 to
+//!                                             /proc/sys/kernel/ns_last_pid before every spawn
+//!                                             (root only) so the kernel hands out PID again as
+//!                                             soon as it is free: pid reuse. Prints `ready`,
+//!                                             at the end `spawned N reused R` (R: children that
+//!                                             got a pid an earlier child had)
 //! ```
 //!
 //! Network workloads talk only to loopback addresses (127.0.0.0/8, ::1) or to the network
@@ -54,7 +76,8 @@ use std::time::{Duration, Instant};
 const USAGE: &str = "usage: capture_workload burn SECS | fds N SECS | nofile LIMIT N SECS | write MB PATH SECS [sync] \
                      | touch MIB SECS | threads N SECS | sleep SECS | parent SECS -- CMD ARGS... \
                      | tcp-serve IP SECS | tcp-send ADDR BYTES N SECS [HOLD_MS] | udp-recv IP SECS \
-                     | udp-send ADDR COUNT SIZE SECS";
+                     | udp-send ADDR COUNT SIZE SECS | comm HEX MODE ARGS... \
+                     | as-user UID:GID MODE ARGS... | zombies N SECS | churn RATE SECS LIFE_MS [PID]";
 
 fn main() -> ExitCode {
     common::main("capture_workload", USAGE, run)
@@ -271,6 +294,48 @@ fn run(args: &[String]) -> Result<(), String> {
             say("sent");
             std::thread::sleep(secs);
         }
+        ["comm", hex, rest @ ..] if !rest.is_empty() => {
+            set_comm(&hex_bytes(hex)?)?;
+            return run(&args[2..]);
+        }
+        ["as-user", ids, rest @ ..] if !rest.is_empty() => {
+            become_user(ids)?;
+            return run(&args[2..]);
+        }
+        ["zombies", n, secs] => {
+            let n: usize = number(n, "N")?;
+            let secs = seconds(secs, "SECS")?;
+            wait_for_go()?;
+            let me = std::env::current_exe().map_err(|e| e.to_string())?;
+            for _ in 0..n {
+                let child = std::process::Command::new(&me)
+                    .args(["sleep", "0"])
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .map_err(|e| format!("starting a child: {e}"))?;
+                // Never waited for: once it exits it stays a zombie until this process ends.
+                std::mem::forget(child);
+            }
+            say("ready");
+            std::thread::sleep(secs);
+        }
+        ["churn", rate, secs, life_ms, rest @ ..] => {
+            let rate: f64 = number(rate, "RATE")?;
+            let secs = seconds(secs, "SECS")?;
+            let life = Duration::from_millis(number(life_ms, "LIFE_MS")?);
+            let pin: Option<u32> = match rest {
+                [] => None,
+                [pid] => Some(number(pid, "PID")?),
+                _ => return Err(format!("unexpected arguments after LIFE_MS: {rest:?}")),
+            };
+            if !(rate > 0.0 && rate <= 10_000.0) {
+                return Err(format!("RATE {rate} is out of range (0 to 10000)"));
+            }
+            wait_for_go()?;
+            say("ready");
+            let (spawned, reused) = churn(rate, secs, life, pin)?;
+            say(&format!("spawned {spawned} reused {reused}"));
+        }
         _ => return Err(format!("bad arguments {args:?}")),
     }
     Ok(())
@@ -339,4 +404,112 @@ fn wait_for_go() -> Result<(), String> {
             .map_err(|e| format!("reading stdin: {e}"))?;
     }
     Ok(())
+}
+
+/// Parses hex digits into bytes (`61290a` is `a)` and a newline).
+fn hex_bytes(hex: &str) -> Result<Vec<u8>, String> {
+    if hex.len() % 2 != 0 {
+        return Err(format!("HEX `{hex}` has an odd number of digits"));
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| format!("HEX `{hex}` is not hex"))
+        })
+        .collect()
+}
+
+/// Sets this process's command name (`/proc/PID/comm`); the kernel keeps 15 bytes.
+fn set_comm(name: &[u8]) -> Result<(), String> {
+    if name.len() > 15 || name.contains(&0) {
+        return Err(format!(
+            "{name:?}: a comm is at most 15 bytes, none of them NUL"
+        ));
+    }
+    let mut buf = [0u8; 16];
+    buf[..name.len()].copy_from_slice(name);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes: `buf` is 16 bytes
+    // and ends in NUL.
+    if unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr()) } != 0 {
+        return Err(format!(
+            "prctl(PR_SET_NAME): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// Becomes `UID:GID`, without supplementary groups.
+fn become_user(ids: &str) -> Result<(), String> {
+    let (uid, gid) = ids
+        .split_once(':')
+        .ok_or_else(|| format!("expected UID:GID, not `{ids}`"))?;
+    let uid: libc::uid_t = number(uid, "UID")?;
+    let gid: libc::gid_t = number(gid, "GID")?;
+    // SAFETY: setgroups reads no memory with a count of 0; setgid and setuid take plain ids.
+    let failed = unsafe {
+        libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setgid(gid) != 0
+            || libc::setuid(uid) != 0
+    };
+    if failed {
+        return Err(format!(
+            "becoming {uid}:{gid}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// `churn`: starts `rate` children a second for `secs`, each killed after `life` if still
+/// there, every one reaped. Returns how many were started and how many got a pid an earlier
+/// child had.
+fn churn(
+    rate: f64,
+    secs: Duration,
+    life: Duration,
+    pin: Option<u32>,
+) -> Result<(u64, u64), String> {
+    use std::collections::{HashSet, VecDeque};
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let burn_secs = format!("{}", life.as_secs_f64());
+    let started = Instant::now();
+    let mut alive: VecDeque<(Instant, std::process::Child)> = VecDeque::new();
+    let mut pids = HashSet::new();
+    let (mut spawned, mut reused) = (0u64, 0u64);
+    while started.elapsed() < secs {
+        // Children due by now, from the schedule: a stall is caught up, not lost.
+        let due = (started.elapsed().as_secs_f64() * rate) as u64;
+        while spawned < due {
+            if let Some(pid) = pin {
+                // Best effort: another process may take the pid first, then ours gets the next.
+                let _ = std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", pid - 1));
+            }
+            let child = std::process::Command::new(&me)
+                .args(["burn", &burn_secs])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| format!("starting a child: {e}"))?;
+            if !pids.insert(child.id()) {
+                reused += 1;
+            }
+            spawned += 1;
+            alive.push_back((Instant::now() + life, child));
+        }
+        while alive
+            .front()
+            .is_some_and(|(deadline, _)| *deadline <= Instant::now())
+        {
+            if let Some((_, mut child)) = alive.pop_front() {
+                let _ = child.kill();
+                child.wait().map_err(|e| format!("reaping a child: {e}"))?;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for (_, mut child) in alive {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    Ok((spawned, reused))
 }
