@@ -7,95 +7,190 @@ mod common;
 
 use common::*;
 
+/// Malformed `<Plugin capture>` blocks, each with what its one error line must name (compared
+/// ignoring case, as collectd compares option names): first the option, then the value or the
+/// words that say what is wrong.
+const HOSTILE: &[(&str, &[&str])] = &[
+    // Unknown and misspelled options: the closest valid name is suggested.
+    (r#"Foo "bar""#, &["Foo", "\"bar\"", "unknown option"]),
+    ("MaxInstance 5", &["MaxInstance", "did you mean `MaxInstances`?"]),
+    (r#"Proces "sshd""#, &["Proces", "did you mean `Process`?"]),
+    (r#"GropBy "{comm}""#, &["GropBy", "did you mean `GroupBy`?"]),
+    ("CollectFileHandle false", &["CollectFileHandle", "did you mean `CollectFileHandles`?"]),
+    (
+        "<Match \"m\">\n  Cmdlin \"x\"\n</Match>",
+        &["Cmdlin", "inside <Match>", "did you mean `Cmdline`?"],
+    ),
+    (r#"Comm "^x""#, &["Comm", "\"^x\"", "criterion of a <Match"]),
+    // Wrong types and arity.
+    (r#"MaxInstances "x""#, &["MaxInstances", "\"x\"", "integer"]),
+    (r#"CollectIO "maybe""#, &["CollectIO", "\"maybe\"", "true or false"]),
+    ("Notifications 1", &["Notifications", "1", "true or false"]),
+    ("MetaData true false", &["MetaData", "true false", "true or false"]),
+    (r#"Process "a" "b""#, &["Process", "\"a\" \"b\"", "exactly one"]),
+    ("Process 5", &["Process", "5", "quoted string"]),
+    (r#"ProcessMatch "a""#, &["ProcessMatch", "\"a\"", "two quoted strings"]),
+    ("GroupBy true", &["GroupBy", "true", "quoted string"]),
+    ("<Match \"m\">\n  User true\n</Match>", &["User", "true", "user name"]),
+    ("<GroupBy \"x\">\n  Foo 1\n</GroupBy>", &["GroupBy", "\"x\"", "not a block"]),
+    // Bad regexes and BPF filters.
+    (r#"ProcessMatch "a" "(""#, &["ProcessMatch", "\"(\"", "regular expression"]),
+    ("<Match \"m\">\n  Exe \"[\"\n</Match>", &["Exe", "\"[\"", "regular expression"]),
+    (
+        "<Match \"m\">\n  Cgroup \"docker-(\"\n</Match>",
+        &["Cgroup", "docker-(", "regular expression"],
+    ),
+    (r#"BPFFilter "tcp prot 80""#, &["BPFFilter", "tcp prot 80", "does not compile"]),
+    // Absurd numbers.
+    ("MaxInstances 0", &["MaxInstances", "0", "from 1 to 1000000"]),
+    ("MaxInstances -5", &["MaxInstances", "-5", "from 1 to 1000000"]),
+    ("MaxInstances 2.5", &["MaxInstances", "2.5", "integer"]),
+    ("MaxInstances 1e300", &["MaxInstances", "from 1 to 1000000"]),
+    (r#"MaxInstances "NaN""#, &["MaxInstances", "nan", "integer"]),
+    ("SnapLen 40", &["SnapLen", "40", "from 96 to 65535"]),
+    ("SnapLen 99999999999", &["SnapLen", "99999999999", "from 96 to 65535"]),
+    ("BufferSize -1", &["BufferSize", "-1", "from 65536"]),
+    // Interfaces.
+    (r#"Interface "nonexistent0""#, &["Interface", "nonexistent0", "no such network interface"]),
+    (r#"Interface "a/b""#, &["Interface", "a/b", "interface name"]),
+    ("Interface \"lo\"\nInterface \"lo\"", &["Interface", "\"lo\"", "given twice"]),
+    // Templates: unknown placeholders, illegal or empty names.
+    (r#"GroupBy "{nonsense}""#, &["GroupBy", "{nonsense}", "unknown placeholder"]),
+    (r#"GroupBy "/""#, &["GroupBy", "\"/\"", "`/`"]),
+    (r#"GroupBy "{comm""#, &["GroupBy", "{comm", "unclosed"]),
+    (r#"GroupBy "  ""#, &["GroupBy", "not blank"]),
+    (r#"ProcessMatch "" "x""#, &["ProcessMatch", "non-empty instance name"]),
+    (
+        "ProcessMatch \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" \"x\"",
+        &["ProcessMatch", "at most 63 bytes"],
+    ),
+    // Reserved names.
+    (r#"ProcessMatch "self" "x""#, &["ProcessMatch", "\"self\"", "reserved"]),
+    ("<Match \"unattributed\">\n  Comm \"x\"\n</Match>", &["Match", "\"unattributed\"", "reserved"]),
+    (r#"GroupBy "forwarded""#, &["GroupBy", "\"forwarded\"", "reserved"]),
+    // Duplicate group names, empty blocks, a <Match> without criteria.
+    (
+        "ProcessMatch \"w\" \"a\"\nProcess \"w\"",
+        &["Process", "\"w\"", "earlier `ProcessMatch` rule"],
+    ),
+    (
+        "<Match \"db\">\n  Comm \"pg\"\n</Match>\nProcessMatch \"db\" \"mysql\"",
+        &["ProcessMatch", "\"db\"", "earlier `Match` rule"],
+    ),
+    ("<Match \"m\">\n</Match>", &["Match", "\"m\"", "at least one criterion"]),
+    ("<Match \"m\">\n  Comm \"a\"\n  comm \"b\"\n</Match>", &["comm", "\"b\"", "given twice"]),
+    (
+        "Process \"a\"\nProcess \"b\"\nMaxInstances 1",
+        &["MaxInstances", "1", "more than MaxInstances allows"],
+    ),
+];
+
+/// How many collectds run at once: each is light (the capture plugin refused, `load` and csv
+/// only), and a batch takes about as long as one.
+const BATCH: usize = 16;
+
+/// Every malformed configuration of [`HOSTILE`], each in its own real collectd (a batch at a
+/// time): the capture plugin logs exactly one error line naming the option and what is wrong,
+/// reports nothing, and collectd goes on writing its other plugins' values.
+#[test]
+fn every_hostile_configuration_is_refused_with_one_clear_error() {
+    assert!(HOSTILE.len() >= 25);
+    let started = std::time::Instant::now();
+    let mut failures = Vec::new();
+    let mut refused = Vec::new();
+    for batch in HOSTILE.chunks(BATCH) {
+        let outcomes: Vec<Result<Option<String>, String>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = batch
+                .iter()
+                .map(|(block, needles)| scope.spawn(move || check_refused(block, needles)))
+                .collect();
+            threads
+                .into_iter()
+                .map(|thread| {
+                    thread.join().unwrap_or_else(|panic| {
+                        Err(panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        for ((block, _), outcome) in batch.iter().zip(outcomes) {
+            match outcome {
+                Ok(Some(line)) => refused.push(line),
+                Ok(None) => return, // skipped: not root, or no collectd
+                Err(problem) => failures.push(format!("--- config:\n{block}\n--- {problem}")),
+            }
+        }
+    }
+    for line in &refused {
+        eprintln!("refused: {line}");
+    }
+    eprintln!(
+        "{} hostile configurations through collectd in {:.1} s",
+        HOSTILE.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} hostile configurations were not refused as they should be:\n{}",
+        failures.len(),
+        HOSTILE.len(),
+        failures.join("\n")
+    );
+}
+
 /// Starts collectd with `block`, and checks that the capture plugin refused it: exactly one
-/// error line of the plugin, naming `option` and, when given, `value` (compared ignoring case,
-/// as collectd does for option names); collectd still running with `load` still being written;
-/// no capture instance at all.
-fn assert_refused(block: &str, option: &str, value: Option<&str>) {
+/// error line of the plugin, containing every one of `needles` (ignoring case); collectd still
+/// running, with `load` still being written; no capture instance at all. `Ok(None)` when the
+/// tests are skipped here, `Ok(Some(line))` with the error line, `Err` with what went wrong.
+fn check_refused(block: &str, needles: &[&str]) -> Result<Option<String>, String> {
     let Some(mut collectd) = Collectd::start(Some(block)) else {
-        return;
+        return Ok(None);
     };
     let started = now();
     // Three intervals of `load` rows: collectd kept reading, and the plugin had the time to
     // write something if it (wrongly) started.
-    wait_for("3 rows of the load plugin", TIMEOUT, || {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let load_rows = || {
         let rows = collectd.rows_of_plugin("load", "load");
-        (rows.iter().filter(|row| row.epoch >= started).count() >= 3).then_some(())
-    });
-    assert_eq!(
-        collectd.exit_status(),
-        None,
-        "collectd exited after a bad capture config"
-    );
-    assert_eq!(
-        collectd.instances(),
-        Vec::<String>::new(),
-        "the plugin reported instances despite the bad config:\n{block}"
-    );
-    let errors = collectd.plugin_log_lines("error");
-    assert_eq!(
-        errors.len(),
-        1,
-        "expected exactly one `[error] capture: ` line for the bad config\n{block}\ngot {errors:#?}"
-    );
-    eprintln!("refused as expected: {}", errors[0]);
-    let line = errors[0].to_lowercase();
-    assert!(
-        line.contains(&option.to_lowercase()),
-        "the error line does not name the option {option:?}: {:?}",
-        errors[0]
-    );
-    if let Some(value) = value {
-        assert!(
-            line.contains(&value.to_lowercase()),
-            "the error line does not name the value {value:?}: {:?}",
-            errors[0]
-        );
+        rows.iter().filter(|row| row.epoch >= started).count()
+    };
+    while load_rows() < 3 {
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "collectd wrote {} load rows in {TIMEOUT:?}\n{}",
+                load_rows(),
+                collectd.log()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
-}
-
-#[test]
-fn unknown_option_is_refused() {
-    assert_refused(r#"Foo "bar""#, "Foo", Some("bar"));
-}
-
-#[test]
-fn max_instances_that_is_not_a_number_is_refused() {
-    assert_refused(r#"MaxInstances "x""#, "MaxInstances", Some("x"));
-}
-
-#[test]
-fn max_instances_zero_is_refused() {
-    assert_refused("MaxInstances 0", "MaxInstances", Some("0"));
-}
-
-#[test]
-fn invalid_regex_is_refused() {
-    assert_refused(r#"ProcessMatch "a" "(""#, "ProcessMatch", Some("("));
-}
-
-#[test]
-fn unknown_placeholder_is_refused() {
-    assert_refused(r#"GroupBy "{nope}""#, "GroupBy", Some("{nope}"));
-}
-
-#[test]
-fn process_with_two_arguments_is_refused() {
-    assert_refused(r#"Process "a" "b""#, "Process", None);
-}
-
-#[test]
-fn match_without_criteria_is_refused() {
-    assert_refused("<Match \"m\">\n</Match>", "Match", Some("\"m\""));
-}
-
-#[test]
-fn invalid_cgroup_regex_is_refused() {
-    assert_refused(
-        "<Match \"m\">\n  Cgroup \"docker-(\"\n</Match>",
-        "Cgroup",
-        Some("docker-("),
-    );
+    if let Some(status) = collectd.exit_status() {
+        return Err(format!("collectd exited ({status})\n{}", collectd.log()));
+    }
+    let instances = collectd.instances();
+    if !instances.is_empty() {
+        return Err(format!("the plugin reported instances {instances:?}"));
+    }
+    let errors = collectd.plugin_log_lines("error");
+    let [line] = errors.as_slice() else {
+        return Err(format!(
+            "expected exactly one `[error] capture: ` line, got {errors:#?}\n{}",
+            collectd.log()
+        ));
+    };
+    let lower = line.to_lowercase();
+    let missing: Vec<&&str> = needles
+        .iter()
+        .filter(|needle| !lower.contains(&needle.to_lowercase()))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!("the error line lacks {missing:?}: {line}"));
+    }
+    Ok(Some(line.clone()))
 }
 
 #[test]

@@ -214,6 +214,67 @@ const OPTIONS: &str = "Process, ProcessMatch, <Match>, GroupBy, MaxInstances, \
                        Interface, BPFFilter, SnapLen, BufferSize, Promiscuous";
 const MATCH_OPTIONS: &str = "Comm, Cmdline, Exe, User, Cgroup";
 
+/// The option names of [`OPTIONS`] and [`MATCH_OPTIONS`], for suggestions (and fuzzing).
+pub const OPTION_NAMES: [&str; 15] = [
+    "Process",
+    "ProcessMatch",
+    "Match",
+    "GroupBy",
+    "MaxInstances",
+    "CollectFileHandles",
+    "CollectIO",
+    "Notifications",
+    "MetaData",
+    "CollectNetwork",
+    "Interface",
+    "BPFFilter",
+    "SnapLen",
+    "BufferSize",
+    "Promiscuous",
+];
+pub const MATCH_OPTION_NAMES: [&str; 5] = ["Comm", "Cmdline", "Exe", "User", "Cgroup"];
+
+/// A misspelled option is most often one or two keystrokes away from the intended one.
+const SUGGEST_DISTANCE: usize = 2;
+
+/// The accepted name closest to `key` (ignoring case), when it is at most
+/// [`SUGGEST_DISTANCE`] edits away; ties go to the first in `names`.
+fn closest<'a>(key: &str, names: &[&'a str]) -> Option<&'a str> {
+    let key = key.to_ascii_lowercase();
+    names
+        .iter()
+        .map(|name| (edit_distance(&key, &name.to_ascii_lowercase()), *name))
+        .filter(|(distance, _)| *distance <= SUGGEST_DISTANCE)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions) over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+/// The problem of an unknown option: a suggestion when one is close, then what is accepted.
+fn unknown_option(key: &str, names: &[&str], inside: &str, accepted: &str) -> String {
+    match closest(key, names) {
+        Some(name) => {
+            format!("unknown option{inside}; did you mean `{name}`? accepted: {accepted}")
+        }
+        None => format!("unknown option{inside}; accepted: {accepted}"),
+    }
+}
+
 impl Config {
     /// Validates the children of `<Plugin capture>`.
     pub fn from_nodes(nodes: &[ConfigNode]) -> Result<Config, ConfigError> {
@@ -221,11 +282,14 @@ impl Config {
         let mut network = NetworkConfig::default();
         let mut collect_network = true;
         let mut interfaces: Vec<String> = Vec::new();
+        // The option each rule was written with, for the duplicate-name error.
+        let mut rule_options: Vec<String> = Vec::new();
         for node in nodes {
             let key = node.key.to_ascii_lowercase();
             if !node.children.is_empty() && key != "match" {
                 return Err(error(node, "is not a block; write it as a single line"));
             }
+            let rules_before = config.rules.len();
             match key.as_str() {
                 "process" => {
                     let comm = one_string(node)?;
@@ -296,13 +360,42 @@ impl Config {
                     network.buffer_size = integer(node, 65536, 1 << 30)? as u32;
                 }
                 "promiscuous" => network.promiscuous = boolean(node)?,
+                _ if closest(&key, &OPTION_NAMES).is_none()
+                    && MATCH_OPTION_NAMES
+                        .iter()
+                        .any(|m| m.eq_ignore_ascii_case(&key)) =>
+                {
+                    return Err(error(
+                        node,
+                        "is a criterion of a <Match \"name\"> block, not an option of its own; \
+                         write it inside one",
+                    ));
+                }
                 _ => {
+                    return Err(error(
+                        node,
+                        unknown_option(&key, &OPTION_NAMES, "", OPTIONS),
+                    ))
+                }
+            }
+            if config.rules.len() > rules_before {
+                // Two rules may not report under the same name: the second is the mistake.
+                let name = config.rules[rules_before].name.source();
+                if let Some(first) = config.rules[..rules_before]
+                    .iter()
+                    .position(|r| r.name.source() == name)
+                {
                     return Err(ConfigError {
                         option: node.key.clone(),
-                        value: node.values_text(),
-                        problem: format!("unknown option; accepted: {OPTIONS}"),
-                    })
+                        value: format!("\"{name}\""),
+                        problem: format!(
+                            "instance name already used by the earlier `{}` rule; give each \
+                             rule its own name, or one regex that covers both",
+                            rule_options[first]
+                        ),
+                    });
                 }
+                rule_options.push(node.key.clone());
             }
         }
         if !interfaces.is_empty() {
@@ -313,23 +406,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Two rules may not report under the same name, and the fixed names alone must fit in
-    /// `MaxInstances`.
+    /// The fixed names alone must fit in `MaxInstances`.
     fn check_instance_names(&self) -> Result<(), ConfigError> {
-        let mut seen: Vec<&str> = Vec::new();
-        for rule in &self.rules {
-            let source = rule.name.source();
-            if seen.contains(&source) {
-                return Err(ConfigError {
-                    option: "Process/ProcessMatch/Match".into(),
-                    value: format!("\"{source}\""),
-                    problem: "two rules use this instance name; give each rule its own name, \
-                              or one regex that covers both"
-                        .into(),
-                });
-            }
-            seen.push(source);
-        }
         let fixed = self
             .rules
             .iter()
@@ -389,10 +467,10 @@ fn match_block(node: &ConfigNode) -> Result<Rule, ConfigError> {
                 slot_taken(criteria.cgroup.is_some())?;
                 criteria.cgroup = Some(compile(child, one_string(child)?)?);
             }
-            _ => {
+            key => {
                 return Err(error(
                     child,
-                    format!("unknown option inside <Match>; accepted: {MATCH_OPTIONS}"),
+                    unknown_option(key, &MATCH_OPTION_NAMES, " inside <Match>", MATCH_OPTIONS),
                 ))
             }
         }
@@ -418,6 +496,9 @@ fn rule_name(node: &ConfigNode, source: &str) -> Result<Template, ConfigError> {
         return Err(error(node, "expected a non-empty instance name"));
     }
     let template = Template::parse(source).map_err(|e| error(node, e.0))?;
+    if template.fixed().is_some_and(|name| name.trim().is_empty()) {
+        return Err(error(node, "expected an instance name that is not blank"));
+    }
     let literal = template.literal_text();
     if literal.chars().any(|c| c == '/' || c.is_control()) {
         return Err(error(
@@ -447,7 +528,11 @@ fn rule_name(node: &ConfigNode, source: &str) -> Result<Template, ConfigError> {
 
 fn compile(node: &ConfigNode, pattern: &str) -> Result<Regex, ConfigError> {
     Regex::new(pattern).map_err(|e| {
-        let detail = e.to_string().replace('\n', " ");
+        // The regex crate draws a caret under the pattern on lines of their own, which a log
+        // line cannot show: its last line says what is wrong.
+        let text = e.to_string();
+        let last = text.lines().last().unwrap_or_default();
+        let detail = last.strip_prefix("error: ").unwrap_or(last);
         error(node, format!("invalid regular expression: {detail}"))
     })
 }
@@ -638,6 +723,22 @@ mod tests {
     }
 
     #[test]
+    fn suggestions_are_close_names_only() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(closest("maxinstance", &OPTION_NAMES), Some("MaxInstances"));
+        assert_eq!(closest("PROCES", &OPTION_NAMES), Some("Process"));
+        assert_eq!(closest("Interfaces", &OPTION_NAMES), Some("Interface"));
+        assert_eq!(closest("Foo", &OPTION_NAMES), None);
+        assert_eq!(
+            closest("Notification", &OPTION_NAMES),
+            Some("Notifications")
+        );
+        let message = err(vec![line("Foo", vec![s("x")])]);
+        assert!(!message.contains("did you mean"), "{message}");
+    }
+
+    #[test]
     fn mistakes_name_option_value_and_what_is_accepted() {
         let cases: Vec<(Vec<ConfigNode>, &[&str])> = vec![
             (
@@ -774,7 +875,7 @@ mod tests {
                     line("ProcessMatch", vec![s("w"), s("a")]),
                     line("Process", vec![s("w")]),
                 ],
-                &["\"w\"", "two rules"],
+                &["`Process` \"w\"", "earlier `ProcessMatch` rule"],
             ),
             (
                 vec![
@@ -828,6 +929,30 @@ mod tests {
                     "Notifications",
                     "MetaData",
                 ],
+            ),
+            (
+                vec![line("MaxInstance", vec![n(5.0)])],
+                &["`MaxInstance` 5", "did you mean `MaxInstances`?"],
+            ),
+            (
+                vec![line("BPFFiltre", vec![s("tcp")])],
+                &["`BPFFiltre`", "did you mean `BPFFilter`?"],
+            ),
+            (
+                vec![block(
+                    "Match",
+                    vec![s("m")],
+                    vec![line("Cmdlin", vec![s("x")])],
+                )],
+                &["`Cmdlin`", "inside <Match>", "did you mean `Cmdline`?"],
+            ),
+            (
+                vec![line("Comm", vec![s("^x")])],
+                &["`Comm` \"^x\"", "criterion of a <Match"],
+            ),
+            (
+                vec![line("GroupBy", vec![s("  ")])],
+                &["`GroupBy` \"  \"", "not blank"],
             ),
         ];
         for (nodes, needles) in cases {
