@@ -435,31 +435,49 @@ impl Collectd {
     /// Tests started this way run in parallel, but not beside one started with
     /// [`start_alone`](Self::start_alone).
     pub fn start(capture_block: Option<&str>) -> Option<Collectd> {
-        Self::start_with(capture_block, false, &[], &Extra::default())
+        Self::start_with(capture_block, false, Privileges::Root, &Extra::default())
     }
 
     /// Like [`start`](Self::start), with more of collectd: stock plugins copied and loaded,
     /// configuration appended, another host name, or no capture plugin at all (see [`Extra`]).
     pub fn start_extended(capture_block: Option<&str>, extra: &Extra<'_>) -> Option<Collectd> {
-        Self::start_with(capture_block, false, &[], extra)
+        Self::start_with(capture_block, false, Privileges::Root, extra)
     }
 
     /// Like [`start`](Self::start), with collectd started without the capabilities `drop`
     /// (e.g. `["net_raw"]`), through `setpriv --bounding-set`: root keeps every other one.
     pub fn start_without(capture_block: Option<&str>, drop: &[&str]) -> Option<Collectd> {
-        Self::start_with(capture_block, false, drop, &Extra::default())
+        Self::start_with(
+            capture_block,
+            false,
+            Privileges::Without(drop),
+            &Extra::default(),
+        )
     }
 
     /// Like [`start`](Self::start), for a test whose numbers need a whole core: no other test
     /// of this test binary runs while the returned collectd lives.
     pub fn start_alone(capture_block: Option<&str>) -> Option<Collectd> {
-        Self::start_with(capture_block, true, &[], &Extra::default())
+        Self::start_with(capture_block, true, Privileges::Root, &Extra::default())
+    }
+
+    /// Like [`start`](Self::start), with collectd running as `nobody:nogroup` (no supplementary
+    /// groups) holding exactly the capabilities `caps` (e.g. `["net_raw", "sys_ptrace"]`),
+    /// ambient and in the bounding set, as the shipped systemd drop-in runs it. collectd's
+    /// directory is handed to `nobody`; workloads still run as root.
+    pub fn start_as_nobody(capture_block: Option<&str>, caps: &[&str]) -> Option<Collectd> {
+        Self::start_with(
+            capture_block,
+            false,
+            Privileges::Nobody(caps),
+            &Extra::default(),
+        )
     }
 
     fn start_with(
         capture_block: Option<&str>,
         alone: bool,
-        drop: &[&str],
+        privileges: Privileges<'_>,
         extra: &Extra<'_>,
     ) -> Option<Collectd> {
         if let Err(reason) = preconditions() {
@@ -506,17 +524,19 @@ impl Collectd {
         let config_path = root.join("collectd.conf");
         fs::write(&config_path, &config).expect("writing collectd.conf");
         let output = fs::File::create(root.join("collectd.out")).expect("creating collectd.out");
-        let mut command = if drop.is_empty() {
-            Command::new(COLLECTD)
-        } else {
-            let caps: Vec<String> = drop.iter().map(|c| format!("-{c}")).collect();
-            let mut setpriv = Command::new("setpriv");
-            setpriv
-                .arg(format!("--bounding-set={}", caps.join(",")))
-                .arg(format!("--inh-caps={}", caps.join(",")))
-                .arg("--")
-                .arg(COLLECTD);
-            setpriv
+        let mut command = match privileges {
+            Privileges::Root => Command::new(COLLECTD),
+            Privileges::Nobody(caps) => as_nobody(root, caps),
+            Privileges::Without(drop) => {
+                let caps: Vec<String> = drop.iter().map(|c| format!("-{c}")).collect();
+                let mut setpriv = Command::new("setpriv");
+                setpriv
+                    .arg(format!("--bounding-set={}", caps.join(",")))
+                    .arg(format!("--inh-caps={}", caps.join(",")))
+                    .arg("--")
+                    .arg(COLLECTD);
+                setpriv
+            }
         };
         let child = command
             .arg("-f")
@@ -818,6 +838,42 @@ LoadPlugin load
         writeln!(config, "\n{text}").expect("writing to a String");
     }
     config
+}
+
+/// Who collectd runs as, with which capabilities.
+#[derive(Clone, Copy)]
+enum Privileges<'a> {
+    /// root, with every capability.
+    Root,
+    /// root without these capabilities (`setpriv --bounding-set`).
+    Without(&'a [&'a str]),
+    /// `nobody` with exactly these.
+    Nobody(&'a [&'a str]),
+}
+
+/// `setpriv` running collectd as `nobody:nogroup` with exactly `caps` (ambient, inheritable
+/// and bounding), after handing `root` (collectd's directory) to `nobody`.
+fn as_nobody(root: &Path, caps: &[&str]) -> Command {
+    const NOBODY: u32 = 65534;
+    std::os::unix::fs::chown(root, Some(NOBODY), Some(NOBODY))
+        .unwrap_or_else(|e| panic!("chown {} to nobody: {e}", root.display()));
+    let plus: Vec<String> = caps.iter().map(|c| format!("+{c}")).collect();
+    let mut setpriv = Command::new("setpriv");
+    setpriv
+        .arg(format!("--reuid={NOBODY}"))
+        .arg(format!("--regid={NOBODY}"))
+        .arg("--clear-groups");
+    if !caps.is_empty() {
+        setpriv
+            .arg(format!("--inh-caps={}", plus.join(",")))
+            .arg(format!("--ambient-caps={}", plus.join(",")));
+    }
+    let bounding: Vec<String> = std::iter::once("-all".to_string()).chain(plus).collect();
+    setpriv
+        .arg(format!("--bounding-set={}", bounding.join(",")))
+        .arg("--")
+        .arg(COLLECTD);
+    setpriv
 }
 
 /// More of collectd for [`Collectd::start_extended`].
