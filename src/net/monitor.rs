@@ -114,9 +114,10 @@ impl NetMonitor {
             let thread_shared = Arc::clone(&shared);
             let lookups = lookups.clone();
             let name = format!("capture-{}", opts.interface);
+            let reopen = opts.clone();
             match std::thread::Builder::new()
                 .name(name.chars().take(15).collect())
-                .spawn(move || capture_loop(source, index, &thread_shared, lookups))
+                .spawn(move || capture_loop(source, &reopen, index, &thread_shared, lookups))
             {
                 Ok(handle) => threads.push(handle),
                 Err(e) => errors.push((opts.interface.clone(), OpenError::Other(e.to_string()))),
@@ -307,8 +308,15 @@ impl Crediting {
     }
 }
 
+/// A capture whose handle failed (its interface was deleted, or went down) tries to open it
+/// again this often, so an interface re-created with the same name is captured again.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+/// A capture's stop (and the resume after it) is logged at most this often.
+const SAY_STOP_EVERY: Duration = Duration::from_secs(60);
+
 fn capture_loop(
     mut source: PacketSource,
+    options: &CaptureOptions,
     index: usize,
     shared: &Shared,
     requests: Sender<Request>,
@@ -340,8 +348,8 @@ fn capture_loop(
     let mut skipped = 0u64;
     let mut ip_packets = 0u64;
     let mut pcap = Widened::default();
-    let mut failure = None;
     let mut panics = 0u32;
+    let mut stop_said: Option<Instant> = None;
     while !shared.stop.load(Ordering::Relaxed) {
         let step = catch_unwind(AssertUnwindSafe(|| match source.next_packet() {
             Next::Packet(frame, wire_len) => {
@@ -363,8 +371,37 @@ fn capture_loop(
         }));
         match step {
             Ok(Some(e)) => {
-                failure = Some(e);
-                break;
+                wind_down(
+                    shared,
+                    index,
+                    &mut crediting,
+                    &pcap,
+                    (skipped, ip_packets),
+                    now_ms,
+                );
+                // An interface that flaps is said once a minute at most, not at every flap.
+                let say = stop_said.is_none_or(|at| at.elapsed() >= SAY_STOP_EVERY);
+                if say {
+                    stop_said = Some(Instant::now());
+                    log::warn!(
+                        "capture on `{}` stopped: {e}; the other interfaces and all process \
+                         metrics go on, and it resumes when the interface is back (tried every \
+                         {} s)",
+                        options.interface,
+                        REOPEN_EVERY.as_secs()
+                    );
+                }
+                let Some(reopened) = reopen(options, &shared.stop) else {
+                    return;
+                };
+                source = reopened;
+                if say {
+                    log::warn!("capture on `{}` resumed", options.interface);
+                }
+                // A new handle: a new interface index, libpcap's counters from zero.
+                crediting.own_ifindex = source.ifindex();
+                pcap.restart();
+                last_housekeeping = Instant::now() - HOUSEKEEPING;
             }
             Ok(None) => {}
             Err(_) => {
@@ -401,24 +438,33 @@ fn capture_loop(
             true,
         );
     }
-    if let Some(e) = &failure {
-        log::warn!(
-            "capture on `{}` stopped: {e}; the other interfaces and all process metrics go on",
-            shared
-                .interfaces
-                .lock()
-                .get(index)
-                .map_or("?", |t| t.interface.as_str())
-        );
-    }
-    // Whatever is still held is the host's.
+    wind_down(
+        shared,
+        index,
+        &mut crediting,
+        &pcap,
+        (skipped, ip_packets),
+        now_ms,
+    );
+}
+
+/// A capture that stops (for good, or until its interface is back): whatever is still held is
+/// the host's, and the counters so far are published with the capture marked not running.
+fn wind_down(
+    shared: &Shared,
+    index: usize,
+    crediting: &mut Crediting,
+    pcap: &Widened,
+    (skipped, ip_packets): (u64, u64),
+    now_ms: u64,
+) {
     crediting.held_since = Some(Instant::now() - HOLD_UNKNOWN_INTERFACE);
     crediting.housekeeping(&shared.topology, now_ms);
     publish(
         shared,
         index,
         &mut crediting.table,
-        &pcap,
+        pcap,
         skipped,
         ip_packets,
         false,
@@ -453,6 +499,24 @@ fn publish(
     }
 }
 
+/// Opens `options`' interface again every [`REOPEN_EVERY`] until it opens (`Some`) or the
+/// plugin stops (`None`), checking for the stop every [`HOUSEKEEPING`].
+fn reopen(options: &CaptureOptions, stop: &AtomicBool) -> Option<PacketSource> {
+    let mut last_try = Instant::now();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        if last_try.elapsed() >= REOPEN_EVERY {
+            last_try = Instant::now();
+            if let Ok(source) = PacketSource::open(options, READ_TIMEOUT_MS) {
+                return Some(source);
+            }
+        }
+        std::thread::sleep(HOUSEKEEPING);
+    }
+}
+
 /// libpcap's u32 counters, widened to u64 across wraps.
 #[derive(Default)]
 struct Widened {
@@ -469,6 +533,11 @@ impl Widened {
         self.dropped += delta(stat.dropped, self.last.1);
         self.if_dropped += delta(stat.if_dropped, self.last.2);
         self.last = (stat.received, stat.dropped, stat.if_dropped);
+    }
+
+    /// A new handle counts from zero: the totals so far stay, the next reading adds to them.
+    fn restart(&mut self) {
+        self.last = (0, 0, 0);
     }
 }
 
