@@ -368,6 +368,21 @@ fn malformed(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("ctnetlink: {what}"))
 }
 
+/// Entry point of the `netlink` fuzz target (`fuzz/`, built with `--cfg fuzzing` only): one
+/// arbitrary datagram read as the answer to a conntrack lookup, and as a bare entry.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub fn fuzz_datagram(datagram: &[u8]) {
+    if let Ok(Some(Some(entry))) = answer(datagram, super::netlink::fuzz_seq(datagram)) {
+        let _ = entry.nat();
+    }
+    if let Ok(entry) = parse_entry(datagram) {
+        if let Ok(Some(nat)) = entry.nat() {
+            assert!(nat.source || nat.destination);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -438,6 +438,49 @@ fn malformed(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("netlink: {what}"))
 }
 
+/// The sequence number of the first message of `datagram` (0 when it has none), so that a
+/// fuzzer's datagram is read as the answer to the request it claims to answer.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_seq(datagram: &[u8]) -> u32 {
+    datagram
+        .get(8..12)
+        .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Entry point of the `netlink` fuzz target (`fuzz/`, built with `--cfg fuzzing` only): every
+/// reader of this module over one arbitrary datagram. Never panics; every message and
+/// attribute lies inside what it was cut from.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub fn fuzz_datagram(datagram: &[u8]) {
+    let within = |inner: &[u8], outer: &[u8]| {
+        let (start, end) = (
+            inner.as_ptr() as usize,
+            inner.as_ptr() as usize + inner.len(),
+        );
+        let (o_start, o_end) = (
+            outer.as_ptr() as usize,
+            outer.as_ptr() as usize + outer.len(),
+        );
+        assert!(inner.is_empty() || (o_start <= start && end <= o_end));
+    };
+    for message in messages(datagram).flatten() {
+        within(message.payload, datagram);
+        for (_, value) in attributes(message.payload).flatten() {
+            within(value, message.payload);
+        }
+    }
+    let seq = fuzz_seq(datagram);
+    let reply = datagram
+        .get(4..6)
+        .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
+    let _ = exact_answer(datagram, seq, reply, |payload| Ok(payload.len()));
+    let mut dump = Dump::new(seq, reply, |payload| Ok(Some(payload.len())));
+    if dump.absorb(datagram).is_ok() {
+        assert!(dump.items.iter().all(|&len| len <= datagram.len()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -274,6 +274,30 @@ fn malformed(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("rtnetlink: {what}"))
 }
 
+/// Entry point of the `netlink` fuzz target (`fuzz/`, built with `--cfg fuzzing` only): one
+/// arbitrary datagram read as a dump of links and of addresses and as a namespace id answer,
+/// and its bytes as each message payload.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub fn fuzz_datagram(datagram: &[u8]) {
+    let seq = super::netlink::fuzz_seq(datagram);
+    let _ = exact_answer(datagram, seq, RTM_NEWNSID, parse_nsid);
+    for message in super::netlink::messages(datagram).flatten() {
+        let _ = parse_link(message.payload);
+        let _ = parse_address(message.payload);
+        let _ = parse_nsid(message.payload);
+    }
+    if let Ok(Some(link)) = parse_link(datagram) {
+        assert!(link.name.len() <= datagram.len());
+        assert_ne!(link.master, Some(0));
+        assert_ne!(link.link, Some(0));
+    }
+    let _ = parse_address(datagram);
+    if let Ok(Some(nsid)) = parse_nsid(datagram) {
+        assert!(nsid >= 0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -285,6 +285,22 @@ fn malformed(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("sock_diag: {what}"))
 }
 
+/// Entry point of the `netlink` fuzz target (`fuzz/`, built with `--cfg fuzzing` only): one
+/// arbitrary datagram read as the answer to a socket lookup, and as a bare `inet_diag_msg`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub fn fuzz_datagram(datagram: &[u8]) {
+    let _ = answer(datagram, super::netlink::fuzz_seq(datagram));
+    if let Ok(socket) = parse_socket(datagram) {
+        if datagram[0] == AF_INET {
+            assert!(
+                socket.local.is_ipv4() && socket.remote.is_ipv4(),
+                "{socket:?}"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

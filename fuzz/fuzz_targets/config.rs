@@ -1,0 +1,237 @@
+//! The configuration layer as collectd feeds it: an arbitrary tree of `ConfigNode`s (what
+//! `src/collectd/mod.rs` builds from collectd's `oconfig_item_t`: a key, typed values, children)
+//! validated by `Config::from_nodes`; a configuration it accepts then groups arbitrary processes
+//! (`sampler::grouping::assign`, the sampler's own code path, with the facts given as values).
+//!
+//! Keys and string values are drawn half from the words the configuration knows (option names
+//! in any case, templates, regexes, booleans as words) and half arbitrary, so the fuzzer gets
+//! past the first unknown option and into every check.
+//!
+//! Checks: no panic; an error names an option as written in the tree and says what is wrong;
+//! an accepted configuration's rules and `GroupBy` make, for any process, a name that is what
+//! `names::sanitize` makes of it: not empty, at most 63 bytes, no `/`, no control character, no
+//! reserved name; a rule with a fixed name gives exactly that name.
+
+#![no_main]
+
+use arbitrary::{Arbitrary, Unstructured};
+use capture::config::{Config, ConfigNode, ConfigValue};
+use capture::names;
+use capture::sampler::grouping::{self, ProcessFacts};
+use libfuzzer_sys::fuzz_target;
+
+const KEYS: &[&str] = &[
+    "Process",
+    "ProcessMatch",
+    "Match",
+    "GroupBy",
+    "MaxInstances",
+    "CollectFileHandles",
+    "CollectIO",
+    "Notifications",
+    "MetaData",
+    "CollectNetwork",
+    "Interface",
+    "BPFFilter",
+    "SnapLen",
+    "BufferSize",
+    "Promiscuous",
+    "Comm",
+    "Cmdline",
+    "Exe",
+    "User",
+    "Cgroup",
+    "process",
+    "GROUPBY",
+    "maxinstances",
+];
+
+const WORDS: &[&str] = &[
+    "",
+    "{comm}",
+    "{exe}",
+    "{user}:{comm}:{pid}",
+    "{uid}",
+    "{cgroup}",
+    "{container}",
+    "{container}:{comm}",
+    "{{literal}}",
+    "{nope}",
+    "{comm",
+    "x}",
+    "sshd",
+    "self",
+    "unattributed",
+    "forwarded",
+    "a/b",
+    "tab\there",
+    "nginx.*",
+    "^/usr/sbin/",
+    "(",
+    "[",
+    "root",
+    "0",
+    "any",
+    "lo",
+    "tcp or udp",
+    "true",
+    "false",
+    "yes",
+    "off",
+];
+
+/// A key or string: one of the known words, or anything.
+#[derive(Debug)]
+struct Word(String);
+
+impl<'a> Arbitrary<'a> for Word {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Word(if u.arbitrary()? {
+            (*u.choose(WORDS)?).to_string()
+        } else {
+            u.arbitrary()?
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct Key(String);
+
+impl<'a> Arbitrary<'a> for Key {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Key(if u.ratio(7, 8)? {
+            (*u.choose(KEYS)?).to_string()
+        } else {
+            u.arbitrary()?
+        }))
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum Value {
+    String(Word),
+    Number(f64),
+    SmallNumber(i32),
+    Boolean(bool),
+}
+
+#[derive(Arbitrary, Debug)]
+struct Node {
+    key: Key,
+    values: Vec<Value>,
+    children: Vec<Node>,
+}
+
+impl Node {
+    /// collectd nests blocks a few levels at most; deeper ones add nothing but run time.
+    fn to_config(&self, depth: usize) -> ConfigNode {
+        let values = self
+            .values
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => ConfigValue::String(s.0.clone()),
+                Value::Number(n) => ConfigValue::Number(*n),
+                Value::SmallNumber(n) => ConfigValue::Number(f64::from(*n)),
+                Value::Boolean(b) => ConfigValue::Boolean(*b),
+            })
+            .collect();
+        let mut node = ConfigNode::new(&self.key.0, values);
+        if depth < 3 {
+            node.children = self
+                .children
+                .iter()
+                .map(|c| c.to_config(depth + 1))
+                .collect();
+        }
+        node
+    }
+}
+
+/// One process, as plain values.
+#[derive(Arbitrary, Debug)]
+struct Facts {
+    pid: u32,
+    comm: String,
+    kernel_thread: bool,
+    cmdline: String,
+    exe: Option<String>,
+    uid: Option<u32>,
+    user: Option<String>,
+    cgroup: Option<String>,
+}
+
+impl ProcessFacts for Facts {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+    fn comm(&self) -> &str {
+        &self.comm
+    }
+    fn kernel_thread(&self) -> bool {
+        self.kernel_thread
+    }
+    fn cmdline(&mut self) -> &str {
+        &self.cmdline
+    }
+    fn exe(&mut self) -> Option<&str> {
+        self.exe.as_deref()
+    }
+    fn uid(&mut self) -> Option<u32> {
+        self.uid
+    }
+    fn user(&mut self) -> Option<&str> {
+        self.user.as_deref()
+    }
+    fn cgroup(&mut self) -> Option<&str> {
+        self.cgroup.as_deref()
+    }
+}
+
+fn check_name(name: &str) {
+    assert!(!name.is_empty());
+    assert!(name.len() <= names::MAX_NAME_BYTES, "{name:?}");
+    assert!(
+        !name.contains('/') && !name.chars().any(char::is_control),
+        "{name:?}"
+    );
+    assert!(!names::RESERVED.contains(&name), "{name:?}");
+    assert!(names::is_clean(name), "{name:?}");
+}
+
+/// Whether `key` is the key of a node of the tree, as written.
+fn written(nodes: &[ConfigNode], key: &str) -> bool {
+    nodes
+        .iter()
+        .any(|n| n.key == key || written(&n.children, key))
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    nodes: Vec<Node>,
+    processes: Vec<Facts>,
+}
+
+fuzz_target!(|input: Input| {
+    let nodes: Vec<ConfigNode> = input.nodes.iter().map(|n| n.to_config(0)).collect();
+    let config = match Config::from_nodes(&nodes) {
+        Ok(config) => config,
+        Err(e) => {
+            // The error names an option as written.
+            assert!(written(&nodes, &e.option), "{e:?}");
+            assert!(!e.problem.is_empty(), "{e:?}");
+            let _ = e.to_string();
+            return;
+        }
+    };
+    assert!(config.max_instances >= 1);
+    for rule in &config.rules {
+        if let Some(fixed) = rule.name.fixed() {
+            check_name(&fixed);
+        }
+    }
+    for mut facts in input.processes {
+        if let Some(assignment) = grouping::assign(&config, &mut facts) {
+            check_name(&assignment.name);
+        }
+    }
+});

@@ -1,0 +1,21 @@
+//! The netlink readers over one arbitrary datagram each: the message and attribute walkers and
+//! the exact-answer and dump logic they share (`net::netlink`), then the replies of sock_diag
+//! (socket lookups), rtnetlink (links, addresses, namespace ids) and ctnetlink (conntrack
+//! entries). The entry points exist only under `--cfg fuzzing`, which cargo-fuzz sets; each
+//! checks its own invariants (see them in the modules).
+//!
+//! Every input goes to every reader: a kernel reply is the same netlink framing whichever
+//! family sent it, and a message found interesting for one reader is a good start for the
+//! others.
+
+#![no_main]
+
+use capture::net::{conntrack, netlink, rtnetlink, sockdiag};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    netlink::fuzz_datagram(data);
+    sockdiag::fuzz_datagram(data);
+    rtnetlink::fuzz_datagram(data);
+    conntrack::fuzz_datagram(data);
+});
