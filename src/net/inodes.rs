@@ -155,7 +155,7 @@ struct Process {
     /// When the pid was last seen to still be this process (listing, start time).
     confirmed: Instant,
     kernel_thread: bool,
-    /// fd tables of other users' processes without CAP_SYS_PTRACE.
+    /// fd tables of other users' processes without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH.
     inaccessible: bool,
     /// The table as last read.
     fds: FdTable,
@@ -270,6 +270,8 @@ pub struct InodeIndex {
     name: String,
     /// What [`Stamp`]s count from.
     epoch: Instant,
+    /// A process's fd table was refused: said once.
+    denied_said: bool,
 }
 
 impl InodeIndex {
@@ -295,6 +297,7 @@ impl InodeIndex {
             self_pid: std::process::id(),
             name: String::with_capacity(16),
             epoch: Instant::now(),
+            denied_said: false,
         }
     }
 
@@ -517,9 +520,7 @@ impl InodeIndex {
                     return false;
                 }
                 Read::Denied => {
-                    if let Some(p) = self.procs.get_mut(&pid) {
-                        p.inaccessible = true;
-                    }
+                    self.mark_inaccessible(pid);
                     return false;
                 }
             }
@@ -603,12 +604,27 @@ impl InodeIndex {
                     elapsed: Duration::ZERO,
                 });
             }
-            Err(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) => {
-                if let Some(p) = self.procs.get_mut(&pid) {
-                    p.inaccessible = true;
-                }
-            }
+            Err(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) => self.mark_inaccessible(pid),
             Err(_) => self.remove_process(pid),
+        }
+    }
+
+    /// A process whose fd table cannot be read: its sockets cannot be tied to it, and it is
+    /// not read again. Said once, naming what would let the plugin read it.
+    fn mark_inaccessible(&mut self, pid: u32) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        p.inaccessible = true;
+        if !self.denied_said {
+            self.denied_said = true;
+            log::warn!(
+                "cannot read the descriptors of process {pid} (uid {}): permission denied; \
+                 traffic of sockets that only such processes hold counts as unattributed. \
+                 Tying other users' sockets to their processes needs CAP_SYS_PTRACE and \
+                 CAP_DAC_READ_SEARCH (said once)",
+                p.uid
+            );
         }
     }
 
@@ -652,6 +668,12 @@ impl InodeIndex {
                 Ok(n) => classify(link.get(..n).unwrap_or(&[])),
                 // Closed between listing and reading.
                 Err(rustix::io::Errno::NOENT) => continue,
+                // Listed (CAP_DAC_READ_SEARCH) but not readable (the ptrace check): a table
+                // of nothing but unknown slots would look like a process without sockets.
+                Err(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) => {
+                    self.mark_inaccessible(scan.pid);
+                    return;
+                }
                 Err(_) => Slot::Other,
             };
             scan.fds.set(slot, value);

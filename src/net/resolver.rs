@@ -17,7 +17,7 @@
 use super::conntrack::Conntrack;
 use super::flows::{FlowKey, Resolution};
 use super::inodes::{IndexStats, InodeIndex};
-use super::namespaces::{Namespaces, NetnsId, Topology};
+use super::namespaces::{NamespaceError, Namespaces, NetnsId, Topology};
 use super::packet::Transport;
 use super::sockdiag::{SockDiag, SocketInfo};
 use crate::proc::ProcRoot;
@@ -155,15 +155,29 @@ impl Diags {
             Err(e) => {
                 if e.kind() == io::ErrorKind::PermissionDenied && !self.enter_failure_said {
                     self.enter_failure_said = true;
-                    log::warn!(
-                        "cannot enter other network namespaces ({e}): traffic of processes in \
-                         them is unattributed; entering a namespace needs CAP_SYS_ADMIN"
-                    );
+                    let cause = NamespaceError::of(&e).map_or_else(|| e.to_string(), cause);
+                    warn_cannot_enter(&cause);
                 }
                 Found::CannotAsk
             }
         }
     }
+}
+
+/// What the kernel said, without the namespace module's own sentence around it.
+fn cause(problem: &NamespaceError) -> String {
+    match problem {
+        NamespaceError::NoPrivilege(e) => e.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Said once: traffic inside other namespaces cannot be tied to its processes.
+fn warn_cannot_enter(cause: &str) {
+    log::warn!(
+        "cannot enter other network namespaces ({cause}): traffic of processes in them is \
+         unattributed; entering a namespace needs CAP_SYS_ADMIN"
+    );
 }
 
 /// Runs until `stop` is set or every capture thread is gone. The inode index's counters are
@@ -213,10 +227,7 @@ pub fn resolver_loop(
         if let Some(problem) = diags.namespaces.take_warning() {
             if !diags.enter_failure_said {
                 diags.enter_failure_said = true;
-                log::warn!(
-                    "cannot enter other network namespaces ({problem}): traffic of processes \
-                     in them is unattributed; entering a namespace needs CAP_SYS_ADMIN"
-                );
+                warn_cannot_enter(&cause(&problem));
             }
         }
     };

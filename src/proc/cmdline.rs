@@ -34,4 +34,36 @@ mod tests {
         assert_eq!(join(b"\0\0"), "");
         assert_eq!(join(b"a\xff\0b\0"), "a\u{fffd} b");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Arguments (any bytes but NUL, not necessarily UTF-8) written NUL-terminated come
+            /// back joined by spaces, less the empty arguments at the end.
+            #[test]
+            fn arguments_are_joined(
+                args in prop::collection::vec(prop::collection::vec(1u8..=255, 0..12), 1..8),
+            ) {
+                let mut content = Vec::new();
+                for arg in &args {
+                    content.extend_from_slice(arg);
+                    content.push(0);
+                }
+                // Empty arguments at the end leave only NULs behind, which are cut.
+                let kept = args.iter().rposition(|a| !a.is_empty()).map_or(0, |last| last + 1);
+                let expected = String::from_utf8_lossy(&args[..kept].join(&b' ')).into_owned();
+                prop_assert_eq!(join(&content), expected);
+            }
+
+            /// Any bytes: never a NUL in the result, empty only for nothing but NULs.
+            #[test]
+            fn arbitrary_bytes(content in prop::collection::vec(any::<u8>(), 0..512)) {
+                let joined = join(&content);
+                prop_assert!(!joined.contains('\0'));
+                prop_assert_eq!(joined.is_empty(), content.iter().all(|&b| b == 0));
+            }
+        }
+    }
 }

@@ -32,4 +32,26 @@ mod tests {
         assert_eq!(parse_mem_total(b"MemTotal: 1 MB\n"), None);
         assert_eq!(parse_mem_total(b"MemTotal:"), None);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// MemTotal in kB comes back in bytes; a value whose bytes overflow is refused.
+            #[test]
+            fn mem_total_comes_back(kib in any::<u64>(), blanks in 1usize..12) {
+                let meminfo = format!(
+                    "MemTotal:{}{kib} kB\nMemFree:        23000000 kB\n",
+                    " ".repeat(blanks)
+                );
+                prop_assert_eq!(parse_mem_total(meminfo.as_bytes()), kib.checked_mul(1024));
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(content in prop::collection::vec(any::<u8>(), 0..512)) {
+                let _ = parse_mem_total(&content);
+            }
+        }
+    }
 }

@@ -402,4 +402,66 @@ mod tests {
         }
         assert!(compared > 0);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn path() -> impl Strategy<Value = String> {
+            prop::collection::vec("[a-zA-Z0-9_.@:-]{1,16}", 1..6)
+                .prop_map(|c| format!("/{}", c.join("/")))
+        }
+
+        proptest! {
+            /// The unified (v2) path is chosen over any v1 controller's, in any line order,
+            /// with its ` (deleted)` suffix dropped.
+            #[test]
+            fn unified_path_comes_back(
+                unified in path(),
+                deleted in any::<bool>(),
+                v1 in prop::collection::vec((1u32..14, "[a-z_,]{1,20}", path()), 0..6),
+                at in any::<prop::sample::Index>(),
+            ) {
+                let mut lines: Vec<String> = v1
+                    .iter()
+                    .map(|(id, controllers, p)| format!("{id}:{controllers}:{p}"))
+                    .collect();
+                let suffix = if deleted { " (deleted)" } else { "" };
+                lines.insert(at.index(lines.len() + 1), format!("0::{unified}{suffix}"));
+                let content = lines.join("\n") + "\n";
+                prop_assert_eq!(parse(content.as_bytes()), Some(unified.as_bytes()));
+            }
+
+            /// A container's scope anywhere below any parent gives the short id; the last
+            /// component never holds a `/`.
+            #[test]
+            fn container_ids_come_back(
+                parent in path(),
+                id in "[0-9a-f]{64}",
+                runtime in prop::sample::select(RUNTIME_PREFIXES.to_vec()),
+                scope in any::<bool>(),
+                child in prop::option::of("[a-z]{1,8}"),
+            ) {
+                let mut path = format!("{parent}/{runtime}{id}{}", if scope { ".scope" } else { "" });
+                if let Some(child) = &child {
+                    path = format!("{path}/{child}");
+                }
+                prop_assert_eq!(container_id(&path), Some(&id[..SHORT_ID_LEN]));
+                let last = last_component(&path);
+                prop_assert!(!last.contains('/') && path.ends_with(last));
+            }
+
+            /// Any bytes: no panic; a path is absolute and one line of the input.
+            #[test]
+            fn arbitrary_bytes(content in prop::collection::vec(any::<u8>(), 0..512)) {
+                if let Some(path) = parse(&content) {
+                    prop_assert!(path.starts_with(b"/") && !path.contains(&b'\n'));
+                    let text = String::from_utf8_lossy(path);
+                    if let Some(id) = container_id(&text) {
+                        prop_assert!(id.len() == SHORT_ID_LEN && id.bytes().all(|b| b.is_ascii_hexdigit()));
+                    }
+                }
+            }
+        }
+    }
 }

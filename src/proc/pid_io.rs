@@ -1,5 +1,6 @@
 //! `/proc/<pid>/io`: bytes and system calls through read/write, and bytes that reached the
-//! block layer. Readable only by the process's owner or with CAP_SYS_PTRACE.
+//! block layer. Readable only by the process's owner, or with CAP_DAC_READ_SEARCH (mode 0400)
+//! and CAP_SYS_PTRACE.
 
 use super::parse_u64;
 

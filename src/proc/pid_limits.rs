@@ -137,4 +137,35 @@ mod tests {
         // A pid that cannot exist (above pid_max's ceiling of 2^22).
         assert_eq!(soft_nofile(&mut ProcRoot::system(), 4_194_305), None);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// The soft limit of `Max open files`, a number or `unlimited`, among the other
+            /// limits.
+            #[test]
+            fn soft_limit_comes_back(
+                soft in prop::option::of(any::<u64>()),
+                hard in any::<u64>(),
+                padding in 1usize..12,
+            ) {
+                let soft_text = soft.map_or("unlimited".to_string(), |n| n.to_string());
+                let content = format!(
+                    "Limit                     Soft Limit           Hard Limit           Units\n\
+                     Max cpu time              unlimited            unlimited            seconds\n\
+                     Max open files{}{soft_text}                 {hard}                files\n\
+                     Max locked memory         8388608              8388608              bytes\n",
+                    " ".repeat(padding)
+                );
+                prop_assert_eq!(parse_soft_nofile(content.as_bytes()), Some(soft.unwrap_or(UNLIMITED)));
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(content in prop::collection::vec(any::<u8>(), 0..512)) {
+                let _ = parse_soft_nofile(&content);
+            }
+        }
+    }
 }

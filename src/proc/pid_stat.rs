@@ -153,4 +153,75 @@ mod tests {
         assert!(parse(upto_rss).is_some());
         assert!(parse(&upto_rss[..upto_rss.len() - 2]).is_none());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Command names as hostile as the kernel allows: any byte but NUL, weighted towards
+        /// spaces, parentheses, newlines and bytes that are not UTF-8.
+        fn comm() -> impl Strategy<Value = Vec<u8>> {
+            let byte = prop_oneof![
+                prop::sample::select(b" ()\n\t)(\xff\xc3".to_vec()),
+                1u8..=255,
+            ];
+            prop::collection::vec(byte, 0..=32)
+        }
+
+        proptest! {
+            /// A stat line written as the kernel writes it gives every field back, whatever
+            /// the command name holds and however many fields follow rss.
+            #[test]
+            fn fields_come_back(
+                pid in any::<u32>(),
+                comm in comm(),
+                state in prop::sample::select(b"RSDZTtXIPW".to_vec()),
+                ppid in any::<u32>(),
+                flags in any::<u64>(),
+                children_minflt in any::<u64>(),
+                (utime, stime) in any::<(u64, u64)>(),
+                num_threads in any::<i64>(),
+                starttime in any::<u64>(),
+                vsize in any::<u64>(),
+                rss in any::<i64>(),
+                tail in 0usize..30,
+            ) {
+                let mut line = format!("{pid} (").into_bytes();
+                line.extend_from_slice(&comm);
+                line.extend_from_slice(
+                    format!(
+                        ") {} {ppid} {pid} {pid} 34816 -1 {flags} 12 {children_minflt} 0 0 \
+                         {utime} {stime} 0 0 20 0 {num_threads} 0 {starttime} {vsize} {rss}",
+                        state as char
+                    )
+                    .as_bytes(),
+                );
+                for i in 0..tail {
+                    line.extend_from_slice(format!(" {i}").as_bytes());
+                }
+                line.push(b'\n');
+                let s = parse(&line).expect("a well-formed line");
+                prop_assert_eq!(s.comm, &comm[..]);
+                prop_assert_eq!(s.state, state);
+                prop_assert_eq!(s.ppid, ppid);
+                prop_assert_eq!(s.children_minflt, children_minflt);
+                prop_assert_eq!(s.kernel_thread, flags & PF_KTHREAD != 0);
+                prop_assert_eq!((s.utime, s.stime), (utime, stime));
+                prop_assert_eq!(s.num_threads, num_threads.max(0) as u64);
+                prop_assert_eq!((s.starttime, s.vsize), (starttime, vsize));
+                prop_assert_eq!(s.rss_pages, rss.max(0) as u64);
+            }
+
+            /// Any bytes: no panic, and a command name is what lies between the first `(` and
+            /// the last `)`.
+            #[test]
+            fn arbitrary_bytes(content in prop::collection::vec(any::<u8>(), 0..512)) {
+                if let Some(s) = parse(&content) {
+                    let open = content.iter().position(|&b| b == b'(').unwrap();
+                    let close = content.iter().rposition(|&b| b == b')').unwrap();
+                    prop_assert_eq!(s.comm, &content[open + 1..close]);
+                }
+            }
+        }
+    }
 }

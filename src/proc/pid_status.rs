@@ -32,4 +32,32 @@ mod tests {
         assert_eq!(parse_real_uid(b"Uid:\t99999999999\t0\n"), None);
         assert_eq!(parse_real_uid(b"Uid:"), None);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// The real uid is the first of the `Uid:` line's four, wherever the line is.
+            #[test]
+            fn real_uid_comes_back(
+                ids in any::<[u32; 4]>(),
+                before in prop::collection::vec("[A-Z][a-z_]{1,10}:\t[a-z0-9 ()]{0,20}", 0..8),
+            ) {
+                let mut status = before.join("\n");
+                status.push_str(&format!(
+                    "\nUid:\t{}\t{}\t{}\t{}\nGid:\t0\t0\t0\t0\n",
+                    ids[0], ids[1], ids[2], ids[3]
+                ));
+                prop_assert_eq!(parse_real_uid(status.as_bytes()), Some(ids[0]));
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(content in prop::collection::vec(any::<u8>(), 0..512)) {
+                if parse_real_uid(&content).is_some() {
+                    prop_assert!(content.split(|&b| b == b'\n').any(|l| l.starts_with(b"Uid:")));
+                }
+            }
+        }
+    }
 }

@@ -46,4 +46,30 @@ mod tests {
         assert_eq!(parse_total_cpu_ticks(b"cpu 1 2 3\n"), None);
         assert_eq!(parse_total_cpu_ticks(b"cpu 1 2 x 4 5 6 7\n"), None);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// The first eight fields of the `cpu` line are summed (at least seven present);
+            /// guest fields and the per-CPU lines are not.
+            #[test]
+            fn total_is_the_sum_of_eight(
+                fields in prop::collection::vec(0u64..1 << 56, 7..=10),
+                per_cpu in prop::collection::vec(any::<u32>(), 10),
+            ) {
+                let line: Vec<String> = fields.iter().map(u64::to_string).collect();
+                let cpu0: Vec<String> = per_cpu.iter().map(u32::to_string).collect();
+                let stat = format!("cpu  {}\ncpu0 {}\nintr 1\n", line.join(" "), cpu0.join(" "));
+                let expected: u64 = fields.iter().take(8).sum();
+                prop_assert_eq!(parse_total_cpu_ticks(stat.as_bytes()), Some(expected));
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(content in prop::collection::vec(any::<u8>(), 0..512)) {
+                let _ = parse_total_cpu_ticks(&content);
+            }
+        }
+    }
 }

@@ -47,4 +47,26 @@ mod tests {
         assert!(clock_ticks_per_second() >= 1);
         assert!(page_size().is_power_of_two());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// `major.minor[.patch][-suffix]` gives (major, minor); any text never panics.
+            #[test]
+            fn releases_come_back(
+                major in any::<u32>(),
+                minor in any::<u32>(),
+                rest in "(\\.[0-9]{1,3})?(-[a-z0-9.-]{0,12})?\n?",
+            ) {
+                prop_assert_eq!(parse_release(&format!("{major}.{minor}{rest}")), Some((major, minor)));
+            }
+
+            #[test]
+            fn arbitrary_text_never_panics(text in "\\PC{0,40}") {
+                let _ = parse_release(&text);
+            }
+        }
+    }
 }

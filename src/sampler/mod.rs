@@ -465,9 +465,10 @@ impl Sampler {
                     self.warned.io_denied = true;
                     log::warn!(
                         "cannot read /proc/{pid}/io: permission denied; processes whose I/O \
-                         counters cannot be read are reported without them. Reading them needs \
-                         ptrace read access: CAP_SYS_PTRACE, and no LSM, Yama policy or user \
-                         namespace refusing it (said once)"
+                         counters cannot be read are reported without them. Reading other \
+                         users' needs CAP_DAC_READ_SEARCH (the file is theirs, mode 0400) and \
+                         CAP_SYS_PTRACE (the kernel's ptrace check), and no LSM, Yama policy or \
+                         user namespace refusing it (said once)"
                     );
                 }
                 Err(_) => {}

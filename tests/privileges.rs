@@ -1,0 +1,307 @@
+//! Integration tests of the plugin without some of its privileges: collectd runs as `nobody`
+//! with the capabilities of the shipped systemd drop-in (contrib/systemd/
+//! collectd-unprivileged.conf) but one, while root's workloads make what each capability is
+//! for happen: loopback traffic, traffic into a network namespace the test made, a datagram to
+//! a closed port (what the conntrack question is asked for), and I/O. For each capability left
+//! out, collectd keeps writing what it can read, and the plugin says once, per cause, which
+//! capability would restore the rest — and nothing else.
+
+mod common;
+
+use common::netns::{ip, Netns};
+use common::*;
+use std::time::{Duration, Instant};
+
+/// The drop-in's capabilities, as setpriv names them.
+const CAPABILITIES: [&str; 5] = [
+    "net_raw",
+    "net_admin",
+    "sys_ptrace",
+    "dac_read_search",
+    "sys_admin",
+];
+
+/// How long the plugin is watched for warnings: several sampler cycles, resolver rounds and
+/// topology reads after the traffic.
+const WATCH: Duration = Duration::from_secs(10);
+
+/// What a run saw: the plugin's warnings, and the last rows of the workloads.
+struct Run {
+    warnings: Vec<String>,
+    log: String,
+    /// The loopback sender's `io_octets` rows (absent when its /proc/PID/io is unreadable).
+    sender_io: Vec<Row>,
+    /// The loopback sender's and the namespace receiver's last `if_packets` (0 when none).
+    sender_tx: f64,
+    inside_rx: f64,
+    /// Whether the loopback sender has any `if_octets` row at all.
+    sender_has_network: bool,
+}
+
+/// Runs collectd as nobody with every capability of the drop-in but `dropped`, makes traffic
+/// and I/O, watches for [`WATCH`], and checks what every run must show: the workload's values
+/// written, `load` written, no error. `None` when skipped here.
+fn run_without(dropped: Option<&str>) -> Option<Run> {
+    let caps: Vec<&str> = CAPABILITIES
+        .iter()
+        .copied()
+        .filter(|c| Some(*c) != dropped)
+        .collect();
+    let lab = Netns::create("priv")?;
+    let name = format!("cpv{}", lab.id);
+    let _veth = lab.veth(&name);
+    ip(&["addr", "add", &format!("{}/24", lab.v4(1)), "dev", &name]);
+    let collectd = Collectd::start_as_nobody(Some(r#"GroupBy "{comm}""#), &caps)?;
+    let started = Instant::now();
+    let since = now();
+
+    // Loopback datagrams between two root processes.
+    let mut receiver = collectd.spawn(&unique_comm("cw_prx_"), &["udp-recv", "127.0.0.1", "25"]);
+    let port = receiver.expect_line_starting("port ");
+    let mut sender = collectd.spawn(
+        &unique_comm("cw_ptx_"),
+        &["udp-send", &format!("127.0.0.1:{port}"), "50", "100", "25"],
+    );
+    sender.expect_line("sent");
+    // Datagrams from the host into the namespace: their receiver is found only by entering it.
+    let mut inside = lab.spawn(
+        &collectd,
+        &unique_comm("cw_pnr_"),
+        &["udp-recv", &lab.v4(2), "25"],
+    );
+    let inside_port = inside.expect_line_starting("port ");
+    let mut into = collectd.spawn(
+        &unique_comm("cw_pns_"),
+        &[
+            "udp-send",
+            &format!("{}:{inside_port}", lab.v4(2)),
+            "20",
+            "100",
+            "25",
+        ],
+    );
+    into.expect_line("sent");
+    // Datagrams no socket receives: the resolver asks conntrack whether they are NATed.
+    let closed = {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("binding a UDP socket");
+        socket.local_addr().expect("its address").port()
+    };
+    let mut nowhere = collectd.spawn(
+        &unique_comm("cw_pcl_"),
+        &["udp-send", &format!("127.0.0.1:{closed}"), "5", "100", "25"],
+    );
+    nowhere.expect_line("sent");
+
+    // What the plugin can read is still written: the sender's process count and CPU time,
+    // and collectd's other plugins.
+    let settled = now() + SETTLE + INTERVAL;
+    let count = collectd.wait_row_after(&sender.comm, "ps_count", settled);
+    assert_eq!(
+        count.last().expect("a row").get("processes"),
+        1.0,
+        "without {dropped:?}: {}",
+        format_rows(&count)
+    );
+    collectd.wait_row_after(&sender.comm, "ps_cputime", settled);
+    if let Some(left) = WATCH.checked_sub(started.elapsed()) {
+        std::thread::sleep(left);
+    }
+    let load = collectd.rows_of_plugin("load", "load");
+    assert!(
+        load.iter().filter(|row| row.epoch >= since).count() >= 5,
+        "without {dropped:?}: load rows since the start: {}",
+        format_rows(&load)
+    );
+    assert!(
+        collectd.plugin_log_lines("error").is_empty(),
+        "without {dropped:?}: {}",
+        collectd.log()
+    );
+    let last = |comm: &str, ds: &str| {
+        collectd
+            .rows(comm, "if_packets")
+            .last()
+            .map_or(0.0, |row| row.get(ds))
+    };
+    Some(Run {
+        warnings: collectd.plugin_log_lines("warning"),
+        log: collectd.log(),
+        sender_io: collectd.rows(&sender.comm, "io_octets"),
+        sender_tx: last(&sender.comm, "tx"),
+        inside_rx: last(&inside.comm, "rx"),
+        sender_has_network: !collectd.rows(&sender.comm, "if_octets").is_empty(),
+    })
+}
+
+/// A warning without its time stamp and with numbers (pids, uids) left out: what two runs
+/// that said the same thing have in common.
+fn cause(line: &str) -> String {
+    let text = line
+        .split_once("] capture: ")
+        .map_or(line, |(_, text)| text);
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !out.ends_with('N') {
+                out.push('N');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// One capability left out: the causes it must be said for, each once (every needle of a
+/// cause in one warning line), and what its absence does to the data.
+struct Case {
+    dropped: &'static str,
+    causes: &'static [&'static [&'static str]],
+    check: fn(&Run) -> Result<(), String>,
+}
+
+const CASES: [Case; 5] = [
+    Case {
+        dropped: "net_raw",
+        causes: &[&["capture packets", "CAP_NET_RAW"]],
+        check: |run| match run.sender_has_network {
+            true => Err("if_octets without CAP_NET_RAW".into()),
+            false => Ok(()),
+        },
+    },
+    Case {
+        dropped: "net_admin",
+        causes: &[&["conntrack", "CAP_NET_ADMIN"]],
+        check: |_| Ok(()),
+    },
+    Case {
+        dropped: "sys_ptrace",
+        causes: &[
+            &["/io: permission denied", "CAP_SYS_PTRACE"],
+            &["cannot read the descriptors", "CAP_SYS_PTRACE"],
+        ],
+        check: others_unreadable,
+    },
+    Case {
+        dropped: "dac_read_search",
+        causes: &[
+            &["/io: permission denied", "CAP_DAC_READ_SEARCH"],
+            &["cannot read the descriptors", "CAP_DAC_READ_SEARCH"],
+        ],
+        check: others_unreadable,
+    },
+    Case {
+        dropped: "sys_admin",
+        causes: &[&["cannot enter other network namespaces", "CAP_SYS_ADMIN"]],
+        check: |run| match run.inside_rx {
+            0.0 => Ok(()),
+            rx => Err(format!(
+                "the receiver inside the namespace was credited {rx} packets without CAP_SYS_ADMIN"
+            )),
+        },
+    },
+];
+
+/// Without CAP_SYS_PTRACE or CAP_DAC_READ_SEARCH, root's processes are other users' to
+/// nobody: their I/O counters are left out and their traffic is not theirs.
+fn others_unreadable(run: &Run) -> Result<(), String> {
+    if !run.sender_io.is_empty() {
+        return Err(format!(
+            "root's io_octets read: {}",
+            format_rows(&run.sender_io)
+        ));
+    }
+    if run.sender_tx != 0.0 {
+        return Err(format!("root's datagrams credited: tx {}", run.sender_tx));
+    }
+    Ok(())
+}
+
+/// collectd as nobody with the drop-in's capabilities, and with each left out in turn (all
+/// six at once): with all of them, root's processes are read as root reads them; without one,
+/// values are still written, and the plugin says once per cause which capability restores what
+/// is missing — and nothing else than what the complete set says too (on a sandboxed host even
+/// root cannot read a few processes, e.g. the sandbox's init).
+#[test]
+fn each_missing_capability_is_said_once_and_the_rest_is_reported() {
+    let started = Instant::now();
+    let (control, runs) = std::thread::scope(|scope| {
+        let control = scope.spawn(|| run_without(None));
+        let runs: Vec<_> = CASES
+            .iter()
+            .map(|case| scope.spawn(move || run_without(Some(case.dropped))))
+            .collect();
+        let runs: Vec<Option<Run>> = runs
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        let control = control
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (control, runs)
+    });
+    let Some(control) = control else {
+        return;
+    };
+
+    // The complete set restores everything: root's I/O, loopback and namespace traffic.
+    assert!(
+        !control.sender_io.is_empty(),
+        "no io_octets with every capability:\n{}",
+        control.log
+    );
+    assert_eq!(control.sender_tx, 50.0, "{}", control.log);
+    assert_eq!(control.inside_rx, 20.0, "{}", control.log);
+    let baseline: Vec<String> = control.warnings.iter().map(|w| cause(w)).collect();
+    for said in &baseline {
+        let times = baseline.iter().filter(|b| *b == said).count();
+        assert_eq!(times, 1, "said {times} times with every capability: {said}");
+    }
+    eprintln!("with every capability: {baseline:#?}");
+
+    let mut failures = Vec::new();
+    for (case, run) in CASES.iter().zip(runs) {
+        let Some(run) = run else { return };
+        let capability = format!("CAP_{}", case.dropped.to_ascii_uppercase());
+        let mut problems = Vec::new();
+        for needles in case.causes {
+            let times = run
+                .warnings
+                .iter()
+                .filter(|w| needles.iter().all(|n| w.contains(n)))
+                .count();
+            if times != 1 {
+                problems.push(format!("{needles:?} said {times} times, not once"));
+            }
+        }
+        for warning in &run.warnings {
+            let expected = case
+                .causes
+                .iter()
+                .any(|needles| needles.iter().all(|n| warning.contains(n)));
+            if !expected && !baseline.contains(&cause(warning)) {
+                problems.push(format!("unexpected warning: {warning}"));
+            }
+        }
+        if let Err(problem) = (case.check)(&run) {
+            problems.push(problem);
+        }
+        eprintln!("without {capability}:");
+        for warning in &run.warnings {
+            eprintln!("  {}", cause(warning));
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "without {capability}:\n  {}\n--- log ---\n{}",
+                problems.join("\n  "),
+                run.log
+            ));
+        }
+    }
+    eprintln!(
+        "six collectds, {:.1} s watched each, {:.1} s in all",
+        WATCH.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
