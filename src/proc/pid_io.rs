@@ -76,4 +76,40 @@ mod tests {
             let _ = parse(&IO[..cut]);
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// The six counters come back in any line order, with any blanks after the colon
+            /// and other lines around them.
+            #[test]
+            fn counters_come_back(
+                values in any::<[u64; 6]>(),
+                order in Just((0..7).collect::<Vec<usize>>()).prop_shuffle(),
+                blanks in prop::collection::vec(prop::sample::select(vec![" ", "\t", "  "]), 7),
+            ) {
+                const KEYS: [&str; 7] = [
+                    "rchar", "wchar", "syscr", "syscw", "read_bytes", "write_bytes",
+                    "cancelled_write_bytes",
+                ];
+                let mut content = String::new();
+                for i in order {
+                    let value = values.get(i).copied().unwrap_or(7);
+                    content.push_str(&format!("{}:{}{value}\n", KEYS[i], blanks[i]));
+                }
+                let io = parse(content.as_bytes()).expect("all six counters");
+                prop_assert_eq!(
+                    [io.rchar, io.wchar, io.syscr, io.syscw, io.read_bytes, io.write_bytes],
+                    values
+                );
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(content in prop::collection::vec(any::<u8>(), 0..512)) {
+                let _ = parse(&content);
+            }
+        }
+    }
 }
