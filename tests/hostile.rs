@@ -111,6 +111,14 @@ fn copy_as(collectd: &Collectd, name: &[u8]) -> PathBuf {
     target
 }
 
+/// The file name of `path` as text (lossy): the command name of a workload copied there.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .expect("a file name")
+        .to_string_lossy()
+        .into_owned()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -522,11 +530,7 @@ fn hidepid(option: &'static str) {
             &["as-user", "65534:65534", "burn", "60"],
             None,
         );
-        let hidden_comm = hidden_binary
-            .file_name()
-            .expect("a name")
-            .to_string_lossy()
-            .into_owned();
+        let hidden_comm = file_name(&hidden_binary);
         // Visible: root, with no capability collectd lacks (the kernel's ptrace check also
         // wants the target's capabilities to be a subset of the reader's).
         let visible_binary = collectd.workload_copy(&unique_comm("cw_vis_"));
@@ -536,11 +540,7 @@ fn hidepid(option: &'static str) {
             .arg(&visible_binary)
             .args(["burn", "60"]);
         let _visible = start_command(command, &visible_binary, None);
-        let visible_comm = visible_binary
-            .file_name()
-            .expect("a name")
-            .to_string_lossy()
-            .into_owned();
+        let visible_comm = file_name(&visible_binary);
         // Hidden processes churn too: they vanish between listing and reading.
         let churn_binary = collectd.workload_copy(&unique_comm("cw_hch_"));
         let _churn = start(
