@@ -96,4 +96,57 @@ mod tests {
         assert!(is_clean("sshd"));
         assert!(!is_clean("self"));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Text weighted towards what names must not hold: `/`, control characters, multi-byte
+        /// characters that a cut could split, and the reserved names.
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "\\PC{0,80}",
+                "[a-z/\n\t\u{7f}\u{85}é€😀]{0,80}",
+                prop::sample::select(RESERVED.to_vec()).prop_map(str::to_string),
+                any::<String>(),
+            ]
+        }
+
+        proptest! {
+            /// Whatever the input: not empty, at most 63 bytes, no `/`, no control character,
+            /// no reserved name, stable under a second pass, and a prefix of the input with
+            /// only the forbidden characters replaced (or `_` for nothing).
+            #[test]
+            fn sanitized_names_are_clean(raw in text()) {
+                let name = sanitize(&raw);
+                prop_assert!(!name.is_empty());
+                prop_assert!(name.len() <= MAX_NAME_BYTES, "{name:?}");
+                prop_assert!(!name.contains('/') && !name.chars().any(char::is_control), "{name:?}");
+                prop_assert!(!RESERVED.contains(&name.as_str()), "{name:?}");
+                prop_assert!(is_clean(&name), "{name:?}");
+                let replaced: String = raw
+                    .chars()
+                    .map(|c| if c == '/' || c.is_control() { '_' } else { c })
+                    .collect();
+                let body = name.strip_suffix('_').filter(|b| RESERVED.contains(b)).unwrap_or(&name);
+                prop_assert!(replaced.starts_with(body) || (raw.is_empty() && name == "_"), "{raw:?} -> {name:?}");
+            }
+
+            /// A name that is already clean is kept as it is.
+            #[test]
+            fn clean_names_are_kept(raw in "[a-zA-Z0-9_.:@ é-]{1,30}") {
+                prop_assume!(!RESERVED.contains(&raw.as_str()));
+                prop_assert_eq!(sanitize(&raw), raw);
+            }
+
+            /// Meta data strings: at most 240 bytes, no control character, `/` kept.
+            #[test]
+            fn meta_strings_are_clean(raw in text()) {
+                let meta = sanitize_meta(&raw);
+                prop_assert!(meta.len() <= MAX_META_BYTES);
+                prop_assert!(!meta.chars().any(char::is_control));
+                prop_assert_eq!(meta.matches('/').count(), raw.chars().take(meta.chars().count()).filter(|&c| c == '/').count());
+            }
+        }
+    }
 }

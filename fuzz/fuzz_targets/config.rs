@@ -15,36 +15,13 @@
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
-use capture::config::{Config, ConfigNode, ConfigValue};
+use capture::config::{Config, ConfigNode, ConfigValue, MATCH_OPTION_NAMES, OPTION_NAMES};
 use capture::names;
 use capture::sampler::grouping::{self, ProcessFacts};
 use libfuzzer_sys::fuzz_target;
 
-const KEYS: &[&str] = &[
-    "Process",
-    "ProcessMatch",
-    "Match",
-    "GroupBy",
-    "MaxInstances",
-    "CollectFileHandles",
-    "CollectIO",
-    "Notifications",
-    "MetaData",
-    "CollectNetwork",
-    "Interface",
-    "BPFFilter",
-    "SnapLen",
-    "BufferSize",
-    "Promiscuous",
-    "Comm",
-    "Cmdline",
-    "Exe",
-    "User",
-    "Cgroup",
-    "process",
-    "GROUPBY",
-    "maxinstances",
-];
+/// Keys in other cases than the documented ones (options are case-insensitive).
+const OTHER_CASES: &[&str] = &["process", "GROUPBY", "maxinstances", "cOMM"];
 
 const WORDS: &[&str] = &[
     "",
@@ -99,10 +76,11 @@ struct Key(String);
 
 impl<'a> Arbitrary<'a> for Key {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(Key(if u.ratio(7, 8)? {
-            (*u.choose(KEYS)?).to_string()
-        } else {
-            u.arbitrary()?
+        let known = OPTION_NAMES.iter().chain(&MATCH_OPTION_NAMES);
+        Ok(Key(match u.int_in_range(0..=7)? {
+            0 => u.arbitrary()?,
+            1 => (*u.choose(OTHER_CASES)?).to_string(),
+            _ => (*u.choose(&known.collect::<Vec<_>>())?).to_string(),
         }))
     }
 }

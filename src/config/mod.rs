@@ -962,4 +962,100 @@ mod tests {
             }
         }
     }
+
+    mod properties {
+        use super::*;
+        use crate::sampler::grouping::{self, tests::Fixed};
+        use proptest::prelude::*;
+
+        fn value() -> impl Strategy<Value = ConfigValue> {
+            prop_oneof![
+                prop_oneof![
+                    "\\PC{0,16}",
+                    "\\{(comm|exe|user|uid|pid|cgroup|container)\\}[:a-z/]{0,4}",
+                    "(true|false|on|off|[0-9]{1,7})",
+                ]
+                .prop_map(ConfigValue::String),
+                prop_oneof![any::<f64>(), (-5i32..2_000_000).prop_map(f64::from)]
+                    .prop_map(ConfigValue::Number),
+                any::<bool>().prop_map(ConfigValue::Boolean),
+            ]
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => prop::sample::select(
+                    OPTION_NAMES.iter().chain(&MATCH_OPTION_NAMES).copied().collect::<Vec<_>>()
+                )
+                .prop_map(str::to_string),
+                1 => "[a-zA-Z]{0,12}",
+            ]
+        }
+
+        /// Trees of options as collectd hands them over: keys, typed values, blocks.
+        fn nodes() -> impl Strategy<Value = Vec<ConfigNode>> {
+            let leaf = (key(), prop::collection::vec(value(), 0..3))
+                .prop_map(|(k, v)| ConfigNode::new(&k, v));
+            let tree = leaf.prop_recursive(2, 16, 4, |inner| {
+                (
+                    key(),
+                    prop::collection::vec(value(), 0..3),
+                    prop::collection::vec(inner, 0..4),
+                )
+                    .prop_map(|(k, v, children)| ConfigNode {
+                        children,
+                        ..ConfigNode::new(&k, v)
+                    })
+            });
+            prop::collection::vec(tree, 0..6)
+        }
+
+        fn written(nodes: &[ConfigNode], key: &str) -> bool {
+            nodes
+                .iter()
+                .any(|n| n.key == key || written(&n.children, key))
+        }
+
+        proptest! {
+            /// Any tree: no panic; a refusal names an option as written; an accepted
+            /// configuration names every process with a clean name.
+            #[test]
+            fn any_tree_validates_or_names_its_option(nodes in nodes(), comm in "\\PC{0,20}", pid in any::<u32>()) {
+                match Config::from_nodes(&nodes) {
+                    Err(e) => {
+                        prop_assert!(written(&nodes, &e.option), "{:?}", e);
+                        prop_assert!(!e.problem.is_empty());
+                    }
+                    Ok(config) => {
+                        let mut facts = Fixed { pid, comm, ..Fixed::default() };
+                        if let Some(a) = grouping::assign(&config, &mut facts) {
+                            prop_assert!(crate::names::is_clean(&a.name), "{:?}", a);
+                        }
+                    }
+                }
+            }
+
+            /// `Process "comm"` names its rule after the command, sanitized, or is refused (a
+            /// reserved name); `MaxInstances n` is taken in 1 ... 1000000 and refused outside.
+            #[test]
+            fn options_come_back(comm in "\\PC{1,20}|[a-z/\n]{1,80}", max in -10i64..2_000_000) {
+                let nodes = vec![
+                    line("Process", vec![s(&comm)]),
+                    line("MaxInstances", vec![n(max as f64)]),
+                ];
+                match Config::from_nodes(&nodes) {
+                    Ok(config) => {
+                        prop_assert!((1..=MAX_INSTANCES_LIMIT as i64).contains(&max));
+                        prop_assert_eq!(config.max_instances as i64, max);
+                        prop_assert_eq!(config.rules[0].name.fixed(), Some(names::sanitize(&comm)));
+                    }
+                    Err(e) => prop_assert!(
+                        e.option == "MaxInstances" && !(1..=MAX_INSTANCES_LIMIT as i64).contains(&max)
+                            || e.option == "Process",
+                        "{:?}", e
+                    ),
+                }
+            }
+        }
+    }
 }

@@ -212,4 +212,82 @@ mod tests {
         assert!(Template::parse("{comm").unwrap_err().0.contains("unclosed"));
         assert!(Template::parse("x}").unwrap_err().0.contains("unmatched"));
     }
+
+    mod properties {
+        use super::*;
+        use crate::names;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Piece {
+            Text(String),
+            Field(Field),
+        }
+
+        fn piece() -> impl Strategy<Value = Piece> {
+            prop_oneof![
+                "\\PC{0,12}".prop_map(Piece::Text),
+                prop::sample::select(Field::ALL.to_vec()).prop_map(|(_, f)| Piece::Field(f)),
+            ]
+        }
+
+        fn facts() -> impl Strategy<Value = Vec<String>> {
+            prop::collection::vec(
+                prop_oneof!["\\PC{0,20}", "[a-z/\n\t\u{7f}]{0,80}", Just(String::new())],
+                Field::ALL.len(),
+            )
+        }
+
+        fn value(facts: &[String], field: Field) -> String {
+            let at = Field::ALL.iter().position(|(_, f)| *f == field).unwrap();
+            facts[at].clone()
+        }
+
+        proptest! {
+            /// A template written from pieces (literal text with its braces doubled, and
+            /// placeholders) parses, uses exactly its placeholders, and expands to the text
+            /// with each placeholder's value; without placeholders it is that fixed text.
+            #[test]
+            fn written_templates_expand_to_their_pieces(
+                pieces in prop::collection::vec(piece(), 0..8),
+                facts in facts(),
+            ) {
+                let mut source = String::new();
+                let mut expected = String::new();
+                for p in &pieces {
+                    match p {
+                        Piece::Text(t) => {
+                            source.push_str(&t.replace('{', "{{").replace('}', "}}"));
+                            expected.push_str(t);
+                        }
+                        Piece::Field(f) => {
+                            let name = Field::ALL.iter().find(|(_, g)| g == f).unwrap().0;
+                            source.push_str(&format!("{{{name}}}"));
+                            expected.push_str(&value(&facts, *f));
+                        }
+                    }
+                }
+                let template = Template::parse(&source).unwrap();
+                prop_assert_eq!(template.source(), source.as_str());
+                prop_assert_eq!(template.expand(|f| value(&facts, f)), expected.clone());
+                for (_, field) in Field::ALL {
+                    let used = pieces.iter().any(|p| matches!(p, Piece::Field(f) if *f == field));
+                    prop_assert_eq!(template.uses(field), used);
+                }
+                let fixed = pieces.iter().all(|p| matches!(p, Piece::Text(_)));
+                prop_assert_eq!(template.fixed(), fixed.then_some(expected));
+            }
+
+            /// Any text: parsing never panics, and what parses expands, once sanitized, to a
+            /// clean instance name.
+            #[test]
+            fn any_text_expands_to_clean_names(source in "[{}a-z/]{0,20}|\\PC{0,30}", facts in facts()) {
+                if let Ok(template) = Template::parse(&source) {
+                    let name = names::sanitize(&template.expand(|f| value(&facts, f)));
+                    prop_assert!(names::is_clean(&name) && !name.is_empty() && name.len() <= names::MAX_NAME_BYTES);
+                    prop_assert!(!name.contains('/') && !name.chars().any(char::is_control));
+                }
+            }
+        }
+    }
 }
