@@ -1160,4 +1160,93 @@ mod tests {
         );
         assert_eq!(asked_without.unwrap_err().raw_os_error(), Some(libc::EPERM));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn tuple() -> impl Strategy<Value = (Transport, SocketAddr, SocketAddr)> {
+            let transport = prop_oneof![Just(Transport::Tcp), Just(Transport::Udp)];
+            let ends = prop_oneof![
+                any::<([u8; 4], u16, [u8; 4], u16)>().prop_map(|(s, sp, d, dp)| {
+                    (SocketAddr::from((s, sp)), SocketAddr::from((d, dp)))
+                }),
+                any::<([u8; 16], u16, [u8; 16], u16)>().prop_map(|(s, sp, d, dp)| {
+                    (SocketAddr::from((s, sp)), SocketAddr::from((d, dp)))
+                }),
+            ];
+            (transport, ends).prop_map(|(t, (s, d))| (t, s, d))
+        }
+
+        /// The nested tuple attribute a request for it carries, which is also how a reply
+        /// writes it: everything after the nlmsghdr and nfgenmsg.
+        fn tuple_attribute(
+            attribute: u16,
+            (transport, src, dst): (Transport, SocketAddr, SocketAddr),
+        ) -> Vec<u8> {
+            let mut out = Vec::new();
+            build_get(&mut out, 0, attribute, transport, src, dst);
+            out.split_off(NLMSG_HDRLEN + NFGENMSG_LEN)
+        }
+
+        fn expected((transport, src, dst): (Transport, SocketAddr, SocketAddr)) -> Tuple {
+            let protocol = match transport {
+                Transport::Tcp => IPPROTO_TCP,
+                Transport::Udp => IPPROTO_UDP,
+            };
+            Tuple { protocol, src, dst }
+        }
+
+        proptest! {
+            /// An entry written with random tuples and status, answering request `seq`, gives
+            /// them back; its NAT is the status bits, or without status the tuples' mismatch.
+            #[test]
+            fn entries_come_back(
+                original in tuple(),
+                reply in prop::option::of(tuple()),
+                status in prop::option::of(any::<u32>()),
+                seq in any::<u32>(),
+            ) {
+                let mut payload = vec![AF_INET, NFNETLINK_V0, 0, 0];
+                payload.extend(tuple_attribute(CTA_TUPLE_ORIG, original));
+                if let Some(reply) = reply {
+                    payload.extend(tuple_attribute(CTA_TUPLE_REPLY, reply));
+                }
+                if let Some(status) = status {
+                    put_attribute(&mut payload, CTA_STATUS, &status.to_be_bytes());
+                }
+                let mut datagram = Vec::new();
+                message(&mut datagram, CT_NEW, 0, seq, |out| out.extend_from_slice(&payload));
+                let entry = Entry {
+                    original: Some(expected(original)),
+                    reply: reply.map(expected),
+                    status,
+                };
+                prop_assert_eq!(answer(&datagram, seq).unwrap(), Some(Some(entry)));
+                match (status, reply) {
+                    (Some(bits), _) => {
+                        let nat = entry.nat().unwrap();
+                        prop_assert_eq!(nat.as_ref().map(|n| n.source), (bits & 0x30 != 0).then_some(bits & IPS_SRC_NAT != 0));
+                        prop_assert_eq!(nat.map(|n| n.destination), (bits & 0x30 != 0).then_some(bits & IPS_DST_NAT != 0));
+                    }
+                    (None, Some(reply)) => {
+                        let (_, o_src, o_dst) = original;
+                        let (_, r_src, r_dst) = reply;
+                        let nat = entry.nat().unwrap();
+                        prop_assert_eq!(nat.is_some(), o_src != r_dst || o_dst != r_src);
+                    }
+                    (None, None) => prop_assert!(entry.nat().is_err()),
+                }
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..300), seq in 0u32..3) {
+                if let Ok(Some(Some(entry))) = answer(&data, seq) {
+                    let _ = entry.nat();
+                }
+                let _ = parse_entry(&data);
+                let _ = parse_tuple(&data);
+            }
+        }
+    }
 }

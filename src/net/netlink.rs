@@ -836,4 +836,124 @@ mod tests {
         assert!(dump.items.contains(&1), "{:?}", dump.items);
         assert_ne!(seq, dump.seq);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Message types the tests use for entries: anything but the control types.
+        const ENTRY: u16 = 20;
+
+        fn payload() -> impl Strategy<Value = Vec<u8>> {
+            prop::collection::vec(any::<u8>(), 0..40)
+        }
+
+        proptest! {
+            /// Messages written into one datagram come back, each whole, in order.
+            #[test]
+            fn messages_come_back(
+                written in prop::collection::vec((any::<u16>(), any::<u16>(), any::<u32>(), payload()), 0..8),
+            ) {
+                let datagram: Vec<u8> = written
+                    .iter()
+                    .flat_map(|(kind, flags, seq, payload)| datagram_message(*kind, *flags, *seq, payload))
+                    .collect();
+                let read: Vec<_> = messages(&datagram).collect::<io::Result<_>>().unwrap();
+                prop_assert_eq!(read.len(), written.len());
+                for (m, (kind, flags, seq, payload)) in read.iter().zip(&written) {
+                    prop_assert_eq!((m.kind, m.flags, m.seq, m.payload), (*kind, *flags, *seq, &payload[..]));
+                }
+            }
+
+            /// Attributes, nested ones among them, come back with their types (flag bits
+            /// cleared) and values.
+            #[test]
+            fn attributes_come_back(
+                written in prop::collection::vec(
+                    (0u16..=NLA_TYPE_MASK, payload(), prop::collection::vec((0u16..=NLA_TYPE_MASK, payload()), 0..4)),
+                    0..8,
+                ),
+            ) {
+                let mut out = Vec::new();
+                for (kind, value, nested) in &written {
+                    if nested.is_empty() {
+                        put_attribute(&mut out, *kind, value);
+                    } else {
+                        let start = begin_nested(&mut out, *kind);
+                        for (k, v) in nested {
+                            put_attribute(&mut out, *k, v);
+                        }
+                        end_nested(&mut out, start);
+                    }
+                }
+                let read: Vec<_> = attributes(&out).collect::<io::Result<_>>().unwrap();
+                prop_assert_eq!(read.len(), written.len());
+                for ((kind, value), (w_kind, w_value, nested)) in read.iter().zip(&written) {
+                    prop_assert_eq!(kind, w_kind);
+                    if nested.is_empty() {
+                        prop_assert_eq!(value, &&w_value[..]);
+                    } else {
+                        let inner: Vec<_> = attributes(value).collect::<io::Result<_>>().unwrap();
+                        let expected: Vec<(u16, &[u8])> = nested.iter().map(|(k, v)| (*k, &v[..])).collect();
+                        prop_assert_eq!(inner, expected);
+                    }
+                }
+            }
+
+            /// A dump over several datagrams, with late answers to an earlier request mixed
+            /// in: the entries of this request in order (those the parser skips left out),
+            /// complete at DONE, interrupted when any of its messages said so.
+            #[test]
+            fn dumps_collect_their_entries(
+                seq in 1u32..1000,
+                datagrams in prop::collection::vec(
+                    prop::collection::vec((any::<bool>(), any::<bool>(), 0u32..4), 0..6),
+                    1..4,
+                ),
+            ) {
+                let mut dump = Dump::new(seq, ENTRY, parse_u32);
+                let mut expected = Vec::new();
+                let mut interrupted = false;
+                let last = datagrams.len() - 1;
+                for (i, entries) in datagrams.iter().enumerate() {
+                    let mut datagram = Vec::new();
+                    for &(late, intr, value) in entries {
+                        let flags = if intr { NLM_F_DUMP_INTR } else { 0 };
+                        let s = if late { seq - 1 } else { seq };
+                        datagram.extend(datagram_message(ENTRY, flags, s, &value.to_ne_bytes()));
+                        if !late {
+                            interrupted |= intr;
+                            if value != 0 {
+                                expected.push(value);
+                            }
+                        }
+                    }
+                    if i == last {
+                        datagram.extend(datagram_message(NLMSG_DONE, 0, seq, &0i32.to_ne_bytes()));
+                    }
+                    prop_assert_eq!(dump.absorb(&datagram).unwrap(), i == last);
+                }
+                prop_assert_eq!(&dump.items, &expected);
+                prop_assert_eq!(dump.interrupted, interrupted);
+            }
+
+            /// Any bytes: no panic; the walkers end, every message and attribute lies inside
+            /// what it was cut from.
+            #[test]
+            fn arbitrary_bytes(data in prop::collection::vec(any::<u8>(), 0..300), seq in 0u32..4) {
+                let mut count = 0;
+                for message in messages(&data).flatten() {
+                    count += 1;
+                    prop_assert!(message.payload.len() + NLMSG_HDRLEN <= data.len());
+                    for (_, value) in attributes(message.payload).flatten() {
+                        count += 1;
+                        prop_assert!(value.len() + NLA_HDRLEN <= message.payload.len());
+                    }
+                }
+                prop_assert!(count <= data.len());
+                let _ = exact_answer(&data, seq, ENTRY, |p| Ok(p.len()));
+                let _ = Dump::new(seq, ENTRY, parse_u32).absorb(&data);
+            }
+        }
+    }
 }

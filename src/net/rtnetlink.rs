@@ -549,4 +549,92 @@ mod tests {
         assert!(rtnl.nsid_of(not_ns.as_fd()).is_err());
         assert!(!rtnl.links().unwrap().is_empty());
     }
+
+    mod properties {
+        use super::*;
+        use crate::net::netlink::{begin_nested, end_nested};
+        use proptest::prelude::*;
+
+        proptest! {
+            /// An `RTM_NEWLINK` payload written with random fields gives the link back; index
+            /// 0 in `IFLA_LINK` or `IFLA_MASTER` and a negative namespace id mean none.
+            #[test]
+            fn links_come_back(
+                index in any::<u32>(),
+                flags in any::<u32>(),
+                name in "[a-zA-Z0-9@._-]{1,15}",
+                kind in prop::option::of("[a-z]{1,10}"),
+                master in prop::option::of(any::<u32>()),
+                link in prop::option::of(any::<u32>()),
+                netnsid in prop::option::of(any::<i32>()),
+            ) {
+                let mut payload = vec![0u8; IFINFOMSG_LEN];
+                payload[4..8].copy_from_slice(&index.to_ne_bytes());
+                payload[8..12].copy_from_slice(&flags.to_ne_bytes());
+                put_attribute(&mut payload, IFLA_IFNAME, format!("{name}\0").as_bytes());
+                if let Some(m) = master {
+                    put_attribute(&mut payload, IFLA_MASTER, &m.to_ne_bytes());
+                }
+                if let Some(l) = link {
+                    put_attribute(&mut payload, IFLA_LINK, &l.to_ne_bytes());
+                }
+                if let Some(n) = netnsid {
+                    put_attribute(&mut payload, IFLA_LINK_NETNSID, &n.to_ne_bytes());
+                }
+                if let Some(k) = &kind {
+                    let nest = begin_nested(&mut payload, IFLA_LINKINFO);
+                    put_attribute(&mut payload, IFLA_INFO_KIND, format!("{k}\0").as_bytes());
+                    end_nested(&mut payload, nest);
+                }
+                let expected = Link {
+                    index,
+                    name,
+                    kind,
+                    master: master.filter(|&m| m != 0),
+                    link: link.filter(|&l| l != 0),
+                    link_netnsid: netnsid.filter(|&n| n >= 0),
+                    loopback: flags & IFF_LOOPBACK != 0,
+                    up: flags & IFF_UP != 0,
+                };
+                prop_assert_eq!(parse_link(&payload).unwrap(), Some(expected));
+            }
+
+            /// An `RTM_NEWADDR` payload gives its interface and address back, `IFA_LOCAL`
+            /// before `IFA_ADDRESS`.
+            #[test]
+            fn addresses_come_back(
+                index in any::<u32>(),
+                v6 in any::<bool>(),
+                address in prop::option::of(any::<[u8; 16]>()),
+                local in prop::option::of(any::<[u8; 16]>()),
+            ) {
+                let mut payload = vec![0u8; IFADDRMSG_LEN];
+                payload[0] = if v6 { AF_INET6 } else { AF_INET };
+                payload[4..8].copy_from_slice(&index.to_ne_bytes());
+                let ip = |o: [u8; 16]| -> IpAddr {
+                    if v6 { Ipv6Addr::from(o).into() } else { Ipv4Addr::new(o[0], o[1], o[2], o[3]).into() }
+                };
+                let bytes = |o: &[u8; 16]| if v6 { o.to_vec() } else { o[..4].to_vec() };
+                if let Some(a) = &address {
+                    put_attribute(&mut payload, IFA_ADDRESS, &bytes(a));
+                }
+                if let Some(l) = &local {
+                    put_attribute(&mut payload, IFA_LOCAL, &bytes(l));
+                }
+                let expected = local.or(address).map(|o| (index, ip(o)));
+                prop_assert_eq!(parse_address(&payload).unwrap(), expected);
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..200)) {
+                if let Ok(Some(link)) = parse_link(&data) {
+                    prop_assert!(link.master != Some(0) && link.link != Some(0));
+                }
+                let _ = parse_address(&data);
+                if let Ok(Some(nsid)) = parse_nsid(&data) {
+                    prop_assert!(nsid >= 0);
+                }
+            }
+        }
+    }
 }

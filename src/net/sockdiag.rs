@@ -638,4 +638,107 @@ pub(crate) mod tests {
         bad_len[0..4].copy_from_slice(&4u32.to_ne_bytes());
         assert!(messages(&bad_len).next().unwrap().is_err());
     }
+
+    mod properties {
+        use super::*;
+        use crate::net::netlink::message;
+        use proptest::prelude::*;
+
+        fn address() -> impl Strategy<Value = IpAddr> {
+            prop_oneof![
+                any::<[u8; 4]>().prop_map(IpAddr::from),
+                any::<[u8; 16]>().prop_map(IpAddr::from),
+                any::<[u8; 4]>().prop_map(|b| IpAddr::V6(Ipv4Addr::from(b).to_ipv6_mapped())),
+                any::<[u8; 8]>().prop_map(|b| {
+                    let mut o = [0u8; 16];
+                    o[0..2].copy_from_slice(&[0xfe, 0x80]);
+                    o[8..].copy_from_slice(&b);
+                    IpAddr::from(o)
+                }),
+            ]
+        }
+
+        /// What the kernel's address means: IPv4-mapped addresses are IPv4, a link-local
+        /// IPv6 address carries the interface.
+        fn meant(ip: IpAddr, port: u16, ifindex: u32) -> SocketAddr {
+            match ip {
+                IpAddr::V4(v4) => SocketAddr::from((v4, port)),
+                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => SocketAddr::from((v4, port)),
+                    None => {
+                        let scope = if v6.is_unicast_link_local() {
+                            ifindex
+                        } else {
+                            0
+                        };
+                        SocketAddr::V6(SocketAddrV6::new(v6, port, 0, scope))
+                    }
+                },
+            }
+        }
+
+        proptest! {
+            /// An `inet_diag_msg` written with random fields, answering request `seq`, gives
+            /// them back; the kernel's ENOENT is "no socket".
+            #[test]
+            fn sockets_come_back(
+                v6 in any::<bool>(),
+                (local, remote) in (address(), address()),
+                ports in any::<(u16, u16)>(),
+                (uid, inode, ifindex) in any::<(u32, u32, u32)>(),
+                state in any::<u8>(),
+                seq in any::<u32>(),
+            ) {
+                let octets = |ip: IpAddr| match ip {
+                    IpAddr::V4(v4) => {
+                        let mut o = [0u8; 16];
+                        o[..4].copy_from_slice(&v4.octets());
+                        o
+                    }
+                    IpAddr::V6(v6) => v6.octets(),
+                };
+                // An AF_INET message holds IPv4 addresses in the first four bytes.
+                let (local, remote) = if v6 {
+                    (IpAddr::V6(match local { IpAddr::V4(a) => a.to_ipv6_mapped(), IpAddr::V6(a) => a }),
+                     IpAddr::V6(match remote { IpAddr::V4(a) => a.to_ipv6_mapped(), IpAddr::V6(a) => a }))
+                } else {
+                    let v4 = |ip: IpAddr| match ip {
+                        IpAddr::V4(a) => a,
+                        IpAddr::V6(a) => Ipv4Addr::from(<[u8; 4]>::try_from(&a.octets()[12..]).unwrap()),
+                    };
+                    (IpAddr::V4(v4(local)), IpAddr::V4(v4(remote)))
+                };
+                let mut m = vec![0u8; MSG_LEN];
+                m[0] = if v6 { AF_INET6 } else { AF_INET };
+                m[1] = state;
+                m[4..6].copy_from_slice(&ports.0.to_be_bytes());
+                m[6..8].copy_from_slice(&ports.1.to_be_bytes());
+                m[8..24].copy_from_slice(&octets(local));
+                m[24..40].copy_from_slice(&octets(remote));
+                m[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+                m[64..68].copy_from_slice(&uid.to_ne_bytes());
+                m[68..72].copy_from_slice(&inode.to_ne_bytes());
+                let mut datagram = Vec::new();
+                message(&mut datagram, SOCK_DIAG_BY_FAMILY, 0, seq, |out| out.extend_from_slice(&m));
+                let expected = SocketInfo {
+                    inode: u64::from(inode),
+                    uid,
+                    local: meant(local, ports.0, ifindex),
+                    remote: meant(remote, ports.1, ifindex),
+                    state,
+                };
+                prop_assert_eq!(answer(&datagram, seq).unwrap(), Some(Some(expected)));
+                prop_assert_eq!(answer(&datagram, seq.wrapping_add(1)).unwrap(), None);
+                let mut enoent = Vec::new();
+                message(&mut enoent, 2, 0, seq, |out| out.extend_from_slice(&(-libc::ENOENT).to_ne_bytes()));
+                prop_assert_eq!(answer(&enoent, seq).unwrap(), Some(None));
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..200), seq in 0u32..3) {
+                let _ = answer(&data, seq);
+                let _ = parse_socket(&data);
+            }
+        }
+    }
 }
