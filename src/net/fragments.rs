@@ -234,4 +234,54 @@ mod tests {
         assert_eq!(table.get(&key(100), 1_200), Some(flow(2)));
         assert_eq!(table.get(&key(200), 1_200), Some(flow(3)));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashMap;
+
+        const TTL: u64 = 30_000;
+
+        proptest! {
+            /// Whatever the hashing: a lookup finds the latest ports of its key or nothing,
+            /// never another key's or older ones; an entry with fewer than WAYS newer keys after
+            /// it is found until its time-to-live ends, and never after; the table never holds
+            /// more than its capacity.
+            #[test]
+            fn lookups_match_a_model(
+                capacity in 1usize..32,
+                inserts in prop::collection::vec((0u8..48, any::<u16>(), 1u64..5_000), 1..200),
+                later in 0u64..2 * TTL,
+            ) {
+                let mut table = FragmentTable::new(capacity, TTL);
+                // key -> (ports, time inserted, inserts of other keys since)
+                let mut model: HashMap<u8, (u16, u64, usize)> = HashMap::new();
+                let mut now = 1_000_000;
+                for (k, port, step) in inserts {
+                    now += step;
+                    table.insert(key(u32::from(k)), flow(port), now);
+                    for (other, entry) in model.iter_mut() {
+                        if *other != k {
+                            entry.2 += 1;
+                        }
+                    }
+                    model.insert(k, (port, now, 0));
+                    prop_assert!(table.live(now) <= table.capacity());
+                }
+                let at = now + later;
+                for (k, (port, seen, newer)) in &model {
+                    let found = table.get(&key(u32::from(*k)), at);
+                    if at - seen >= TTL {
+                        prop_assert_eq!(found, None);
+                    } else if *newer < WAYS {
+                        prop_assert_eq!(found, Some(flow(*port)));
+                    } else {
+                        prop_assert!(found.is_none() || found == Some(flow(*port)), "{:?}", found);
+                    }
+                }
+                prop_assert_eq!(table.get(&key(200), at), None);
+                prop_assert!(table.live(at) <= model.values().filter(|e| at - e.1 < TTL).count());
+            }
+        }
+    }
 }
