@@ -367,15 +367,31 @@ fn read_rows(dir: &Path, name: &str) -> Vec<Row> {
         let Some(header) = lines.next().filter(|h| h.ends_with('\n')) else {
             continue;
         };
+        // collectd's csv plugin creates a file (`fopen "w"`, header) in one write thread while
+        // another, which found it already there, may append a row first: on a loaded machine
+        // with the write queue behind, two rows of one identifier are written at once. The
+        // header then comes a moment later, over the start of that row. Until it has, the file
+        // is not ready; afterwards what is left of the row (the first line after the header)
+        // reads as an epoch before 2001, or has too few fields: it is left out.
         let columns: Vec<&str> = header.trim_end().split(',').collect();
+        if columns.first() != Some(&"epoch") && header.starts_with(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
         assert_eq!(
             columns.first(),
             Some(&"epoch"),
             "{}: unexpected header {header:?}",
             file.display()
         );
-        for line in lines.filter(|l| l.ends_with('\n')) {
+        for (index, line) in lines.filter(|l| l.ends_with('\n')).enumerate() {
             let fields: Vec<&str> = line.trim_end().split(',').collect();
+            let overwritten = |fields: &[&str]| {
+                fields.len() != columns.len()
+                    || fields[0].parse::<f64>().is_ok_and(|epoch| epoch < 1e9)
+            };
+            if index == 0 && overwritten(&fields) {
+                continue;
+            }
             assert_eq!(
                 fields.len(),
                 columns.len(),
