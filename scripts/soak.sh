@@ -19,7 +19,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DURATION="${DURATION:-3600}"
-[[ "$DURATION" =~ ^[0-9]+$ ]] && ((DURATION >= 30)) || die "DURATION must be a number of seconds, at least 30"
+if ! [[ "$DURATION" =~ ^[0-9]+$ ]] || ((DURATION < 30)); then
+  die "DURATION must be a number of seconds, at least 30"
+fi
 [[ $EUID -eq 0 ]] || die "run as root: the test runs collectd and pins /proc/sys/kernel/ns_last_pid"
 require_cargo
 cd "$CAPTURE_ROOT"
