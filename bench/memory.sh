@@ -46,6 +46,11 @@
 #   NETNS=1           run the daemons and the workload in a private network namespace of their
 #                     own (only `lo`): the capture sees this workload and nothing else. NETNS=0
 #                     uses the host's (the capture then also counts the host's other traffic)
+#   PIDNS=1           run the whole benchmark in a private pid namespace with its own /proc
+#                     (unshare --pid --mount-proc): the plugin sees this workload's processes and
+#                     no others, so builds or test suites running on the host meanwhile do not
+#                     show up as memory growth (their new processes, sockets and instances fill
+#                     the plugin's tables). PIDNS=0 uses the host's /proc
 #   CAPTURE_SO=...    use this capture.so instead of building target/release/libcapture.so
 #   KEEP=1            keep the temporary directory (configs, logs, CSV files, samples)
 # Run as root (capturing needs CAP_NET_RAW).
@@ -70,12 +75,17 @@ COOLDOWN="${COOLDOWN:-150}"
 SAMPLE="${SAMPLE:-10}"
 SMALL_BUFFER="${SMALL_BUFFER:-1048576}"
 NETNS="${NETNS:-1}"
+PIDNS="${PIDNS:-1}"
 KEEP="${KEEP:-0}"
-require_whole_numbers N SOCKETS RATE DISTINCT WARMUP STEADY COOLDOWN SAMPLE SMALL_BUFFER NETNS
+require_whole_numbers N SOCKETS RATE DISTINCT WARMUP STEADY COOLDOWN SAMPLE SMALL_BUFFER NETNS PIDNS
 [[ $RATE -ge 1 ]] || die "RATE must be at least 1"
 [[ $SAMPLE -ge 1 ]] || die "SAMPLE must be at least 1"
 [[ $STEADY -ge $((2 * SAMPLE)) ]] || die "STEADY must cover at least two samples (2 x SAMPLE)"
 [[ $EUID -eq 0 ]] || die "run as root: capturing packets needs CAP_NET_RAW"
+if [[ $PIDNS -eq 1 && -z ${CAPTURE_MEMORY_IN_PIDNS:-} ]]; then
+  log "re-running in a private pid namespace (PIDNS=1)"
+  exec env CAPTURE_MEMORY_IN_PIDNS=1 unshare --pid --fork --mount-proc -- "$0" "$@"
+fi
 
 bench_prepare
 socket_load="$(build_example socket_load "the load generator")"
