@@ -545,6 +545,32 @@ impl Widened {
 mod tests {
     use super::*;
 
+    /// A capture waiting for its interface to come back gives up as soon as the plugin stops.
+    #[test]
+    fn reopening_stops_with_the_plugin() {
+        let options = CaptureOptions {
+            interface: "cap-gone0".into(),
+            bpf_filter: None,
+            snaplen: 128,
+            buffer_size: 1 << 20,
+            promiscuous: false,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopper = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(1500));
+                stop.store(true, Ordering::SeqCst);
+            })
+        };
+        let started = Instant::now();
+        assert!(reopen(&options, &stop).is_none());
+        let waited = started.elapsed();
+        stopper.join().unwrap();
+        // Stopped at 1.5 s, checked every 50 ms: well under a second later.
+        assert!(waited < Duration::from_millis(2500), "{waited:?}");
+    }
+
     #[test]
     fn stops_promptly() {
         let options = [CaptureOptions {
