@@ -891,12 +891,24 @@ fn process_packets(collectd: &Collectd) -> f64 {
         .sum()
 }
 
+/// Captured on the veth itself: Ethernet frames as written.
 #[test]
 fn hostile_frames_on_a_captured_veth() {
-    let Some(lab) = Netns::create("hst") else {
+    hostile_frames_through(false);
+}
+
+/// Captured on `any` (Linux cooked frames, SLL2), narrowed to the veth by a BPF filter on its
+/// interface index so that other tests' traffic stays out.
+#[test]
+fn hostile_frames_on_any() {
+    hostile_frames_through(true);
+}
+
+fn hostile_frames_through(any: bool) {
+    let Some(lab) = Netns::create(if any { "hsa" } else { "hst" }) else {
         return;
     };
-    let veth = lab.veth(&format!("chst{}", lab.id));
+    let veth = lab.veth(&format!("{}{}", if any { "chsa" } else { "chst" }, lab.id));
     ip(&[
         "addr",
         "add",
@@ -904,12 +916,22 @@ fn hostile_frames_on_a_captured_veth() {
         "dev",
         &veth.host,
     ]);
-    let block = format!("GroupBy \"{{comm}}\"\nInterface \"{}\"", veth.host);
+    let (block, captured_on) = if any {
+        let name = std::ffi::CString::new(veth.host.as_str()).expect("no NUL");
+        // SAFETY: if_nametoindex reads a NUL-terminated name.
+        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        let filter =
+            format!("GroupBy \"{{comm}}\"\nInterface \"any\"\nBPFFilter \"ifindex {index}\"");
+        (filter, "any".to_string())
+    } else {
+        let block = format!("GroupBy \"{{comm}}\"\nInterface \"{}\"", veth.host);
+        (block, veth.host.clone())
+    };
     let Some(collectd) = Collectd::start(Some(&block)) else {
         return;
     };
-    let captured = format!("derive-packets_captured-{}", veth.host);
-    let dropped = format!("derive-pcap_dropped-{}", veth.host);
+    let captured = format!("derive-packets_captured-{captured_on}");
+    let dropped = format!("derive-pcap_dropped-{captured_on}");
     collectd.wait_rows("self", &captured, "a row", |rows| !rows.is_empty());
 
     let socket = RawSocket::open(&veth.host);
