@@ -372,7 +372,8 @@ fn hostile_names_zombies_and_processes_exiting_mid_read() {
 
 /// Kernel threads (children of kthreadd, always there) are grouped by their kind: an instance
 /// named after the part of the comm before the first `/`, never one per CPU. Processes named
-/// like the plugin's own instances get a `_` appended and never mix with them.
+/// like the plugin's own instances get a `_` appended and never mix with them; command names
+/// with braces are not expanded as placeholders.
 #[test]
 fn kernel_threads_by_kind_and_reserved_names_moved_aside() {
     let Some(collectd) = Collectd::start(Some(r#"GroupBy "{comm}""#)) else {
@@ -383,7 +384,13 @@ fn kernel_threads_by_kind_and_reserved_names_moved_aside() {
         let binary = collectd.workload_copy(name);
         impostors.push(start(&binary, &["sleep", "60"], None));
     }
-    for name in ["self_", "unattributed_", "forwarded_"] {
+    // Command names that look like placeholders are text, never expanded again.
+    for comm in ["{pid}", "}{{comm}"] {
+        let binary = collectd.workload_copy(&unique_comm("cw_brc_"));
+        let args = ["comm", &hex(comm.as_bytes()), "sleep", "60"];
+        impostors.push(start(&binary, &args, Some(comm.as_bytes())));
+    }
+    for name in ["self_", "unattributed_", "forwarded_", "{pid}", "}{{comm}"] {
         collectd.wait_rows(name, "ps_count", "the impostor", |rows| {
             rows.last().is_some_and(|r| r.get("processes") >= 1.0)
         });
