@@ -286,7 +286,9 @@ impl Config {
         let mut rule_options: Vec<String> = Vec::new();
         for node in nodes {
             let key = node.key.to_ascii_lowercase();
-            if !node.children.is_empty() && key != "match" {
+            // A misspelled block (`<Matc "m">`) is an unknown option, not a misplaced block.
+            let known = OPTION_NAMES.iter().any(|o| o.eq_ignore_ascii_case(&key));
+            if !node.children.is_empty() && key != "match" && known {
                 return Err(error(node, "is not a block; write it as a single line"));
             }
             let rules_before = config.rules.len();
@@ -949,6 +951,14 @@ mod tests {
             (
                 vec![line("Comm", vec![s("^x")])],
                 &["`Comm` \"^x\"", "criterion of a <Match"],
+            ),
+            (
+                vec![block(
+                    "Matc",
+                    vec![s("m")],
+                    vec![line("Comm", vec![s("x")])],
+                )],
+                &["`Matc` \"m\"", "did you mean `Match`?"],
             ),
             (
                 vec![line("GroupBy", vec![s("  ")])],
