@@ -612,6 +612,12 @@ impl InodeIndex {
     /// A process whose fd table cannot be read: its sockets cannot be tied to it, and it is
     /// not read again. Said once, naming what would let the plugin read it.
     fn mark_inaccessible(&mut self, pid: u32) {
+        // The kernel also refuses (EACCES) the links of a process reaped a moment ago: that one
+        // is gone, not hidden.
+        if !self.proc.path(Some(pid), "").exists() {
+            self.remove_process(pid);
+            return;
+        }
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
