@@ -67,6 +67,8 @@ for target in $targets; do
     : >"$log"
     execs=0
     restarts=0
+    # Built before the clock starts: exec/s counts fuzzing time only.
+    cargo fuzz build -s "$sanitizer" "$target" >>"$root/fuzz/build.log" 2>&1
     start=$(date +%s)
     echo "fuzz.sh: $target for ${seconds}s (sanitizer: $sanitizer)" >&2
     while :; do
