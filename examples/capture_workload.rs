@@ -44,7 +44,7 @@
 //!                                             reap them (N zombies), print `ready`, sleep SECS
 //! capture_workload churn RATE SECS LIFE_MS [PID]
 //!                                             for SECS seconds start RATE children a second
-//!                                             (this program, `burn`ing for LIFE_MS ms); kill
+//!                                             (this program, `sleep`ing for LIFE_MS ms); kill
 //!                                             each with SIGKILL after LIFE_MS ms if it is still
 //!                                             there and reap it. With PID, write PID-1 to
 //!                                             /proc/sys/kernel/ns_last_pid before every spawn
@@ -472,7 +472,7 @@ fn churn(
 ) -> Result<(u64, u64), String> {
     use std::collections::{HashSet, VecDeque};
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let burn_secs = format!("{}", life.as_secs_f64());
+    let life_secs = format!("{}", life.as_secs_f64());
     let started = Instant::now();
     let mut alive: VecDeque<(Instant, std::process::Child)> = VecDeque::new();
     let mut pids = HashSet::new();
@@ -480,13 +480,16 @@ fn churn(
     while started.elapsed() < secs {
         // Children due by now, from the schedule: a stall is caught up, not lost.
         let due = (started.elapsed().as_secs_f64() * rate) as u64;
-        while spawned < due {
+        // A machine too busy to keep the rate catches up, a few at a time between reaps (so
+        // exited children do not pile up as zombies), and never past SECS.
+        let batch_end = due.min(spawned + 10);
+        while spawned < batch_end && started.elapsed() < secs {
             if let Some(pid) = pin {
                 // Best effort: another process may take the pid first, then ours gets the next.
                 let _ = std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", pid - 1));
             }
             let child = std::process::Command::new(&me)
-                .args(["burn", &burn_secs])
+                .args(["sleep", &life_secs])
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .map_err(|e| format!("starting a child: {e}"))?;
@@ -505,7 +508,9 @@ fn churn(
                 child.wait().map_err(|e| format!("reaping a child: {e}"))?;
             }
         }
-        std::thread::sleep(Duration::from_millis(1));
+        if spawned >= due {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
     for (_, mut child) in alive {
         let _ = child.kill();
