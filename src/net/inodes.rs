@@ -161,6 +161,7 @@ struct Process {
     fds: FdTable,
     /// None until the table has been read in full once.
     last_full_scan: Option<Instant>,
+    /// CPU time (of the resolver thread) the last full read took.
     full_scan_cost: Duration,
     /// Slots where a new socket appeared lately, most recent first.
     recent: Vec<u32>,
@@ -240,9 +241,25 @@ enum PassKind {
     NewOnly,
 }
 
+/// Between passes, new processes are listed at least this often, whatever a listing costs: a
+/// new client's socket must be found within the resolver's two seconds of retries.
+const LISTING_AT_LEAST_EVERY: Duration = Duration::from_millis(100);
+
+/// This thread's CPU time. Passes are paced by what they cost the thread, not by the wall time
+/// they took: on a loaded machine a pass is preempted, its wall time balloons, and pacing by it
+/// kept new processes unread for seconds — their flows went unattributed.
+fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// The pass over /proc in progress and what it has cost so far (it is spread over lookups).
 struct Pass {
     kind: PassKind,
+    /// CPU time of this thread.
     spent: Duration,
 }
 
@@ -351,9 +368,9 @@ impl InodeIndex {
                 let kind = self.pass_due()?;
                 self.start_pass(kind, uid_hint);
             }
-            let started = Instant::now();
+            let started = thread_cpu_time();
             self.search(Some(inode), &mut budget);
-            self.end_of_search(started.elapsed());
+            self.end_of_search(thread_cpu_time().saturating_sub(started));
         }
         let owner = self.owner_of(inode)?;
         self.stats.resolved += 1;
@@ -638,13 +655,13 @@ impl InodeIndex {
         let Some(mut scan) = self.scan.take() else {
             return;
         };
-        let started = Instant::now();
+        let started = thread_cpu_time();
         let own_dir =
             (scan.pid == self.self_pid).then(|| scan.dir.fd().ok().map(|fd| fd.as_raw_fd()));
         let mut link = [0u8; 64];
         loop {
             if budget.reads == 0 {
-                scan.elapsed += started.elapsed();
+                scan.elapsed += thread_cpu_time().saturating_sub(started);
                 self.scan = Some(scan);
                 return;
             }
@@ -684,7 +701,7 @@ impl InodeIndex {
             };
             scan.fds.set(slot, value);
         }
-        scan.elapsed += started.elapsed();
+        scan.elapsed += thread_cpu_time().saturating_sub(started);
         self.finish_scan(scan);
     }
 
@@ -863,12 +880,16 @@ impl InodeIndex {
     fn pass_due(&self) -> Option<PassKind> {
         let floor = self.config.min_sweep_interval;
         let duty = self.config.sweep_duty;
-        let due = |last: Option<Instant>, cost: Duration| {
-            last.is_none_or(|t| t.elapsed() >= floor.max(cost * duty))
-        };
-        if due(self.last_sweep, self.last_sweep_cost) {
+        let due =
+            |last: Option<Instant>, pause: Duration| last.is_none_or(|t| t.elapsed() >= pause);
+        if due(self.last_sweep, floor.max(self.last_sweep_cost * duty)) {
             Some(PassKind::Full)
-        } else if due(self.last_listing, self.last_listing_cost) {
+        } else if due(
+            self.last_listing,
+            floor
+                .max(self.last_listing_cost * duty)
+                .min(LISTING_AT_LEAST_EVERY),
+        ) {
             Some(PassKind::NewOnly)
         } else {
             None
@@ -879,6 +900,7 @@ impl InodeIndex {
     /// [`list_processes`](Self::list_processes)).
     fn start_pass(&mut self, kind: PassKind, uid_hint: Option<u32>) {
         let started = Instant::now();
+        let cpu_started = thread_cpu_time();
         match kind {
             PassKind::Full => {
                 self.stats.sweeps += 1;
@@ -891,7 +913,7 @@ impl InodeIndex {
         self.queue = self.list_processes(uid_hint, kind).unwrap_or_default();
         self.pass = Some(Pass {
             kind,
-            spent: started.elapsed(),
+            spent: thread_cpu_time().saturating_sub(cpu_started),
         });
         self.end_of_search(Duration::ZERO);
     }
