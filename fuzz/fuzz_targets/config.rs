@@ -7,10 +7,10 @@
 //! in any case, templates, regexes, booleans as words) and half arbitrary, so the fuzzer gets
 //! past the first unknown option and into every check.
 //!
-//! Checks: no panic; an error names an option as written in the tree and says what is wrong;
-//! an accepted configuration's rules and `GroupBy` make, for any process, a name that is what
-//! `names::sanitize` makes of it: not empty, at most 63 bytes, no `/`, no control character, no
-//! reserved name; a rule with a fixed name gives exactly that name.
+//! Checks: no panic; an error names an option written in the tree (in any case) and says what
+//! is wrong; an accepted configuration's rules and `GroupBy` make, for any process, a name that
+//! is what `names::sanitize` makes of it: not empty, at most 63 bytes, no `/`, no control
+//! character, no reserved name; a rule with a fixed name gives exactly that name.
 
 #![no_main]
 
@@ -176,11 +176,11 @@ fn check_name(name: &str) {
     assert!(names::is_clean(name), "{name:?}");
 }
 
-/// Whether `key` is the key of a node of the tree, as written.
+/// Whether `key` is the key of a node of the tree (options are case-insensitive).
 fn written(nodes: &[ConfigNode], key: &str) -> bool {
     nodes
         .iter()
-        .any(|n| n.key == key || written(&n.children, key))
+        .any(|n| n.key.eq_ignore_ascii_case(key) || written(&n.children, key))
 }
 
 #[derive(Arbitrary, Debug)]

@@ -1023,7 +1023,7 @@ mod tests {
         fn written(nodes: &[ConfigNode], key: &str) -> bool {
             nodes
                 .iter()
-                .any(|n| n.key == key || written(&n.children, key))
+                .any(|n| n.key.eq_ignore_ascii_case(key) || written(&n.children, key))
         }
 
         proptest! {
