@@ -38,8 +38,8 @@ if [[ $status -eq 0 && ${#others[@]} -gt 0 ]]; then
   cargo test "${others[@]}" || status=$?
 fi
 if [[ $status -eq 0 ]]; then
-  log "cargo test --lib --bins --tests $*"
-  cargo test --lib --bins --tests "$@" || status=$?
+  log "cargo test --lib --bins --tests --no-fail-fast $*"
+  cargo test --lib --bins --tests --no-fail-fast "$@" || status=$?
 fi
 # Silent; cargo's own summary stays the last thing printed.
 fix_ownership >/dev/null 2>&1 || true
