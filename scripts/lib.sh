@@ -10,6 +10,13 @@ CAPTURE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC2034 # used by the scripts that source this file
 CAPTURE_APT_PACKAGES=(collectd-core libpcap-dev build-essential pkg-config iproute2)
 
+# What the test command adds: nftables (the NAT test), prometheus (the Prometheus, alerting and
+# dashboard tests), and the libraries of the stock collectd plugins the tests load, which
+# collectd-core only suggests: libprotobuf-c1 and libmicrohttpd12 (write_prometheus), libyajl2
+# (write_log's JSON, the meta data test), libgcrypt20 (network's encryption, the many-hosts test).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+CAPTURE_TEST_APT_PACKAGES=(nftables prometheus libprotobuf-c1 libmicrohttpd12 libyajl2 libgcrypt20)
+
 # Where cargo puts the plugin (`[lib] name = "capture"` in Cargo.toml).
 capture_target_dir() {
   printf '%s\n' "${CARGO_TARGET_DIR:-$CAPTURE_ROOT/target}"

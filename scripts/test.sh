@@ -5,18 +5,17 @@
 #   scripts/test.sh                 # as a user: same, tests that need root say so and skip
 #   scripts/test.sh -- --nocapture  # extra arguments go to the unit and integration test run
 #
-# Installs the Debian packages it needs when run as root (collectd-core, libpcap-dev,
-# build-essential, pkg-config, iproute2, nftables for the NAT test, prometheus for the
-# Prometheus, alerting and dashboard tests, libyajl2 for write_log's JSON in the meta data
-# test: collectd-core does not pull it in) and skips apt entirely when they are all present;
-# and cargo-deb (the package test) when it is missing.
+# Installs the Debian packages it needs when run as root (CAPTURE_APT_PACKAGES and
+# CAPTURE_TEST_APT_PACKAGES of scripts/lib.sh: the build, nftables, prometheus, and the libraries
+# of the stock collectd plugins the tests load, which collectd-core does not pull in) and skips
+# apt entirely when they are all present; and cargo-deb (the package test) when it is missing.
 # The integration tests in tests/ build target/release/libcapture.so themselves.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ensure_apt_packages "${CAPTURE_APT_PACKAGES[@]}" nftables prometheus libyajl2
+ensure_apt_packages "${CAPTURE_APT_PACKAGES[@]}" "${CAPTURE_TEST_APT_PACKAGES[@]}"
 require_cargo
 ensure_cargo_tool deb
 cd "$CAPTURE_ROOT"

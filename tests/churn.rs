@@ -72,7 +72,7 @@ impl Drop for Proc {
 }
 
 /// Builds the `socket_load` example (once per test binary) where the harness builds the
-/// workload, and copies it into collectd's `bin/` as `name`.
+/// workload, and places it in collectd's `bin/` as `name` (see [`install_executable`]).
 fn socket_load(collectd: &Collectd, name: &str) -> PathBuf {
     let target_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/it-workload");
     let status = Command::new(env!("CARGO"))
@@ -90,8 +90,7 @@ fn socket_load(collectd: &Collectd, name: &str) -> PathBuf {
         .expect("running cargo");
     assert!(status.success(), "building the socket_load example failed");
     let copy = collectd.dir().join("bin").join(name);
-    fs::copy(target_dir.join("release/examples/socket_load"), &copy)
-        .unwrap_or_else(|e| panic!("copying socket_load to {}: {e}", copy.display()));
+    install_executable(&target_dir.join("release/examples/socket_load"), &copy);
     copy
 }
 
@@ -251,16 +250,15 @@ fn churn_with_pid_reuse_keeps_counters_instances_and_memory_bounded() {
     reuse.expect_line("ready");
     // Thousands of short TCP connections a second over loopback, each 1,000 bytes.
     let server_bin = socket_load(&collectd, &unique_comm("cwc_s"));
-    let mut server = Proc(
+    let mut server = Proc(spawn_retrying(
         Command::new(&server_bin)
             .args(["tcp-server", "127.0.0.1", &(secs + 5).to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting the tcp server"),
-    );
+            .stdout(Stdio::piped()),
+        &server_bin,
+    ));
     let port = read_line_starting(&mut server.0, "port ");
     let client_bin = socket_load(&collectd, &unique_comm("cwc_c"));
-    let mut client = Proc(
+    let mut client = Proc(spawn_retrying(
         Command::new(&client_bin)
             .args([
                 "tcp-burst",
@@ -269,10 +267,9 @@ fn churn_with_pid_reuse_keeps_counters_instances_and_memory_bounded() {
                 &total,
                 "1000",
             ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting the tcp client"),
-    );
+            .stdout(Stdio::piped()),
+        &client_bin,
+    ));
     read_line_starting(&mut client.0, "ready");
 
     // RSS once a second; the first third (at least 20 s) is warm-up.

@@ -74,12 +74,11 @@ fn start(binary: &Path, args: &[&str], comm: Option<&[u8]>) -> Proc {
 
 /// Starts `command`, which runs (or execs) `binary`; see [`start`].
 fn start_command(mut command: Command, binary: &Path, comm: Option<&[u8]>) -> Proc {
-    let child = command
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        .stderr(Stdio::null());
+    let child = spawn_retrying(&mut command, binary);
     let proc = Proc { child };
     let pid = proc.pid();
     wait_for(&format!("{} to start", binary.display()), TIMEOUT, || {
@@ -103,11 +102,7 @@ fn stat_comm(pid: u32) -> Option<Vec<u8>> {
 fn copy_as(collectd: &Collectd, name: &[u8]) -> PathBuf {
     let source = collectd.workload_copy(&unique_comm("cw_src_"));
     let target = collectd.dir().join("bin").join(OsStr::from_bytes(name));
-    if !target.exists() {
-        fs::hard_link(&source, &target)
-            .or_else(|_| fs::copy(&source, &target).map(|_| ()))
-            .unwrap_or_else(|e| panic!("copying the workload to {target:?}: {e}"));
-    }
+    install_executable(&source, &target);
     target
 }
 

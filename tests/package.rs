@@ -15,7 +15,7 @@
 mod common;
 
 use common::prometheus::skip;
-use common::{unique_comm, wait_for, TIMEOUT};
+use common::{install_executable, spawn_retrying, unique_comm, wait_for, TIMEOUT};
 use std::collections::BTreeSet;
 use std::fs;
 use std::net::UdpSocket;
@@ -186,6 +186,113 @@ fn has_debug_info(elf: &[u8]) -> bool {
         .any(|w| w == b".debug_info\0")
 }
 
+/// The README's configuration that turns the plugin on: the lines of the ```apache block after
+/// "Turning it on takes three lines". The tests run it as it is written there.
+fn readme_configuration() -> String {
+    let readme = fs::read_to_string(root().join("README.md")).expect("reading README.md");
+    let after = readme
+        .split_once("Turning it on takes three lines")
+        .map(|(_, after)| after)
+        .expect("README.md no longer has \"Turning it on takes three lines\"");
+    let block = after
+        .split_once("```apache\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .expect("README.md: no ```apache block after \"Turning it on takes three lines\"");
+    assert!(
+        block.lines().filter(|l| !l.trim().is_empty()).count() == 3,
+        "README.md's configuration is no longer three lines:\n{block}"
+    );
+    block.to_string()
+}
+
+/// The package names of a Depends/Recommends field, alternatives and versions dropped:
+/// `a (>= 1), b | c` gives a, b and c.
+fn field_packages(field: &str) -> BTreeSet<String> {
+    field
+        .split([',', '|'])
+        .filter_map(|item| item.split_whitespace().next())
+        .map(|name| name.split(':').next().unwrap_or(name).to_string())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// The packages `shared_object` needs, as Debian's `dpkg-shlibdeps` computes them from its
+/// NEEDED entries and the installed libraries' shlibs/symbols files.
+fn shared_library_packages(shared_object: &Path) -> Result<BTreeSet<String>, String> {
+    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+    // dpkg-shlibdeps reads debian/control in its working directory: an empty one will do.
+    fs::create_dir(scratch.path().join("debian")).map_err(|e| e.to_string())?;
+    fs::write(scratch.path().join("debian/control"), "").map_err(|e| e.to_string())?;
+    let output = Command::new("dpkg-shlibdeps")
+        .arg("-O")
+        .arg(shared_object)
+        .current_dir(scratch.path())
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("dpkg-shlibdeps (dpkg-dev) cannot run: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let depends = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("shlibs:Depends="))
+        .ok_or_else(|| {
+            format!(
+                "dpkg-shlibdeps -O {} printed no shlibs:Depends ({}): {}{}",
+                shared_object.display(),
+                output.status,
+                stdout,
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })?;
+    Ok(field_packages(depends))
+}
+
+/// Every library package that a stock plugin of the README's configuration needs is pulled in
+/// by installing this package: collectd-core only *suggests* them (write_prometheus needs
+/// libprotobuf-c1 and libmicrohttpd12), so without this the README's lines fail to load.
+fn assert_recommends_what_the_readme_needs(depends: &str, recommends: &str) {
+    let core_depends = run(
+        "dpkg-query",
+        &["--show", "--showformat=${Depends}", "collectd-core"],
+    );
+    if !core_depends.status.success() {
+        let reason = "collectd-core is not installed: its plugins' libraries cannot be checked";
+        assert!(!on_ci(), "{reason}; CI is set, so this is a failure");
+        return skip(reason);
+    }
+    let pulled_in: BTreeSet<String> = field_packages(depends)
+        .into_iter()
+        .chain(field_packages(recommends))
+        .chain(field_packages(&String::from_utf8_lossy(
+            &core_depends.stdout,
+        )))
+        .collect();
+    for line in readme_configuration().lines() {
+        let Some(plugin) = line.trim().strip_prefix("LoadPlugin ") else {
+            continue;
+        };
+        let plugin = plugin.trim();
+        if plugin == "capture" {
+            continue;
+        }
+        let path = PathBuf::from(format!("/usr/lib/collectd/{plugin}.so"));
+        let needed = match shared_library_packages(&path) {
+            Ok(needed) => needed,
+            Err(reason) => {
+                assert!(!on_ci(), "{reason}; CI is set, so this is a failure");
+                skip(&reason);
+                continue;
+            }
+        };
+        let missing: Vec<&String> = needed.difference(&pulled_in).collect();
+        assert!(
+            missing.is_empty(),
+            "the README's `LoadPlugin {plugin}` needs {missing:?}, which neither this package \
+             (Depends {depends:?}, Recommends {recommends:?}) nor collectd-core pulls in"
+        );
+    }
+}
+
 #[test]
 fn package_has_the_files_and_fields_the_readme_promises() {
     if let Err(reason) = build_tools() {
@@ -267,6 +374,7 @@ fn package_has_the_files_and_fields_the_readme_promises() {
     }
     assert!(!field("Maintainer").is_empty());
     assert!(!field("Description").is_empty());
+    assert_recommends_what_the_readme_needs(&depends, &field("Recommends"));
 
     // The snippet is a conffile (kept on upgrade, removed on purge) and turns nothing on.
     let control = tempfile::tempdir().expect("a temporary directory");
@@ -619,6 +727,60 @@ fn now() -> f64 {
     common::now()
 }
 
+/// write_prometheus's default port, which the README promises.
+const README_PORT: u16 = 9103;
+
+/// Runs collectd on `config` (the README's lines, unchanged: syslog, the installed plugin and
+/// write_prometheus on its default port) and waits until `collectd_capture_*` series are served
+/// on 127.0.0.1:9103. Skips (fails on CI) when something else holds the port.
+fn assert_readme_configuration_serves_metrics(config: &Path) {
+    if let Err(e) = std::net::TcpListener::bind(("0.0.0.0", README_PORT)) {
+        let reason = format!("port {README_PORT} is taken ({e}): the README's lines cannot serve");
+        assert!(!on_ci(), "{reason}; CI is set, so this is a failure");
+        return skip(&reason);
+    }
+    let dir = config.parent().expect("the configuration's directory");
+    let out = fs::File::create(dir.join("collectd.out")).expect("creating collectd.out");
+    let mut daemon = Command::new(COLLECTD)
+        .arg("-f")
+        .arg("-C")
+        .arg(config)
+        .arg("-P")
+        .arg(dir.join("collectd.pid"))
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("duplicating a descriptor"))
+        .stderr(out)
+        .spawn()
+        .expect("starting collectd");
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], README_PORT));
+    // collectd's default Interval is 10 s: the first series come with its second read.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let failure = loop {
+        if let Ok(Some(status)) = daemon.try_wait() {
+            break Some(format!("collectd exited ({status})"));
+        }
+        let served = common::prometheus::http_get(address, "/metrics").is_ok_and(|(_, body)| {
+            body.lines()
+                .any(|line| line.starts_with("collectd_capture_"))
+        });
+        if served {
+            break None;
+        }
+        if Instant::now() >= deadline {
+            break Some(format!(
+                "no collectd_capture_* series on :{README_PORT} in 90 s"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    if let Some(reason) = failure {
+        let output = fs::read_to_string(dir.join("collectd.out")).unwrap_or_default();
+        panic!("the README's configuration: {reason}:\n{output}");
+    }
+}
+
 /// A root-owned process named `comm` (a copy of `sleep`) that lives until dropped.
 struct Sleeper {
     child: Child,
@@ -629,12 +791,11 @@ impl Sleeper {
     fn start(comm: &str) -> Sleeper {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let binary = dir.path().join(comm);
-        fs::copy("/bin/sleep", &binary).expect("copying /bin/sleep");
-        let child = Command::new(&binary)
-            .arg("120")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("starting the sleeper");
+        install_executable(Path::new("/bin/sleep"), &binary);
+        let child = spawn_retrying(
+            Command::new(&binary).arg("120").stdin(Stdio::null()),
+            &binary,
+        );
         Sleeper { child, _dir: dir }
     }
 }
@@ -709,12 +870,10 @@ fn installed_package_loads_in_collectd() {
     // finds the plugin (-t parses the file and loads the plugins, then exits).
     let scratch = tempfile::tempdir().expect("a temporary directory");
     let three = scratch.path().join("collectd.conf");
-    fs::write(
-        &three,
-        "LoadPlugin syslog\nLoadPlugin capture\nLoadPlugin write_prometheus\n",
-    )
-    .expect("writing the three lines");
+    fs::write(&three, readme_configuration()).expect("writing the three lines");
     run_ok(COLLECTD, &["-t", "-C", &three.to_string_lossy()]);
+    // Run as written, they serve the plugin's series on :9103.
+    assert_readme_configuration_serves_metrics(&three);
 
     // As root: the installed plugin reports a process we run.
     let comm = unique_comm("pk_sleep_");

@@ -28,8 +28,12 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod executables;
 pub mod netns;
 pub mod prometheus;
+pub mod stock_plugins;
+
+pub use executables::{install_executable, spawn_retrying};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -501,6 +505,17 @@ impl Collectd {
             let _ = writeln!(std::io::stderr(), "SKIP: {reason}");
             return None;
         }
+        for name in extra.plugins {
+            let plugin = Path::new(STOCK_PLUGINS).join(format!("{name}.so"));
+            if let Err(reason) = stock_plugins::missing_libraries(&plugin) {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "{reason}; CI is set, so this is a failure (scripts/test.sh installs it)"
+                );
+                let _ = writeln!(std::io::stderr(), "SKIP: {reason}");
+                return None;
+            }
+        }
         let artifacts = artifacts();
         let cpu = CpuGuard::take(alone);
 
@@ -735,14 +750,11 @@ impl Collectd {
         self.spawn_workload(comm, args, true)
     }
 
-    /// The workload binary copied into this collectd's directory as `comm`, for a workload to
-    /// start as its child.
+    /// The workload binary placed in this collectd's directory as `comm` (a hard link, see
+    /// [`install_executable`]), for a workload to start as its child.
     pub fn workload_copy(&self, comm: &str) -> PathBuf {
         let binary = self.dir().join("bin").join(comm);
-        if !binary.exists() {
-            fs::copy(self.workload_binary, &binary)
-                .unwrap_or_else(|e| panic!("copying the workload to {}: {e}", binary.display()));
-        }
+        install_executable(self.workload_binary, &binary);
         binary
     }
 
@@ -791,23 +803,6 @@ fn start_workload(
         workload.expect_line("waiting");
     }
     workload
-}
-
-/// Spawns `command`, retrying while the kernel says "text file busy": another test thread may
-/// be forking while this one just closed the freshly copied executable, and the fork holds a
-/// writable descriptor of it until its exec.
-fn spawn_retrying(command: &mut Command, binary: &Path) -> Child {
-    let mut tries = 0;
-    loop {
-        match command.spawn() {
-            Ok(child) => return child,
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("starting workload {}: {e}", binary.display()),
-        }
-    }
 }
 
 fn config_text(root: &Path, capture_block: Option<&str>, extra: &Extra<'_>) -> String {
