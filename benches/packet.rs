@@ -18,10 +18,10 @@
 //!
 //! `cargo bench --bench packet`; the ns per packet and packets per second are printed after the run.
 
-use capture::net::flows::FlowTable;
-use capture::net::host_addresses::HostAddresses;
-use capture::net::inodes::Owner;
-use capture::net::packet::{LinkType, Parsed, Parser};
+use capture::net::capture::flows::FlowTable;
+use capture::net::capture::host_addresses::HostAddresses;
+use capture::net::capture::packet::{LinkType, Parsed, Parser};
+use capture::net::types::Owner;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use std::time::Instant;

@@ -19,8 +19,8 @@
 //! Criterion measures the `short` scenario; the others are timed by hand because each sample
 //! consumes descriptors or processes.
 
-use capture::net::inodes::InodeIndex;
-use capture::net::sockdiag::{SockDiag, Transport};
+use capture::net::netlink::sock_diag::{SockDiag, Transport};
+use capture::net::ownership::inodes::InodeIndex;
 use capture::proc::ProcRoot;
 use criterion::Criterion;
 use std::io::{BufRead, BufReader, Read, Write};

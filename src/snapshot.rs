@@ -2,7 +2,7 @@
 //! callback looks at. Plain data, so the network capture of a later stage adds its counters
 //! here without the adapter learning anything new about /proc or pcap.
 
-pub use crate::net::flows::Traffic;
+pub use crate::net::types::Traffic;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 

@@ -1,5 +1,5 @@
 //! The netlink readers over one arbitrary datagram each: the message and attribute walkers and
-//! the exact-answer and dump logic they share (`net::netlink`), then the replies of sock_diag
+//! the exact-answer and dump logic they share (`net::netlink::socket`), then the replies of sock_diag
 //! (socket lookups), rtnetlink (links, addresses, namespace ids) and ctnetlink (conntrack
 //! entries). The entry points exist only under `--cfg fuzzing`, which cargo-fuzz sets; each
 //! checks its own invariants (see them in the modules).
@@ -10,12 +10,12 @@
 
 #![no_main]
 
-use capture::net::{conntrack, netlink, rtnetlink, sockdiag};
+use capture::net::netlink::{conntrack, rtnetlink, sock_diag, socket};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    netlink::fuzz_datagram(data);
-    sockdiag::fuzz_datagram(data);
+    socket::fuzz_datagram(data);
+    sock_diag::fuzz_datagram(data);
     rtnetlink::fuzz_datagram(data);
     conntrack::fuzz_datagram(data);
 });

@@ -14,7 +14,7 @@
 
 #![no_main]
 
-use capture::net::packet::{Direction, FlowPacket, LinkType, Parsed, Parser, TcpSignal};
+use capture::net::capture::packet::{Direction, FlowPacket, LinkType, Parsed, Parser, TcpSignal};
 use libfuzzer_sys::fuzz_target;
 
 const LINKS: [LinkType; 8] = [

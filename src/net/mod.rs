@@ -1,45 +1,34 @@
 //! Per-process network traffic: packets captured with libpcap, parsed to their flow, attributed
 //! to the process that owns the local socket.
 //!
-//! - [`capture`]: one libpcap handle, the only libpcap code;
-//! - [`packet`] (with [`fragments`]): link, network and transport headers -> one flow-tagged
-//!   packet, never reading past the captured length;
-//! - [`flows`]: the flow table: per-packet crediting, bytes held until the owner is known;
-//! - [`host_addresses`]: the host's own addresses, for captures without a direction;
-//! - [`sockdiag`]: the kernel's socket table through netlink sock_diag: one socket by its
-//!   addresses, in microseconds;
-//! - [`inodes`] (with [`fd_table`]): socket inode -> owning process, maintained incrementally;
-//! - [`namespaces`] (with [`rtnetlink`]): the host's network namespaces, veths and bridges, as
-//!   the capture sees them;
-//! - [`netlink`]: the netlink socket, messages and attributes that [`sockdiag`], [`rtnetlink`]
-//!   and [`conntrack`] share;
-//! - [`resolver`]: the resolver thread: flow -> socket -> process in any namespace, and the
-//!   topology;
-//! - [`monitor`]: the capture threads and the totals they publish.
+//! Laid out by role and by the thread that runs it; dependencies point one way, down this list:
+//!
+//! - [`monitor`]: starts the capture threads and the resolver thread, joins them, and holds the
+//!   totals they publish for the sampler;
+//! - [`capture`]: the packet path, run by one capture thread per interface: libpcap, parsing,
+//!   the flow table. Never blocks, never imports [`ownership`] or [`netlink`];
+//! - [`ownership`]: the resolver thread: which process owns a flow's socket (sock_diag, the
+//!   inode index, namespaces), off the packet path;
+//! - [`netlink`]: the kernel clients the resolver uses (sock_diag, rtnetlink, conntrack) and
+//!   their shared socket plumbing;
+//! - [`types`] and [`topology`]: the data the sides exchange (flows, owners, requests; the
+//!   topology the resolver publishes and the capture reads), importing none of them.
 
 pub mod capture;
-pub mod conntrack;
-mod fd_table;
-pub mod flows;
-pub mod fragments;
-pub mod host_addresses;
-pub mod inodes;
 pub mod monitor;
-pub mod namespaces;
 pub mod netlink;
-pub mod packet;
-pub mod resolver;
-pub mod rtnetlink;
-pub mod sockdiag;
+pub mod ownership;
+pub mod topology;
+pub mod types;
 
 use crate::config::{ConfigError, NetworkConfig};
-use capture::{CaptureOptions, OpenError};
+use capture::pcap_source::{self, CaptureOptions, OpenError};
 use monitor::NetMonitor;
 
 /// Checks what the configuration alone cannot: that the interfaces exist and the BPF filter
 /// compiles. Needs no privilege.
 pub fn validate(config: &NetworkConfig) -> Result<(), ConfigError> {
-    let known = capture::interface_names();
+    let known = pcap_source::interface_names();
     for name in &config.interfaces {
         // libpcap may not list an interface it cannot open without privilege: only refuse a
         // name the kernel does not know either.
@@ -63,7 +52,7 @@ pub fn validate(config: &NetworkConfig) -> Result<(), ConfigError> {
         }
     }
     if let Some(filter) = &config.bpf_filter {
-        capture::check_filter(filter).map_err(|detail| ConfigError {
+        pcap_source::check_filter(filter).map_err(|detail| ConfigError {
             option: "BPFFilter".into(),
             value: format!("\"{filter}\""),
             problem: format!("the filter does not compile: {detail}"),
@@ -101,4 +90,82 @@ pub fn start(config: &NetworkConfig) -> Option<NetMonitor> {
         }
     }
     monitor.is_capturing().then_some(monitor)
+}
+
+#[cfg(test)]
+mod layering_tests {
+    //! The one-way rule of the layout, checked on the source: the packet path never imports
+    //! owner resolution or the netlink clients, the shared data imports none of the sides, and
+    //! the netlink clients know nothing of the threads that use them.
+
+    use std::path::{Path, PathBuf};
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("reading src/net").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Every line of the files under `src/net/<part>` (or the file `src/net/<part>.rs`) that
+    /// names one of `forbidden` in a path (`crate::net::X`, `super::X`), comments left out.
+    fn offending_lines(part: &str, forbidden: &[&str]) -> Vec<String> {
+        let net = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/net");
+        let mut files = Vec::new();
+        let dir = net.join(part);
+        if dir.is_dir() {
+            rust_files(&dir, &mut files);
+        } else {
+            files.push(net.join(format!("{part}.rs")));
+        }
+        assert!(!files.is_empty(), "no source under src/net/{part}");
+        let mut found = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("reading a source file");
+            for (number, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                for name in forbidden {
+                    let paths = [format!("crate::net::{name}"), format!("super::{name}")];
+                    if paths.iter().any(|p| code.contains(p.as_str())) {
+                        found.push(format!("{}:{}: {line}", file.display(), number + 1));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_packet_path_imports_neither_resolution_nor_netlink_clients() {
+        let found = offending_lines("capture", &["ownership", "netlink", "monitor"]);
+        assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn shared_data_imports_no_side() {
+        for part in ["types", "topology"] {
+            let found = offending_lines(part, &["capture", "ownership", "netlink", "monitor"]);
+            assert!(found.is_empty(), "{found:#?}");
+        }
+    }
+
+    #[test]
+    fn netlink_clients_know_no_thread() {
+        let found = offending_lines("netlink", &["capture", "ownership", "monitor"]);
+        assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn packet_parsing_and_fragments_import_one_way() {
+        let fragments = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/net/capture/fragments.rs");
+        let text = std::fs::read_to_string(fragments).expect("reading fragments.rs");
+        assert!(
+            !text.contains("super::packet"),
+            "fragments.rs imports the packet parser, which imports it"
+        );
+    }
 }

@@ -15,9 +15,8 @@ pub mod grouping;
 
 use crate::config::Config;
 use crate::names;
-use crate::net::flows::Traffic;
-use crate::net::inodes::Owner;
-use crate::net::monitor::NetMonitor;
+use crate::net::monitor::{InterfaceTotals, NetMonitor};
+use crate::net::types::{Owner, Traffic};
 use crate::proc::fd::FdCountMethod;
 use crate::proc::kept::{KeptFiles, Kind};
 use crate::proc::{cmdline, meminfo, pid_io, pid_limits, pid_stat, stat, system, ProcRoot};
@@ -280,7 +279,7 @@ impl Sampler {
 
     /// Takes the capture threads' per-process traffic of the last interval, plus what was
     /// held for processes not seen yet, for sample_process to consume.
-    fn take_network_deltas(&mut self) -> Vec<crate::net::monitor::InterfaceTotals> {
+    fn take_network_deltas(&mut self) -> Vec<InterfaceTotals> {
         let Some(net) = self.network.as_mut() else {
             return Vec::new();
         };
@@ -296,7 +295,7 @@ impl Sampler {
     /// held for one not seen yet, or — after a few cycles — unattributed.
     fn place_leftover_traffic(
         &mut self,
-        interfaces: Vec<crate::net::monitor::InterfaceTotals>,
+        interfaces: Vec<InterfaceTotals>,
     ) -> Option<NetworkReport> {
         let net = self.network.as_mut()?;
         let cycle = self.seq + 1;

@@ -1,5 +1,6 @@
 //! One libpcap capture handle: opened with the configured options, read in a loop by a capture
-//! thread. The only module that talks to libpcap.
+//! thread (the only thing that thread blocks on, for at most its read timeout). The only module
+//! that talks to libpcap.
 //!
 //! On Linux the `any` device is opened with the SLL2 link type when libpcap offers it: its
 //! header carries the packet direction (so loopback traffic, seen leaving and arriving, credits

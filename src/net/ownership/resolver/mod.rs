@@ -14,18 +14,17 @@
 //! The topology (veth peers, bridge ports, namespaces' addresses) is read again every second,
 //! and at once when a capture thread meets an interface it does not know.
 
-use super::conntrack::Conntrack;
-use super::flows::{FlowKey, Resolution};
 use super::inodes::{IndexStats, InodeIndex};
-use super::namespaces::{NamespaceError, Namespaces, NetnsId, Topology};
-use super::packet::Transport;
-use super::sockdiag::{SockDiag, SocketInfo};
+use super::namespaces::{NamespaceError, Namespaces};
+use crate::net::netlink::conntrack::Conntrack;
+use crate::net::netlink::sock_diag::{SockDiag, SocketInfo};
+use crate::net::topology::SharedTopology;
+use crate::net::types::{FlowKey, NetnsId, Request, Resolution, Transport};
 use crate::proc::ProcRoot;
 use parking_lot::Mutex;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A flow whose owner is not found at once is asked again: quickly at first — the index
@@ -39,49 +38,6 @@ const RETRY_SLOW: Duration = Duration::from_millis(20);
 const MAX_RETRIES_PER_ROUND: usize = 256;
 /// The topology is read again this often, and when a capture thread asks.
 const TOPOLOGY_REFRESH: Duration = Duration::from_secs(1);
-
-/// What capture threads send the resolver.
-pub enum Request {
-    /// Who owns this flow's socket; the answer goes to `reply`.
-    Lookup {
-        key: FlowKey,
-        reply: Sender<(FlowKey, Resolution)>,
-    },
-    /// A packet came through an interface the topology does not know: read it again.
-    Topology,
-}
-
-/// The topology as last read, shared with the capture threads.
-#[derive(Default)]
-pub struct SharedTopology {
-    current: Mutex<Arc<Topology>>,
-    generation: AtomicU64,
-}
-
-impl SharedTopology {
-    /// The current topology, if it is newer than `generation` (updated to it).
-    pub fn newer_than(&self, generation: &mut u64) -> Option<Arc<Topology>> {
-        let now = self.generation.load(Ordering::Acquire);
-        if now == *generation {
-            return None;
-        }
-        *generation = now;
-        Some(Arc::clone(&self.current.lock()))
-    }
-
-    pub fn namespaces(&self) -> usize {
-        self.current
-            .lock()
-            .namespaces()
-            .filter(|id| *id != NetnsId::HOST)
-            .count()
-    }
-
-    pub fn publish(&self, topology: Arc<Topology>) {
-        *self.current.lock() = topology;
-        self.generation.fetch_add(1, Ordering::Release);
-    }
-}
 
 enum Answer {
     Final(Resolution),

@@ -6,6 +6,10 @@
 //! `RTMGRP_*_IFADDR` notifications) and every second in case a notification was lost. The
 //! announcement is checked at once — at most every millisecond — when a frame matches none of
 //! the known addresses, so the first packet of a new address is not credited wrongly.
+//!
+//! Runs on the capture threads. The announcements arrive on a non-blocking netlink socket of
+//! its own that is only ever drained, never asked: nothing here waits, so it does not use the
+//! blocking clients of [`crate::net::netlink`].
 
 use super::flows::LocalAddresses;
 use rustix::fd::OwnedFd;

@@ -1,5 +1,5 @@
 //! One process's fd table as the inode index last read it: which slots are open, and which of
-//! them hold sockets (and which).
+//! them hold sockets (and which). Kept by the inode index, on the resolver thread.
 //!
 //! Tables are often sparse — a process with fds 0 to 2 and one inherited at 255 — and the index
 //! keeps one per process on the host, so a slot costs one bit and only a socket costs more

@@ -1,0 +1,393 @@
+//! Unit tests of [`super`] (accounting).
+
+use super::*;
+
+fn key(pid: u32, starttime: u64) -> ProcessKey {
+    ProcessKey { pid, starttime }
+}
+
+fn obs(pid: u32, starttime: u64, user: u64, sys: u64, wchar: u64) -> Observation {
+    let mut counters = [0; COUNTERS];
+    counters[USER_TICKS] = user;
+    counters[SYSTEM_TICKS] = sys;
+    counters[WCHAR] = wchar;
+    Observation {
+        key: key(pid, starttime),
+        ppid: 1,
+        children_minflt: 0,
+        counters,
+        io_known: true,
+        gauges: Gauges {
+            rss_bytes: 100,
+            vm_bytes: 1000,
+            threads: 2,
+            file_handles: Some(5),
+            fd_limit: None,
+        },
+        meta: None,
+    }
+}
+
+fn find<'a>(report: &'a [InstanceTotals], name: &str) -> &'a InstanceTotals {
+    report.iter().find(|t| t.name == name).expect(name)
+}
+
+#[test]
+fn sums_members_and_gauges() {
+    let mut acc = Accounting::new(10);
+    acc.observe("web", obs(1, 10, 100, 50, 7));
+    acc.observe("web", obs(2, 11, 10, 5, 3));
+    let (report, _) = acc.end_cycle();
+    let web = find(&report, "web");
+    assert_eq!(web.counters[USER_TICKS], 110);
+    assert_eq!(web.counters[SYSTEM_TICKS], 55);
+    assert_eq!(web.counters[WCHAR], 10);
+    assert_eq!((web.processes, web.threads), (2, 4));
+    assert_eq!((web.rss_bytes, web.vm_bytes), (200, 2000));
+    assert_eq!(web.file_handles, Some(10));
+    assert_eq!(web.cpu_delta_ticks, None, "first cycle has no interval");
+}
+
+fn with_fds(pid: u32, open: Option<u64>, limit: Option<u64>) -> Observation {
+    let mut o = obs(pid, 1, 0, 0, 0);
+    o.gauges.file_handles = open;
+    o.gauges.fd_limit = limit;
+    o
+}
+
+#[test]
+fn fd_limit_is_the_smallest_and_percent_the_highest_share() {
+    let mut acc = Accounting::new(10);
+    // 100 of 1024 (9.77 %), 200 of 4096 (4.88 %), 10 of 256 (3.91 %): the smallest limit
+    // and the highest share belong to different members.
+    acc.observe("web", with_fds(1, Some(100), Some(1024)));
+    acc.observe("web", with_fds(2, Some(200), Some(4096)));
+    acc.observe("web", with_fds(3, Some(10), Some(256)));
+    // Unknown count or limit, or no limit: never lower the limit nor raise the share.
+    acc.observe("web", with_fds(4, None, Some(128)));
+    acc.observe("web", with_fds(5, Some(900), None));
+    acc.observe("web", with_fds(6, Some(900), Some(UNLIMITED)));
+    acc.observe("free", with_fds(7, Some(50), Some(UNLIMITED)));
+    acc.observe("blind", with_fds(8, Some(50), None));
+    let (report, _) = acc.end_cycle();
+    let web = find(&report, "web");
+    assert_eq!(
+        web.fd_limit,
+        Some(128),
+        "pid 4's limit is known, its count is not"
+    );
+    let percent = web.fd_percent.unwrap();
+    assert!((percent - 100.0 * 100.0 / 1024.0).abs() < 1e-9, "{percent}");
+    let free = find(&report, "free");
+    assert_eq!((free.fd_limit, free.fd_percent), (None, Some(0.0)));
+    let blind = find(&report, "blind");
+    assert_eq!((blind.fd_limit, blind.fd_percent), (None, None));
+    // Gauges: the next cycle starts from nothing.
+    acc.observe("web", with_fds(1, Some(512), Some(1024)));
+    let (report, _) = acc.end_cycle();
+    let web = find(&report, "web");
+    assert_eq!((web.fd_limit, web.fd_percent), (Some(1024), Some(50.0)));
+}
+
+#[test]
+fn meta_data_of_a_single_member_or_what_several_share() {
+    let meta = |pid: u32, uid: u32, exe: &str| {
+        Some(Arc::new(MetaData {
+            pid: Some(pid),
+            uid: Some(uid),
+            comm: Some("w".into()),
+            exe: Some(exe.into()),
+            cmdline: Some(format!("w {pid}").into()),
+            ..MetaData::default()
+        }))
+    };
+    let mut acc = Accounting::new(10);
+    for (instance, pid, exe) in [
+        ("one", 1, "/a"),
+        ("two", 2, "/a"),
+        ("two", 3, "/b"),
+        ("blind", 4, "/a"),
+    ] {
+        let o = Observation {
+            meta: meta(pid, 0, exe),
+            ..obs(pid, 1, 0, 0, 0)
+        };
+        acc.observe(instance, o);
+    }
+    acc.observe("blind", obs(5, 1, 0, 0, 0));
+    let (report, _) = acc.end_cycle();
+    let one = find(&report, "one");
+    assert_eq!(one.single, Some(key(1, 1)));
+    assert_eq!(one.meta, meta(1, 0, "/a"));
+    let two = find(&report, "two");
+    assert_eq!(two.single, None);
+    let shared = two.meta.as_deref().expect("uid and comm are shared");
+    assert_eq!((shared.pid, shared.uid), (None, Some(0)));
+    assert_eq!(shared.comm.as_deref(), Some("w"));
+    assert_eq!(
+        (shared.exe.as_deref(), shared.cmdline.as_deref()),
+        (None, None)
+    );
+    let blind = find(&report, "blind");
+    assert_eq!(
+        (blind.meta.as_deref(), blind.single),
+        (None, None),
+        "one member unknown"
+    );
+    // Per cycle: an instance with no live member has none.
+    let (report, _) = acc.end_cycle();
+    assert!(report.iter().all(|t| t.meta.is_none()));
+}
+
+#[test]
+fn fd_percent_edges() {
+    assert_eq!(fd_percent(256, 256), 100.0);
+    assert_eq!(fd_percent(300, 256), 300.0 * 100.0 / 256.0);
+    assert_eq!(fd_percent(0, 0), 0.0);
+    assert_eq!(fd_percent(3, 0), 100.0);
+    assert_eq!(fd_percent(u64::MAX - 1, UNLIMITED), 0.0);
+}
+
+#[test]
+fn exited_members_keep_their_share() {
+    let mut acc = Accounting::new(10);
+    acc.observe("web", obs(1, 10, 100, 0, 0));
+    acc.observe("web", obs(2, 11, 30, 0, 0));
+    acc.end_cycle();
+    acc.observe("web", obs(1, 10, 120, 0, 0)); // pid 2 exited
+    let (report, _) = acc.end_cycle();
+    let web = find(&report, "web");
+    assert_eq!(web.counters[USER_TICKS], 150);
+    assert_eq!(web.processes, 1);
+    assert_eq!(web.cpu_delta_ticks, Some(20));
+    assert_eq!(acc.tracked_processes(), 1);
+}
+
+#[test]
+fn newcomer_contributes_everything_since_it_started() {
+    let mut acc = Accounting::new(10);
+    acc.observe("web", obs(1, 10, 100, 0, 0));
+    acc.end_cycle();
+    acc.observe("web", obs(1, 10, 100, 0, 0));
+    acc.observe("web", obs(3, 500, 40, 2, 0));
+    let (report, _) = acc.end_cycle();
+    let web = find(&report, "web");
+    assert_eq!(web.counters[USER_TICKS], 140);
+    assert_eq!(web.cpu_delta_ticks, Some(42));
+}
+
+#[test]
+fn pid_reuse_is_a_new_process() {
+    let mut acc = Accounting::new(10);
+    acc.observe("sh", obs(7, 10, 500, 0, 0));
+    acc.end_cycle();
+    // Same pid, later start: the first exited after 500 ticks, the new one used 3.
+    acc.observe("sh", obs(7, 900, 3, 0, 0));
+    let (report, _) = acc.end_cycle();
+    let sh = find(&report, "sh");
+    assert_eq!(sh.counters[USER_TICKS], 503);
+    assert_eq!(sh.cpu_delta_ticks, Some(3));
+}
+
+#[test]
+fn moving_between_instances_splits_history() {
+    let mut acc = Accounting::new(10);
+    acc.observe("bash", obs(5, 10, 100, 0, 0));
+    acc.end_cycle();
+    // exec: same process, new comm, now in "make".
+    acc.observe("make", obs(5, 10, 130, 0, 0));
+    let (report, _) = acc.end_cycle();
+    assert!(
+        report.iter().all(|t| t.name != "bash"),
+        "bash has no live member"
+    );
+    let make = find(&report, "make");
+    assert_eq!(make.counters[USER_TICKS], 30);
+    assert_eq!(make.cpu_delta_ticks, Some(30));
+    // bash comes back with a new process: its old 100 ticks are still there.
+    acc.observe("make", obs(5, 10, 140, 0, 0));
+    acc.observe("bash", obs(6, 20, 1, 0, 0));
+    let (report, _) = acc.end_cycle();
+    assert_eq!(find(&report, "bash").counters[USER_TICKS], 101);
+    assert_eq!(find(&report, "make").counters[USER_TICKS], 40);
+}
+
+#[test]
+fn counters_never_go_backwards() {
+    let mut acc = Accounting::new(10);
+    acc.observe("x", obs(1, 1, 100, 100, 1000));
+    acc.end_cycle();
+    // /proc glitch: lower values than before.
+    acc.observe("x", obs(1, 1, 90, 100, 10));
+    let (report, _) = acc.end_cycle();
+    let x = find(&report, "x");
+    assert_eq!(x.counters[USER_TICKS], 100);
+    assert_eq!(x.counters[WCHAR], 1000);
+    assert_eq!(x.cpu_delta_ticks, Some(0));
+}
+
+#[test]
+fn fixed_instances_are_reported_without_processes() {
+    let mut acc = Accounting::new(10);
+    acc.declare_fixed("sshd");
+    let (report, _) = acc.end_cycle();
+    let sshd = find(&report, "sshd");
+    assert_eq!((sshd.processes, sshd.counters[USER_TICKS]), (0, 0));
+    assert_eq!(sshd.file_handles, None);
+}
+
+#[test]
+fn max_instances_admits_stably() {
+    let mut acc = Accounting::new(2);
+    acc.observe("a", obs(1, 1, 0, 0, 0));
+    acc.observe("b", obs(2, 1, 0, 0, 0));
+    acc.observe("c", obs(3, 1, 0, 0, 0));
+    let (report, outcome) = acc.end_cycle();
+    let names: Vec<_> = report.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(
+        outcome,
+        CycleOutcome {
+            dropped: 1,
+            first_drop: true
+        }
+    );
+    // a exits: c gets its place; the drop is not announced again.
+    acc.observe("b", obs(2, 1, 0, 0, 0));
+    acc.observe("c", obs(3, 1, 0, 0, 0));
+    acc.observe("d", obs(4, 1, 0, 0, 0));
+    let (report, outcome) = acc.end_cycle();
+    let names: Vec<_> = report.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["b", "c"]);
+    assert_eq!(
+        outcome,
+        CycleOutcome {
+            dropped: 1,
+            first_drop: false
+        }
+    );
+}
+
+#[test]
+fn idle_instances_are_forgotten_beyond_the_bound() {
+    let mut acc = Accounting::new(1);
+    acc.max_idle = 2;
+    for pid in 0..10 {
+        acc.observe(&format!("p{pid}"), obs(pid, 1, 1, 0, 0));
+        acc.end_cycle();
+    }
+    assert!(acc.by_name.len() <= 3, "{} names kept", acc.by_name.len());
+    assert!(acc.instances.len() <= 4, "slots are reused");
+    // The newest idle names are still remembered.
+    assert!(acc.by_name.contains_key("p8"));
+}
+
+/// A parent that writes 10 bytes itself, and a child (reported on its own) that writes
+/// 1000 and is reaped by the parent.
+fn parent_and_child(parent_instance: &str, reaps: bool) -> Accounting {
+    let mut acc = Accounting::new(10);
+    acc.declare_fixed("child");
+    let parent = |wchar, minflt| Observation {
+        children_minflt: minflt,
+        ..obs(100, 1, 0, 0, wchar)
+    };
+    let child = |wchar| Observation {
+        ppid: 100,
+        ..obs(200, 2, 0, 0, wchar)
+    };
+    acc.observe(parent_instance, parent(10, 0));
+    acc.observe("child", child(1000));
+    acc.end_cycle();
+    // The child exits; the parent reaps it (or the kernel does, for a parent ignoring
+    // SIGCHLD), and from then on /proc shows the child's bytes in the parent's counters.
+    let (folded, minflt) = if reaps { (10 + 1000, 50) } else { (10, 0) };
+    acc.observe(parent_instance, parent(folded, minflt));
+    acc
+}
+
+#[test]
+fn reaped_children_io_is_not_counted_twice() {
+    let mut acc = parent_and_child("shell", true);
+    let (report, _) = acc.end_cycle();
+    assert_eq!(find(&report, "shell").counters[WCHAR], 10);
+    assert_eq!(find(&report, "child").counters[WCHAR], 1000);
+    // Later readings keep the child's bytes out of the parent.
+    acc.observe(
+        "shell",
+        Observation {
+            children_minflt: 50,
+            ..obs(100, 1, 0, 0, 1010 + 5)
+        },
+    );
+    let (report, _) = acc.end_cycle();
+    assert_eq!(find(&report, "shell").counters[WCHAR], 15);
+}
+
+#[test]
+fn parent_and_child_in_one_instance_count_the_bytes_once() {
+    let mut acc = Accounting::new(10);
+    acc.observe(
+        "sh",
+        Observation {
+            children_minflt: 0,
+            ..obs(100, 1, 0, 0, 10)
+        },
+    );
+    acc.observe(
+        "sh",
+        Observation {
+            ppid: 100,
+            ..obs(200, 2, 0, 0, 1000)
+        },
+    );
+    acc.end_cycle();
+    acc.observe(
+        "sh",
+        Observation {
+            children_minflt: 9,
+            ..obs(100, 1, 0, 0, 1010)
+        },
+    );
+    let (report, _) = acc.end_cycle();
+    assert_eq!(find(&report, "sh").counters[WCHAR], 1010);
+}
+
+#[test]
+fn a_parent_that_did_not_reap_keeps_its_bytes() {
+    let mut acc = parent_and_child("shell", false);
+    let (report, _) = acc.end_cycle();
+    assert_eq!(find(&report, "shell").counters[WCHAR], 10);
+}
+
+#[test]
+fn a_reap_seen_one_cycle_late_is_still_taken_out() {
+    let mut acc = parent_and_child("shell", false);
+    acc.end_cycle();
+    // The parent reaped right after it was read: the next cycle shows it.
+    acc.observe(
+        "shell",
+        Observation {
+            children_minflt: 50,
+            ..obs(100, 1, 0, 0, 1010)
+        },
+    );
+    let (report, _) = acc.end_cycle();
+    assert_eq!(find(&report, "shell").counters[WCHAR], 10);
+}
+
+#[test]
+fn late_credits_reach_the_instance_of_an_exited_process() {
+    let mut acc = Accounting::new(10);
+    acc.declare_fixed("curl");
+    let mut o = obs(5, 9, 1, 0, 0);
+    o.counters[NET_TX_BYTES] = 100;
+    acc.observe("curl", o);
+    acc.end_cycle();
+    acc.end_cycle(); // curl exited
+    let mut late = [0; COUNTERS];
+    late[NET_TX_BYTES] = 900;
+    assert!(acc.credit_departed(&key(5, 9), &late));
+    assert!(!acc.credit_departed(&key(6, 9), &late), "never seen");
+    let (report, _) = acc.end_cycle();
+    assert_eq!(find(&report, "curl").counters[NET_TX_BYTES], 1000);
+}
