@@ -10,7 +10,7 @@ samples each. Run from anywhere, as root (for the netlink dumps and other proces
 - proc: this machine's /proc files the parsers read (stat of a process and of a kernel thread,
   io, status, cgroup, limits, cmdline, meminfo, stat), and a container's cgroup file;
 - netlink: live kernel replies (an RTM_GETLINK and an RTM_GETADDR dump, a sock_diag TCP dump)
-  and the conntrack reply of src/net/conntrack.rs's tests;
+  and the conntrack reply of src/net/netlink/conntrack/tests.rs's tests;
 - template: templates of README and collectd.conf.example with facts of real processes;
 - config: not written here: its input is `arbitrary`'s encoding of a tree of options, which no
   configuration file maps to, so its seeds (seed-found-*) are six inputs of the first 5-minute
@@ -85,7 +85,7 @@ for i, (k, (frame, _)) in enumerate(sorted(picked.items(), key=lambda kv: str(kv
         write("packet", f"null-{k[0]}-{k[1]}", record("Null", struct.pack("=I", af) + ip))
 # Fragmented datagrams (the recording has none): a 3000-byte UDP datagram over 127.0.0.1 and
 # one over ::1, each in three fragments captured on the `any` device with snaplen 128, every
-# fragment in order (the frames of src/net/packet.rs's real-capture test).
+# fragment in order (the frames of src/net/capture/packet/tests.rs's real-capture test).
 FRAGMENTS = {
     "v4": [
         "08000000000000010304000600000000000000004500057454742000401103037f0000017f000001bf159c42"
@@ -158,7 +158,7 @@ write("netlink", "rtm-newlink-dump", netlink_dump(NETLINK_ROUTE, 18, b"\0" * 16)
 write("netlink", "rtm-newaddr-dump", netlink_dump(NETLINK_ROUTE, 22, b"\0" * 8)[:4096])
 # inet_diag_req_v2: family AF_INET, protocol TCP, ext 0, pad, states all, then a zero id.
 req = struct.pack("=BBBBI", 2, 6, 0, 0, 0xFFFFFFFF) + b"\0" * 48
-# A conntrack reply with masquerade (src/net/conntrack.rs's MASQUERADE fixture, seq 4).
+# A conntrack reply with masquerade (src/net/netlink/conntrack/tests.rs's MASQUERADE fixture, seq 4).
 write("netlink", "conntrack-masquerade", bytes.fromhex(
     "d40000000001020004000000b76e0000020000003400018014000180080001000acbfb02080002000acb"
     "fc021c000280050001000600000006000200c16200000600030097c900003400028014000180080001"
