@@ -169,7 +169,7 @@ struct Instance {
     reported: Counters,
     admitted: bool,
     last_live_cycle: u64,
-    // Per-cycle sums, reset at the end of each cycle.
+    // Per-cycle sums, cleared when a cycle begins and when it ends.
     live: Counters,
     cpu_delta: u64,
     processes: u64,
@@ -181,6 +181,21 @@ struct Instance {
     fd_percent: Option<f64>,
     io_known: bool,
     meta: SharedMeta,
+}
+
+impl Instance {
+    fn clear_cycle_sums(&mut self) {
+        self.live = [0; COUNTERS];
+        self.cpu_delta = 0;
+        self.processes = 0;
+        self.threads = 0;
+        self.rss_bytes = 0;
+        self.vm_bytes = 0;
+        self.file_handles = None;
+        self.fd_limit = None;
+        self.fd_percent = None;
+        self.meta = SharedMeta::default();
+    }
 }
 
 /// What end_cycle reports besides the totals.
@@ -244,6 +259,23 @@ impl Accounting {
     pub fn declare_fixed(&mut self, name: &str) {
         let id = self.instance_id(name);
         self.instances[id].fixed = true;
+    }
+
+    /// Opens a cycle: the per-cycle sums start from zero. [`end_cycle`](Self::end_cycle)
+    /// clears them too, but a cycle that never got there (a panic caught by the sampler thread,
+    /// a stop) left what it had added: without this the next cycle would count every member
+    /// it had already seen twice, and the monotonic clamp would keep that inflated total.
+    ///
+    /// Except the CPU delta: the cut cycle measured its members' CPU against their previous
+    /// counters and moved those on, and the machine-wide CPU total it is divided by is only
+    /// read again at the end of a finished cycle. Kept, the next `percent-cpu` covers both
+    /// intervals on both sides of the division.
+    pub fn begin_cycle(&mut self) {
+        for inst in &mut self.instances {
+            let carried = inst.cpu_delta;
+            inst.clear_cycle_sums();
+            inst.cpu_delta = carried;
+        }
     }
 
     /// Records one process of this cycle under the instance `name`.
@@ -421,15 +453,7 @@ impl Accounting {
                     single,
                 });
             }
-            inst.live = [0; COUNTERS];
-            inst.cpu_delta = 0;
-            inst.processes = 0;
-            inst.threads = 0;
-            inst.rss_bytes = 0;
-            inst.vm_bytes = 0;
-            inst.file_handles = None;
-            inst.fd_limit = None;
-            inst.fd_percent = None;
+            inst.clear_cycle_sums();
         }
         self.forget_long_idle();
         self.cycle += 1;

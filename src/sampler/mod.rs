@@ -171,6 +171,7 @@ impl Sampler {
             .and_then(meminfo::parse_mem_total);
 
         let interfaces = self.take_network_deltas();
+        self.accounting.begin_cycle();
         self.list_pids();
         let pids = std::mem::take(&mut self.pids);
         let mut seen = 0u64;

@@ -391,3 +391,39 @@ fn late_credits_reach_the_instance_of_an_exited_process() {
     let (report, _) = acc.end_cycle();
     assert_eq!(find(&report, "curl").counters[NET_TX_BYTES], 1000);
 }
+
+/// A cycle that never reached `end_cycle` (a panic caught by the sampler thread, a stop) must
+/// not leave its sums behind for the next one: no doubled totals, no spike, no flat line after.
+#[test]
+fn a_cycle_cut_short_leaves_nothing_behind() {
+    let mut acc = Accounting::new(10);
+    acc.begin_cycle();
+    acc.observe("web", obs(1, 10, 100, 50, 7));
+    acc.observe("web", obs(2, 11, 10, 5, 3));
+    acc.end_cycle();
+    // The next cycle observes both, then dies before end_cycle.
+    acc.begin_cycle();
+    acc.observe("web", obs(1, 10, 110, 50, 7));
+    acc.observe("web", obs(2, 11, 10, 5, 3));
+    // The cycle after it starts over.
+    acc.begin_cycle();
+    acc.observe("web", obs(1, 10, 120, 50, 7));
+    acc.observe("web", obs(2, 11, 10, 5, 3));
+    let (report, _) = acc.end_cycle();
+    let web = find(&report, "web");
+    assert_eq!(web.counters[USER_TICKS], 130, "{:?}", web.counters);
+    assert_eq!(web.counters[WCHAR], 10);
+    assert_eq!((web.processes, web.threads), (2, 4));
+    assert_eq!((web.rss_bytes, web.vm_bytes), (200, 2000));
+    assert_eq!(web.file_handles, Some(10));
+    // What the cut cycle saw (10 ticks) and this one (10) both land in this delta.
+    assert_eq!(web.cpu_delta_ticks, Some(20));
+    // And the cycle after is ordinary.
+    acc.begin_cycle();
+    acc.observe("web", obs(1, 10, 125, 50, 7));
+    acc.observe("web", obs(2, 11, 10, 5, 3));
+    let (report, _) = acc.end_cycle();
+    let web = find(&report, "web");
+    assert_eq!(web.counters[USER_TICKS], 135);
+    assert_eq!(web.cpu_delta_ticks, Some(5));
+}
