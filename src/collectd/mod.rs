@@ -6,6 +6,7 @@
 //! altogether. They are kept and returned from init instead: collectd then logs the error,
 //! unloads this plugin and carries on with every other plugin.
 
+mod abi;
 mod dispatch;
 mod notification;
 mod value_list;
@@ -65,6 +66,9 @@ impl PluginManager for CaptureManager {
     }
 
     fn initialize() -> Result<(), Box<dyn Error>> {
+        // Before anything is written into collectd's structures: the daemon must be the
+        // collectd the bindings describe.
+        abi::check(abi::daemon_symbols())?;
         let mut lifecycle = LIFECYCLE.lock();
         let config = match lifecycle.config.take() {
             Some(Ok(config)) => {

@@ -50,7 +50,8 @@ fn host_name() -> String {
         return String::new();
     }
     // SAFETY: in collectd 5.9 and later `hostname_g` is a `char *` (readelf: an 8-byte
-    // object); it is set before init and not changed while plugins read.
+    // object), which init checked (`abi::check` refuses to start otherwise); it is set before
+    // init and not changed while plugins read.
     let name = unsafe { *symbol.cast::<*const c_char>() };
     if name.is_null() {
         return String::new();
