@@ -19,10 +19,12 @@
 //! 1024 or more it did not ask for. Without room (soft = hard = 1024), nothing is kept and every
 //! read opens its file, as before.
 
+use super::pid_limits::UNLIMITED;
+use rustix::io::fcntl_dupfd_cloexec;
+use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -80,25 +82,19 @@ impl KeptFiles {
     /// hard 524288) that is room for every process of a large host, all of it above what
     /// collectd could use before; with soft = hard = 1024, nothing is kept.
     pub fn with_room_above_the_limit() -> KeptFiles {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes one rlimit we own.
-        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-            return KeptFiles::none();
-        }
-        let soft = limit.rlim_cur;
+        // `None` is RLIM_INFINITY, the largest value.
+        let limit = getrlimit(Resource::Nofile);
+        let soft = limit.current.unwrap_or(UNLIMITED);
+        let hard = limit.maximum.unwrap_or(UNLIMITED);
         let wanted = MAX_PROCESSES as u64 * FILES_PER_PROCESS;
-        let mut raised = soft.saturating_add(wanted).min(limit.rlim_max).max(soft);
+        let mut raised = soft.saturating_add(wanted).min(hard).max(soft);
         if raised > soft {
-            let new = libc::rlimit {
-                rlim_cur: raised,
-                rlim_max: limit.rlim_max,
+            let new = Rlimit {
+                current: Some(raised),
+                maximum: limit.maximum,
             };
-            // SAFETY: setrlimit reads one rlimit we own; raising the soft limit up to the hard
-            // one needs no privilege.
-            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } != 0 {
+            // Raising the soft limit up to the hard one needs no privilege.
+            if setrlimit(Resource::Nofile, new).is_err() {
                 raised = soft;
             }
         }
@@ -197,23 +193,22 @@ impl KeptFiles {
         if self.held >= self.budget {
             return None;
         }
-        // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own returns a new one (or -1), which we
-        // then own; `file` is closed when dropped.
-        let lifted = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_DUPFD_CLOEXEC, self.floor) };
-        if lifted < 0 {
+        // `file` is closed when dropped.
+        let Ok(lifted) = fcntl_dupfd_cloexec(&file, self.floor) else {
             // Out of room after all (another thread of collectd took it): stop keeping.
             self.budget = self.held;
             return None;
-        }
+        };
         self.held += 1;
-        // SAFETY: `lifted` is a fresh descriptor nothing else owns.
-        Some(File::from(unsafe { OwnedFd::from_raw_fd(lifted) }))
+        Some(File::from(lifted))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::io::{fcntl_getfd, FdFlags};
+    use std::os::fd::AsRawFd;
     use std::process::{Command, Stdio};
 
     fn stat_path(pid: u32) -> std::path::PathBuf {
@@ -237,6 +232,7 @@ mod tests {
             file.as_raw_fd() >= kept.floor,
             "kept above the old soft limit"
         );
+        assert!(fcntl_getfd(file).unwrap().contains(FdFlags::CLOEXEC));
         // Through the kept file: the same fields a fresh read gives (pid, comm, state).
         kept.read(me, Kind::Stat, &stat_path(me), &mut buf, 4096)
             .expect("again");

@@ -4,16 +4,20 @@
 /// `sysconf(_SC_CLK_TCK)`: the unit of the CPU times in /proc. 100 on most builds, but not on
 /// all, so it is asked, never assumed.
 pub fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+    // AT_CLKTCK from the auxiliary vector, where glibc's sysconf takes it from too.
+    match rustix::param::clock_ticks_per_second() {
+        0 => 100,
+        ticks => ticks,
+    }
 }
 
 /// `sysconf(_SC_PAGESIZE)`: the unit of `rss` in /proc/<pid>/stat.
 pub fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+    // AT_PAGESZ from the auxiliary vector, where glibc's sysconf takes it from too.
+    u64::try_from(rustix::param::page_size())
+        .ok()
+        .filter(|&s| s > 0)
+        .unwrap_or(4096)
 }
 
 /// Whether the running kernel's release is at least `major.minor`.

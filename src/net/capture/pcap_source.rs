@@ -8,6 +8,8 @@
 
 use super::packet::LinkType;
 use pcap::{Active, Capture, Device, Linktype};
+use rustix::io::FdFlags;
+use rustix::net::netdevice::name_to_index;
 use std::fmt;
 use std::os::unix::io::AsRawFd;
 
@@ -101,9 +103,9 @@ impl PacketSource {
             .map_err(|e| OpenError::Other(e.to_string()))?;
         // libpcap opens its packet socket without close-on-exec: every program collectd's exec
         // plugin (or anything else in the process) starts would inherit a raw packet socket.
-        let fd = capture.as_raw_fd();
-        // SAFETY: fcntl on a descriptor this handle owns, setting only FD_CLOEXEC.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        // FD_CLOEXEC is the only descriptor flag, so setting it alone loses nothing. A failure
+        // is not worth refusing the capture for.
+        let _ = rustix::io::fcntl_setfd(&capture, FdFlags::CLOEXEC);
         if options.interface == "any" {
             // SLL2 (libpcap >= 1.10) adds the interface index; SLL is the fallback.
             let _ = capture.set_datalink(Linktype(276));
@@ -115,9 +117,11 @@ impl PacketSource {
         }
         let dlt = capture.get_datalink().0;
         let link = LinkType::from_dlt(dlt).ok_or(OpenError::UnsupportedLinkType(dlt))?;
-        let ifindex = std::ffi::CString::new(options.interface.as_str())
-            // SAFETY: if_nametoindex reads a NUL-terminated name; 0 means no such interface.
-            .map_or(0, |name| unsafe { libc::if_nametoindex(name.as_ptr()) });
+        // What if_nametoindex(3) answers: SIOCGIFINDEX, which works on any socket's descriptor
+        // (glibc opens one for it), here the capture's own, made by this thread in its network
+        // namespace a moment ago. 0 when there is no such interface (`any`, a name too long or
+        // holding a NUL, a device that is not a network interface such as usbmon).
+        let ifindex = name_to_index(&capture, &options.interface).unwrap_or(0);
         Ok(PacketSource {
             capture,
             link,
@@ -138,6 +142,9 @@ impl PacketSource {
 
     /// The next packet, or `Idle` after waiting up to the read timeout for one.
     pub fn next_packet(&mut self) -> Next<'_> {
+        // Taken as a raw number before reading: a packet returned borrows the capture for the
+        // rest of the function, so the timeout arm below cannot borrow it again (as a safe
+        // `poll` on `AsFd` would need).
         let fd = self.capture.as_raw_fd();
         let timeout = self.read_timeout_ms;
         match self.capture.next_packet() {
@@ -229,6 +236,34 @@ mod tests {
             Err(OpenError::NoPrivilege(_)) => eprintln!("SKIP: not allowed to capture here"),
             Err(other) => panic!("unexpected error {other}"),
             Ok(_) => panic!("opened an interface that does not exist"),
+        }
+    }
+
+    /// A capture's descriptor is close-on-exec, and its interface index is the kernel's (0 for
+    /// `any`, which is no interface).
+    #[test]
+    fn capture_is_close_on_exec_and_knows_its_index() {
+        let lo: u32 = std::fs::read_to_string("/sys/class/net/lo/ifindex")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        for (interface, index) in [("lo", lo), ("any", 0)] {
+            let options = CaptureOptions {
+                interface: interface.into(),
+                bpf_filter: None,
+                snaplen: 128,
+                buffer_size: 1 << 20,
+                promiscuous: false,
+            };
+            let source = match PacketSource::open(&options, 100) {
+                Ok(source) => source,
+                Err(OpenError::NoPrivilege(_)) => return eprintln!("SKIP: not allowed to capture"),
+                Err(other) => panic!("{interface}: {other}"),
+            };
+            assert_eq!(source.ifindex(), index, "{interface}");
+            let flags = rustix::io::fcntl_getfd(&source.capture).unwrap();
+            assert!(flags.contains(FdFlags::CLOEXEC), "{interface}");
         }
     }
 }

@@ -2,10 +2,13 @@
 
 use super::*;
 use crate::net::netlink::socket::{NLMSG_DONE, NLMSG_HDRLEN};
+use rustix::fd::AsFd;
+use rustix::thread::{
+    capabilities, move_into_link_name_space, set_capabilities, CapabilitySet, LinkNameSpaceType,
+};
 use std::fs::File;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -426,10 +429,9 @@ fn in_netns<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'stati
     let path = format!("/run/netns/{name}");
     std::thread::spawn(move || {
         let ns = File::open(&path).unwrap();
-        // SAFETY: setns takes an fd and a flag and touches no memory of ours; the fd is
-        // open for the call. Only this thread changes namespace, and it ends after `f`.
-        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", io::Error::last_os_error());
+        // Only this thread changes namespace, and it ends after `f`.
+        move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Network))
+            .unwrap_or_else(|e| panic!("setns {path}: {e}"));
         f()
     })
     .join()
@@ -703,41 +705,13 @@ fn live_masquerade_port_forward_and_plain_connections() {
     drop((client, outside, direct, to_host));
 }
 
-/// `struct __user_cap_header_struct` and `struct __user_cap_data_struct` (version 3: two
-/// data structs, capabilities 0-31 and 32-63).
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-const CAP_NET_ADMIN: u32 = 12;
-
 /// Takes CAP_NET_ADMIN out of the calling thread's effective set (capabilities are per
 /// thread on Linux: the rest of the process keeps it).
 fn drop_net_admin_in_this_thread() {
-    let mut header = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: capget writes one header and two data structs, which is what is passed.
-    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
-    assert_eq!(rc, 0, "capget: {}", io::Error::last_os_error());
-    data[0].effective &= !(1 << CAP_NET_ADMIN);
-    // SAFETY: capset reads one header and two data structs, which is what is passed; pid 0
-    // is the calling thread.
-    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
-    assert_eq!(rc, 0, "capset: {}", io::Error::last_os_error());
+    // `None`: the calling thread.
+    let mut sets = capabilities(None).unwrap_or_else(|e| panic!("capget: {e}"));
+    sets.effective.remove(CapabilitySet::NET_ADMIN);
+    set_capabilities(None, sets).unwrap_or_else(|e| panic!("capset: {e}"));
 }
 
 /// Requests need CAP_NET_ADMIN in the task that sends them; opening the socket does not.

@@ -34,8 +34,9 @@ use crate::net::netlink::rtnetlink::{Link, Rtnl};
 use crate::net::topology::{InterfaceRole, NamespaceState, Topology};
 use crate::net::types::NetnsId;
 use crate::proc::{pid_stat, ProcRoot};
-use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
+use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::io;
@@ -752,14 +753,8 @@ fn is_privilege(e: &io::Error) -> bool {
 
 /// Moves the calling thread into the network namespace of `fd`.
 fn setns(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: setns takes an fd and a flag and touches no memory of ours; the fd is open for
-    // the call (borrowed).
-    let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    // The errno is kept: `is_privilege` looks at it.
+    move_into_link_name_space(fd, Some(LinkNameSpaceType::Network)).map_err(io::Error::from)
 }
 
 #[cfg(test)]

@@ -546,38 +546,11 @@ fn without_cap_sys_admin_namespaces_are_listed_not_entered() {
 
 /// Clears CAP_SYS_ADMIN from the calling thread's effective capabilities.
 fn drop_cap_sys_admin() {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    const CAP_SYS_ADMIN: u32 = 21;
-    let mut header = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let mut data = [Data::default(); 2];
-    // SAFETY: capget/capset read and write one header and two data structs, laid out as
-    // the kernel's __user_cap_header_struct and __user_cap_data_struct (version 3).
-    unsafe {
-        assert_eq!(
-            libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()),
-            0
-        );
-        data[0].effective &= !(1 << CAP_SYS_ADMIN);
-        assert_eq!(
-            libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()),
-            0
-        );
-    }
+    use rustix::thread::{capabilities, set_capabilities, CapabilitySet};
+    // `None`: the calling thread.
+    let mut sets = capabilities(None).unwrap();
+    sets.effective.remove(CapabilitySet::SYS_ADMIN);
+    set_capabilities(None, sets).unwrap();
 }
 
 /// What a refresh costs with many namespaces. Run by hand:
