@@ -13,6 +13,11 @@
 //!
 //! The topology (veth peers, bridge ports, namespaces' addresses) is read again every second,
 //! and at once when a capture thread meets an interface it does not know.
+//!
+//! The loop's policy (`run`: rounds, batching, back-pressure, shutdown; `Retries`: which retries
+//! are due, the pace, the give-up) knows the world only through the `OwnerLookup` trait, so the
+//! unit tests (`tests.rs`) drive it with a scripted world and, for `Retries`, a clock of their
+//! own; `Kernel` is the real world (sock_diag, the inode index, conntrack, the namespaces).
 
 use super::inodes::{IndexStats, InodeIndex};
 use super::namespaces::{NamespaceError, Namespaces};
@@ -38,16 +43,81 @@ const RETRY_SLOW: Duration = Duration::from_millis(20);
 const MAX_RETRIES_PER_ROUND: usize = 256;
 /// The topology is read again this often, and when a capture thread asks.
 const TOPOLOGY_REFRESH: Duration = Duration::from_secs(1);
+/// With nothing to retry a round waits this long for a request: the stop flag and the topology
+/// are looked at no less often.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
 
+/// What asking the world once about a flow gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answer {
     Final(Resolution),
+    /// Not known yet; asking again may find it.
     Retry,
 }
 
+/// A lookup not answered yet, and when it was first asked (the retries are timed from then).
 struct Pending {
     key: FlowKey,
     reply: Sender<(FlowKey, Resolution)>,
     first_asked: Instant,
+}
+
+/// What the loop does to the world besides answering requests. The loop only decides when;
+/// [`OwnerLookup`]'s implementation decides how (the kernel's, or a test's script).
+trait OwnerLookup {
+    /// A round begins: publish what other threads read of the lookup (the index's counters).
+    fn round_begins(&mut self);
+    /// The owner of one flow's socket, or [`Answer::Retry`] if asking again may find one.
+    fn owner(&mut self, key: &FlowKey) -> Answer;
+    /// Read the topology again and publish it to the capture threads.
+    fn refresh_topology(&mut self);
+}
+
+/// Flows answered "retry", in turn order: the longest waiting first.
+#[derive(Default)]
+struct Retries {
+    waiting: Vec<Pending>,
+}
+
+impl Retries {
+    /// How long a round may wait for requests before it asks the retries again: briefly while
+    /// any of them is in its first [`RETRY_FAST_FOR`], longer after, [`IDLE_WAIT`] if none.
+    fn wait(&self, now: Instant) -> Duration {
+        if self.waiting.is_empty() {
+            IDLE_WAIT
+        } else if self
+            .waiting
+            .iter()
+            .any(|p| now.saturating_duration_since(p.first_asked) < RETRY_FAST_FOR)
+        {
+            RETRY_FAST
+        } else {
+            RETRY_SLOW
+        }
+    }
+
+    /// This round's retries: the longest waiting, at most [`MAX_RETRIES_PER_ROUND`]. The
+    /// others wait their turn, so a burst of flows nobody holds cannot make the resolver spin.
+    fn due(&mut self) -> Vec<Pending> {
+        let due = self.waiting.len().min(MAX_RETRIES_PER_ROUND);
+        self.waiting.drain(..due).collect()
+    }
+
+    /// A flow's answer: a final one goes to the capture thread that asked; "retry" waits for a
+    /// later round, at the back of the turn, unless the flow has been asked for [`RETRY_FOR`]
+    /// already: then nobody will be found, and it is answered unattributed.
+    fn settle(&mut self, pending: Pending, answer: Answer, now: Instant) {
+        let resolution = match answer {
+            Answer::Final(resolution) => resolution,
+            Answer::Retry if now.saturating_duration_since(pending.first_asked) < RETRY_FOR => {
+                self.waiting.push(pending);
+                return;
+            }
+            Answer::Retry => Resolution::Unattributed,
+        };
+        // A capture thread that has ended needs no answer.
+        let _ = pending.reply.send((pending.key, resolution));
+    }
 }
 
 /// sock_diag in every namespace: the host's socket is kept; another namespace's is made for
@@ -167,12 +237,66 @@ pub fn resolver_loop(
              unattributed; loading the udp_diag module (modprobe udp_diag) fixes it"
         );
     }
-    let mut topology_said = false;
-    let mut refresh_topology = |diags: &mut Diags| {
+    // The monitor read the topology just before starting this thread: the next reading is
+    // due a TOPOLOGY_REFRESH from here, the index's warm-up (long on a busy host) included.
+    let topology_read = Instant::now();
+    let mut index = InodeIndex::new(ProcRoot::system());
+    index.warm_up();
+    let mut kernel = Kernel {
+        diags,
+        index,
+        topology,
+        index_stats,
+        topology_said: false,
+    };
+    run(&queue, &mut kernel, stop, topology_read);
+}
+
+/// The real world: sock_diag in the flow's namespace, then the inode index for the socket's
+/// holder; conntrack for the host's flows that no socket has; the topology read from the
+/// namespaces and published to the capture threads.
+struct Kernel<'a> {
+    diags: Diags,
+    index: InodeIndex,
+    topology: &'a SharedTopology,
+    index_stats: &'a Mutex<IndexStats>,
+    /// Reading the topology failed once: said once.
+    topology_said: bool,
+}
+
+impl OwnerLookup for Kernel<'_> {
+    fn round_begins(&mut self) {
+        *self.index_stats.lock() = self.index.stats();
+    }
+
+    fn owner(&mut self, key: &FlowKey) -> Answer {
+        match self.diags.find(key) {
+            Found::Socket(found) => match found {
+                // No socket at all in this namespace: asking again will not make one.
+                Ok(None) => Answer::Final(self.diags.no_socket(key)),
+                // Found, but no process holds it yet (accept queue): it may get one.
+                Ok(Some(info)) if info.inode == 0 && info.may_get_an_owner() => Answer::Retry,
+                // Found, but no process holds it any more (TIME_WAIT, an orphan after
+                // close): nobody will, and retrying for two seconds would cost a core
+                // under churn.
+                Ok(Some(info)) if info.inode == 0 => Answer::Final(Resolution::Unattributed),
+                Ok(Some(info)) => match self.index.lookup(info.inode, Some(info.uid)) {
+                    Some(owner) => Answer::Final(Resolution::Process(owner)),
+                    // The index works in bounded steps: the next one may find it.
+                    None => Answer::Retry,
+                },
+                Err(_) => Answer::Retry,
+            },
+            Found::CannotAsk => Answer::Final(Resolution::Unattributed),
+        }
+    }
+
+    fn refresh_topology(&mut self) {
+        let diags = &mut self.diags;
         match diags.namespaces.refresh() {
-            Ok(fresh) => topology.publish(fresh),
-            Err(e) if !topology_said => {
-                topology_said = true;
+            Ok(fresh) => self.topology.publish(fresh),
+            Err(e) if !self.topology_said => {
+                self.topology_said = true;
                 log::warn!(
                     "cannot read the network topology ({e}): traffic of other network \
                      namespaces is credited to the host side only"
@@ -186,28 +310,28 @@ pub fn resolver_loop(
                 warn_cannot_enter(&cause(&problem));
             }
         }
-    };
-    let mut topology_read = Instant::now();
+    }
+}
 
-    let mut index = InodeIndex::new(ProcRoot::system());
-    index.warm_up();
-    let mut retry: Vec<Pending> = Vec::new();
+/// The loop, in rounds: publish the counters; wait for a request (less long while retries are
+/// waiting); take every request queued; read the topology if asked or due (before the lookups,
+/// so they see the interfaces that made a capture thread ask); ask this round's retries, then
+/// every new lookup; settle each answer. `topology_read`: when the topology was last read.
+///
+/// Returns when `stop` is set (looked at between rounds: a round under way is finished) or
+/// when every sender is gone and no retry is waiting.
+fn run(
+    queue: &Receiver<Request>,
+    world: &mut impl OwnerLookup,
+    stop: &AtomicBool,
+    mut topology_read: Instant,
+) {
+    let mut retries = Retries::default();
     while !stop.load(Ordering::Relaxed) {
-        *index_stats.lock() = index.stats();
-        let wait = if retry.is_empty() {
-            Duration::from_millis(100)
-        } else if retry
-            .iter()
-            .any(|p| p.first_asked.elapsed() < RETRY_FAST_FOR)
-        {
-            RETRY_FAST
-        } else {
-            RETRY_SLOW
-        };
-        // Retries wait their turn behind a bounded number per round, so a burst of flows
-        // nobody holds cannot make the resolver spin; new lookups are never held back.
-        let keep = retry.len().saturating_sub(MAX_RETRIES_PER_ROUND);
-        let mut batch: Vec<Pending> = retry.drain(..retry.len() - keep).collect();
+        world.round_begins();
+        let wait = retries.wait(Instant::now());
+        // Retries are bounded per round; new lookups are never held back behind them.
+        let mut batch = retries.due();
         let mut topology_wanted = false;
         let mut take = |request: Request, batch: &mut Vec<Pending>| match request {
             Request::Lookup { key, reply } => batch.push(Pending {
@@ -220,6 +344,8 @@ pub fn resolver_loop(
         match queue.recv_timeout(wait) {
             Ok(request) => take(request, &mut batch),
             Err(RecvTimeoutError::Timeout) => {}
+            // Every capture thread is gone: end once no retry waits. Until then the queue
+            // makes no round wait, and the retries are asked without pause until settled.
             Err(RecvTimeoutError::Disconnected) if batch.is_empty() => return,
             Err(RecvTimeoutError::Disconnected) => {}
         }
@@ -227,39 +353,15 @@ pub fn resolver_loop(
             take(request, &mut batch);
         }
         if topology_wanted || topology_read.elapsed() >= TOPOLOGY_REFRESH {
-            refresh_topology(&mut diags);
+            world.refresh_topology();
             topology_read = Instant::now();
         }
         for pending in batch {
-            let key = pending.key;
-            let answer = match diags.find(&key) {
-                Found::Socket(found) => match found {
-                    // No socket at all in this namespace: asking again will not make one.
-                    Ok(None) => Answer::Final(diags.no_socket(&key)),
-                    // Found, but no process holds it yet (accept queue): it may get one.
-                    Ok(Some(info)) if info.inode == 0 && info.may_get_an_owner() => Answer::Retry,
-                    // Found, but no process holds it any more (TIME_WAIT, an orphan after
-                    // close): nobody will, and retrying for two seconds would cost a core
-                    // under churn.
-                    Ok(Some(info)) if info.inode == 0 => Answer::Final(Resolution::Unattributed),
-                    Ok(Some(info)) => match index.lookup(info.inode, Some(info.uid)) {
-                        Some(owner) => Answer::Final(Resolution::Process(owner)),
-                        // The index works in bounded steps: the next one may find it.
-                        None => Answer::Retry,
-                    },
-                    Err(_) => Answer::Retry,
-                },
-                Found::CannotAsk => Answer::Final(Resolution::Unattributed),
-            };
-            match answer {
-                Answer::Final(owner) => {
-                    let _ = pending.reply.send((key, owner));
-                }
-                Answer::Retry if pending.first_asked.elapsed() < RETRY_FOR => retry.push(pending),
-                Answer::Retry => {
-                    let _ = pending.reply.send((key, Resolution::Unattributed));
-                }
-            }
+            let answer = world.owner(&pending.key);
+            retries.settle(pending, answer, Instant::now());
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
