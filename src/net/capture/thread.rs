@@ -8,6 +8,10 @@
 //! packet on an interface the topology does not know yet (a container's veth created a moment
 //! ago) is held, and the resolver asked to read the topology again; held packets are credited
 //! when it has, or after `HOLD_UNKNOWN_INTERFACE` (200 ms) as the host's.
+//!
+//! [`capture_loop`] only reads libpcap and the clock; what it does with a packet and between
+//! packets is `CaptureState`'s, which is given the time, so its unit tests (`thread/tests.rs`)
+//! drive the clock and the resolver's answers without libpcap or a thread.
 
 use super::flows::{FlowStats, FlowTable, LocalAddresses, Vantage};
 use super::host_addresses::LiveHostAddresses;
@@ -19,7 +23,7 @@ use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,16 +105,19 @@ impl Crediting {
         }
     }
 
-    fn packet(&mut self, packet: FlowPacket, now_ms: u64) {
+    /// `clock` is read only when the packet is held: a packet of a known interface costs no
+    /// clock reading.
+    fn packet(&mut self, packet: FlowPacket, now_ms: u64, clock: impl FnOnce() -> Instant) {
         let ifindex = self.ifindex_of(&packet);
         if ifindex != 0
             && self.topology.interface(ifindex).is_none()
             && !self.unknown.contains(&ifindex)
             && self.held.len() < HOLD_UNKNOWN_MAX
         {
+            let now = clock();
             self.held.push(packet);
-            self.held_since.get_or_insert_with(Instant::now);
-            self.ask_topology();
+            self.held_since.get_or_insert(now);
+            self.ask_topology(now);
             return;
         }
         self.credit(&packet, ifindex, now_ms);
@@ -148,6 +155,8 @@ impl Crediting {
         }
     }
 
+    /// A resolver that is gone makes the sends fail: the capture goes on, and the flows' bytes
+    /// go to `unattributed` when the flow table gives up on them.
     fn send_lookups(&mut self) {
         for key in self.table.take_lookups() {
             let _ = self.requests.send(Request::Lookup {
@@ -157,19 +166,19 @@ impl Crediting {
         }
     }
 
-    fn ask_topology(&mut self) {
+    fn ask_topology(&mut self, now: Instant) {
         if self
             .topology_asked
-            .is_none_or(|at| at.elapsed() >= TOPOLOGY_ASK_EVERY)
+            .is_none_or(|at| now.saturating_duration_since(at) >= TOPOLOGY_ASK_EVERY)
         {
-            self.topology_asked = Some(Instant::now());
+            self.topology_asked = Some(now);
             let _ = self.requests.send(Request::Topology);
         }
     }
 
     /// Takes a newer topology if there is one, and credits held packets once it came or they
     /// waited long enough. Cheap (one atomic load) when there is nothing new.
-    fn take_topology(&mut self, topology: &SharedTopology, now_ms: u64) {
+    fn take_topology(&mut self, topology: &SharedTopology, now: Instant, now_ms: u64) {
         let fresh = topology.newer_than(&mut self.topology_generation);
         if let Some(fresh) = fresh.as_ref() {
             self.topology = Arc::clone(fresh);
@@ -177,7 +186,7 @@ impl Crediting {
         }
         let waited = self
             .held_since
-            .is_some_and(|since| since.elapsed() >= HOLD_UNKNOWN_INTERFACE);
+            .is_some_and(|since| now.saturating_duration_since(since) >= HOLD_UNKNOWN_INTERFACE);
         if fresh.is_some() || waited {
             self.held_since = None;
             for packet in std::mem::take(&mut self.held) {
@@ -187,10 +196,157 @@ impl Crediting {
         }
     }
 
-    fn housekeeping(&mut self, topology: &SharedTopology, now_ms: u64) {
-        self.take_topology(topology, now_ms);
+    fn housekeeping(&mut self, topology: &SharedTopology, now: Instant, now_ms: u64) {
+        self.take_topology(topology, now, now_ms);
         self.host.tick();
         self.send_lookups();
+    }
+}
+
+/// What a capture thread keeps from one packet to the next, besides its libpcap handle and
+/// parser: the crediting, the resolver's answers, the clock of its housekeeping rounds and its
+/// counters. The loop's policy is in its methods, which are given the time rather than read the
+/// clock, so tests drive it packet by packet.
+struct CaptureState {
+    crediting: Crediting,
+    /// The resolver's answers to this thread's lookups.
+    answers: Receiver<(FlowKey, Resolution)>,
+    /// What `now_ms` counts from.
+    started: Instant,
+    last_housekeeping: Instant,
+    /// The flow table's clock: milliseconds from `started` to the last housekeeping round.
+    now_ms: u64,
+    skipped: u64,
+    ip_packets: u64,
+    pcap: Widened,
+}
+
+impl CaptureState {
+    /// A capture of the interface `own_ifindex` (0 for `any`) starting at `now` with the
+    /// topology published so far, asking the resolver through `requests`.
+    fn new(
+        own_ifindex: u32,
+        topology: &SharedTopology,
+        requests: Sender<Request>,
+        now: Instant,
+    ) -> CaptureState {
+        let (reply, answers) = mpsc::channel();
+        let mut topology_generation = 0;
+        let topology = topology
+            .newer_than(&mut topology_generation)
+            .unwrap_or_default();
+        CaptureState {
+            crediting: Crediting {
+                table: FlowTable::new(PENDING_TIMEOUT_MS, IDLE_TIMEOUT_MS),
+                host: LiveHostAddresses::new(),
+                topology,
+                topology_generation,
+                own_ifindex,
+                held: Vec::new(),
+                held_since: None,
+                unknown: Default::default(),
+                topology_asked: None,
+                requests,
+                reply,
+            },
+            answers,
+            started: now,
+            last_housekeeping: now,
+            now_ms: 0,
+            skipped: 0,
+            ip_packets: 0,
+            pcap: Widened::default(),
+        }
+    }
+
+    /// One parsed frame. `clock` is read only if the packet is held for its interface.
+    fn parsed(&mut self, parsed: Parsed, clock: impl FnOnce() -> Instant) {
+        match parsed {
+            Parsed::Flow(packet) => {
+                self.ip_packets += 1;
+                self.crediting.packet(packet, self.now_ms, clock);
+            }
+            Parsed::Unattributable { direction, ip_len } => {
+                self.ip_packets += 1;
+                self.crediting
+                    .table
+                    .account_unattributable(direction, ip_len);
+            }
+            Parsed::NotIp | Parsed::Malformed => self.skipped += 1,
+        }
+    }
+
+    /// After every read, a packet or not: held packets are credited as soon as the topology
+    /// they wait for is there; every [`HOUSEKEEPING`], the resolver's answers are applied,
+    /// flows expired, libpcap's counters read (`stats`, called only then) and the totals
+    /// published in slot `index` of `shared.interfaces`.
+    fn between_packets(
+        &mut self,
+        shared: &CaptureBoard,
+        index: usize,
+        now: Instant,
+        stats: impl FnOnce() -> Option<pcap::Stat>,
+    ) {
+        if !self.crediting.held.is_empty() {
+            self.crediting
+                .take_topology(&shared.topology, now, self.now_ms);
+        }
+        if now.saturating_duration_since(self.last_housekeeping) < HOUSEKEEPING {
+            return;
+        }
+        self.last_housekeeping = now;
+        self.now_ms = now.saturating_duration_since(self.started).as_millis() as u64;
+        self.crediting
+            .housekeeping(&shared.topology, now, self.now_ms);
+        while let Ok((key, owner)) = self.answers.try_recv() {
+            self.crediting.table.resolved(&key, owner);
+        }
+        self.crediting.table.expire(self.now_ms);
+        if let Some(stats) = stats() {
+            self.pcap.update(stats);
+        }
+        self.publish(shared, index, true);
+    }
+
+    /// The handle was opened again: a new interface index, libpcap's counters from zero, and a
+    /// housekeeping round at once.
+    fn reopened(&mut self, own_ifindex: u32, now: Instant) {
+        self.crediting.own_ifindex = own_ifindex;
+        self.pcap.restart();
+        self.last_housekeeping = now - HOUSEKEEPING;
+    }
+
+    /// A capture that stops (for good, or until its interface is back): whatever is still held
+    /// is the host's, and the counters so far are published with the capture marked not
+    /// running.
+    fn wind_down(&mut self, shared: &CaptureBoard, index: usize, now: Instant) {
+        self.crediting.held_since = Some(now - HOLD_UNKNOWN_INTERFACE);
+        self.crediting
+            .housekeeping(&shared.topology, now, self.now_ms);
+        self.publish(shared, index, false);
+    }
+
+    /// Hands the traffic credited to processes since the last call to slot `index`, and sets
+    /// the rest of it to the counts so far.
+    fn publish(&mut self, shared: &CaptureBoard, index: usize, running: bool) {
+        let table = &mut self.crediting.table;
+        let mut interfaces = shared.interfaces.lock();
+        if let Some(slot) = interfaces.get_mut(index) {
+            for (owner, t) in table.take_by_owner() {
+                slot.by_owner.entry(owner).or_default().merge(&t);
+            }
+            slot.unattributed = table.unattributed();
+            slot.forwarded = table.forwarded();
+            slot.pending = table.pending();
+            slot.flows = table.stats();
+            slot.tracked_flows = table.tracked_flows() as u64;
+            slot.pcap_received = self.pcap.received;
+            slot.pcap_dropped = self.pcap.dropped;
+            slot.pcap_if_dropped = self.pcap.if_dropped;
+            slot.skipped = self.skipped;
+            slot.ip_packets = self.ip_packets;
+            slot.running = running;
+        }
     }
 }
 
@@ -211,47 +367,14 @@ pub fn capture_loop(
 ) {
     let link = source.link_type();
     let mut parser = Parser::new();
-    let (reply, answers) = mpsc::channel();
-    let mut topology_generation = 0;
-    let topology = shared
-        .topology
-        .newer_than(&mut topology_generation)
-        .unwrap_or_default();
-    let mut crediting = Crediting {
-        table: FlowTable::new(PENDING_TIMEOUT_MS, IDLE_TIMEOUT_MS),
-        host: LiveHostAddresses::new(),
-        topology,
-        topology_generation,
-        own_ifindex: source.ifindex(),
-        held: Vec::new(),
-        held_since: None,
-        unknown: Default::default(),
-        topology_asked: None,
-        requests,
-        reply,
-    };
-    let started = Instant::now();
-    let mut last_housekeeping = Instant::now();
-    let mut now_ms = 0u64;
-    let mut skipped = 0u64;
-    let mut ip_packets = 0u64;
-    let mut pcap = Widened::default();
+    let mut state = CaptureState::new(source.ifindex(), &shared.topology, requests, Instant::now());
     let mut panics = 0u32;
     let mut stop_said: Option<Instant> = None;
     while !shared.stop.load(Ordering::Relaxed) {
         let step = catch_unwind(AssertUnwindSafe(|| match source.next_packet() {
             Next::Packet(frame, wire_len) => {
-                match parser.parse_wire(link, frame, wire_len, now_ms) {
-                    Parsed::Flow(packet) => {
-                        ip_packets += 1;
-                        crediting.packet(packet, now_ms);
-                    }
-                    Parsed::Unattributable { direction, ip_len } => {
-                        ip_packets += 1;
-                        crediting.table.account_unattributable(direction, ip_len);
-                    }
-                    Parsed::NotIp | Parsed::Malformed => skipped += 1,
-                }
+                let parsed = parser.parse_wire(link, frame, wire_len, state.now_ms);
+                state.parsed(parsed, Instant::now);
                 None
             }
             Next::Idle => None,
@@ -259,14 +382,7 @@ pub fn capture_loop(
         }));
         match step {
             Ok(Some(e)) => {
-                wind_down(
-                    shared,
-                    index,
-                    &mut crediting,
-                    &pcap,
-                    (skipped, ip_packets),
-                    now_ms,
-                );
+                state.wind_down(shared, index, Instant::now());
                 // An interface that flaps is said once a minute at most, not at every flap.
                 let say = stop_said.is_none_or(|at| at.elapsed() >= SAY_STOP_EVERY);
                 if say {
@@ -286,10 +402,7 @@ pub fn capture_loop(
                 if say {
                     log::warn!("capture on `{}` resumed", options.interface);
                 }
-                // A new handle: a new interface index, libpcap's counters from zero.
-                crediting.own_ifindex = source.ifindex();
-                pcap.restart();
-                last_housekeeping = Instant::now() - HOUSEKEEPING;
+                state.reopened(source.ifindex(), Instant::now());
             }
             Ok(None) => {}
             Err(_) => {
@@ -299,92 +412,9 @@ pub fn capture_loop(
                 }
             }
         }
-        // Held packets are credited as soon as the topology they wait for is there.
-        if !crediting.held.is_empty() {
-            crediting.take_topology(&shared.topology, now_ms);
-        }
-        if last_housekeeping.elapsed() < HOUSEKEEPING {
-            continue;
-        }
-        last_housekeeping = Instant::now();
-        now_ms = started.elapsed().as_millis() as u64;
-        crediting.housekeeping(&shared.topology, now_ms);
-        while let Ok((key, owner)) = answers.try_recv() {
-            crediting.table.resolved(&key, owner);
-        }
-        crediting.table.expire(now_ms);
-        if let Some(stats) = source.stats() {
-            pcap.update(stats);
-        }
-        publish(
-            shared,
-            index,
-            &mut crediting.table,
-            &pcap,
-            skipped,
-            ip_packets,
-            true,
-        );
+        state.between_packets(shared, index, Instant::now(), || source.stats());
     }
-    wind_down(
-        shared,
-        index,
-        &mut crediting,
-        &pcap,
-        (skipped, ip_packets),
-        now_ms,
-    );
-}
-
-/// A capture that stops (for good, or until its interface is back): whatever is still held is
-/// the host's, and the counters so far are published with the capture marked not running.
-fn wind_down(
-    shared: &CaptureBoard,
-    index: usize,
-    crediting: &mut Crediting,
-    pcap: &Widened,
-    (skipped, ip_packets): (u64, u64),
-    now_ms: u64,
-) {
-    crediting.held_since = Some(Instant::now() - HOLD_UNKNOWN_INTERFACE);
-    crediting.housekeeping(&shared.topology, now_ms);
-    publish(
-        shared,
-        index,
-        &mut crediting.table,
-        pcap,
-        skipped,
-        ip_packets,
-        false,
-    );
-}
-
-fn publish(
-    shared: &CaptureBoard,
-    index: usize,
-    table: &mut FlowTable,
-    pcap: &Widened,
-    skipped: u64,
-    ip_packets: u64,
-    running: bool,
-) {
-    let mut interfaces = shared.interfaces.lock();
-    if let Some(slot) = interfaces.get_mut(index) {
-        for (owner, t) in table.take_by_owner() {
-            slot.by_owner.entry(owner).or_default().merge(&t);
-        }
-        slot.unattributed = table.unattributed();
-        slot.forwarded = table.forwarded();
-        slot.pending = table.pending();
-        slot.flows = table.stats();
-        slot.tracked_flows = table.tracked_flows() as u64;
-        slot.pcap_received = pcap.received;
-        slot.pcap_dropped = pcap.dropped;
-        slot.pcap_if_dropped = pcap.if_dropped;
-        slot.skipped = skipped;
-        slot.ip_packets = ip_packets;
-        slot.running = running;
-    }
+    state.wind_down(shared, index, Instant::now());
 }
 
 /// Opens `options`' interface again every [`REOPEN_EVERY`] until it opens (`Some`) or the
@@ -430,32 +460,4 @@ impl Widened {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A capture waiting for its interface to come back gives up as soon as the plugin stops.
-    #[test]
-    fn reopening_stops_with_the_plugin() {
-        let options = CaptureOptions {
-            interface: "cap-gone0".into(),
-            bpf_filter: None,
-            snaplen: 128,
-            buffer_size: 1 << 20,
-            promiscuous: false,
-        };
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopper = {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(1500));
-                stop.store(true, Ordering::SeqCst);
-            })
-        };
-        let started = Instant::now();
-        assert!(reopen(&options, &stop).is_none());
-        let waited = started.elapsed();
-        stopper.join().unwrap();
-        // Stopped at 1.5 s, checked every 50 ms: well under a second later.
-        assert!(waited < Duration::from_millis(2500), "{waited:?}");
-    }
-}
+mod tests;
