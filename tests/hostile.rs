@@ -235,13 +235,8 @@ fn assert_udp_attributed(
     );
     sender.expect_line("sent");
     let settled = now() + SETTLE + INTERVAL;
-    let last = |comm: &str, ds: &str| {
-        collectd
-            .wait_row_after(&instance(comm), "if_packets", settled)
-            .last()
-            .expect("a row")
-            .get(ds)
-    };
+    let last =
+        |comm: &str, ds: &str| collectd.last_after(&instance(comm), "if_packets", ds, settled);
     let (rx, tx) = (last(&receiver.comm, "rx"), last(&sender.comm, "tx"));
     assert_eq!(
         (rx, tx),

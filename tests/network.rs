@@ -16,16 +16,6 @@ use common::*;
 
 const GROUP_BY_COMM: &str = r#"GroupBy "{comm}""#;
 
-/// The last value of data source `ds` of `type_` for `instance`, once a row at or after
-/// `epoch` exists.
-fn last_after(collectd: &Collectd, instance: &str, type_: &str, ds: &str, epoch: f64) -> f64 {
-    collectd
-        .wait_row_after(instance, type_, epoch)
-        .last()
-        .expect("a row")
-        .get(ds)
-}
-
 fn tcp_bulk(ip: &str, bracketed: &str) {
     let Some(collectd) = Collectd::start_alone(Some(GROUP_BY_COMM)) else {
         return;
@@ -42,8 +32,8 @@ fn tcp_bulk(ip: &str, bracketed: &str) {
     server.expect_line("received 20000000");
     let settled = now() + SETTLE + INTERVAL;
 
-    let sent = last_after(&collectd, &client.comm, "if_octets", "tx", settled);
-    let received = last_after(&collectd, &server.comm, "if_octets", "rx", settled);
+    let sent = collectd.last_after(&client.comm, "if_octets", "tx", settled);
+    let received = collectd.last_after(&server.comm, "if_octets", "rx", settled);
     eprintln!("{ip}: client tx {sent}, server rx {received} for {PAYLOAD} payload bytes");
     for (what, value) in [("client tx", sent), ("server rx", received)] {
         assert!(
@@ -51,7 +41,7 @@ fn tcp_bulk(ip: &str, bracketed: &str) {
             "{ip}: {what} is {value} bytes for a {PAYLOAD}-byte transfer (expected payload..+5%)"
         );
     }
-    let packets = last_after(&collectd, &client.comm, "if_packets", "tx", settled);
+    let packets = collectd.last_after(&client.comm, "if_packets", "tx", settled);
     assert!(packets >= PAYLOAD / 65536.0, "{ip}: {packets} packets sent");
 }
 
@@ -82,10 +72,10 @@ fn udp_unconnected(ip: &str, bracketed: &str, ip_header: f64) {
     let settled = now() + SETTLE + INTERVAL;
     // Every datagram is SIZE bytes of payload, 8 of UDP header and the IP header.
     let datagram = SIZE + 8.0 + ip_header;
-    let sent = last_after(&collectd, &sender.comm, "if_octets", "tx", settled);
-    let sent_packets = last_after(&collectd, &sender.comm, "if_packets", "tx", settled);
-    let received = last_after(&collectd, &receiver.comm, "if_octets", "rx", settled);
-    let received_packets = last_after(&collectd, &receiver.comm, "if_packets", "rx", settled);
+    let sent = collectd.last_after(&sender.comm, "if_octets", "tx", settled);
+    let sent_packets = collectd.last_after(&sender.comm, "if_packets", "tx", settled);
+    let received = collectd.last_after(&receiver.comm, "if_octets", "rx", settled);
+    let received_packets = collectd.last_after(&receiver.comm, "if_packets", "rx", settled);
     eprintln!(
         "{ip}: sent {sent} B / {sent_packets} p, received {received} B / {received_packets} p"
     );
@@ -119,9 +109,9 @@ fn short_connections(hold_ms: &str) -> Option<(f64, f64, f64)> {
     );
     client.expect_line("sent");
     let settled = now() + SETTLE + INTERVAL;
-    let sent = last_after(&collectd, &client.comm, "if_octets", "tx", settled);
-    let received = last_after(&collectd, &server.comm, "if_octets", "rx", settled);
-    let unattributed = last_after(&collectd, "unattributed", "if_octets", "tx", settled);
+    let sent = collectd.last_after(&client.comm, "if_octets", "tx", settled);
+    let received = collectd.last_after(&server.comm, "if_octets", "rx", settled);
+    let unattributed = collectd.last_after("unattributed", "if_octets", "tx", settled);
     eprintln!(
         "short connections held {hold_ms} ms: client tx {sent}, server rx {received}, \
          unattributed tx {unattributed}"
@@ -215,25 +205,13 @@ fn attributed_and_unattributed_reconcile_with_what_pcap_delivered() {
     );
     sender.expect_line("sent");
     let settled = now() + SETTLE + INTERVAL;
-    let delivered = last_after(
-        &collectd,
-        "self",
-        "derive-packets_captured-lo",
-        "value",
-        settled,
-    );
-    let pcap_received = last_after(
-        &collectd,
-        "self",
-        "derive-pcap_received-lo",
-        "value",
-        settled,
-    );
-    let pending = last_after(&collectd, "self", "bytes-pending", "value", settled);
-    let sent = last_after(&collectd, &sender.comm, "if_packets", "tx", settled);
-    let received = last_after(&collectd, &receiver.comm, "if_packets", "rx", settled);
-    let lost_tx = last_after(&collectd, "unattributed", "if_packets", "tx", settled);
-    let lost_rx = last_after(&collectd, "unattributed", "if_packets", "rx", settled);
+    let delivered = collectd.last_after("self", "derive-packets_captured-lo", "value", settled);
+    let pcap_received = collectd.last_after("self", "derive-pcap_received-lo", "value", settled);
+    let pending = collectd.last_after("self", "bytes-pending", "value", settled);
+    let sent = collectd.last_after(&sender.comm, "if_packets", "tx", settled);
+    let received = collectd.last_after(&receiver.comm, "if_packets", "rx", settled);
+    let lost_tx = collectd.last_after("unattributed", "if_packets", "tx", settled);
+    let lost_rx = collectd.last_after("unattributed", "if_packets", "rx", settled);
     eprintln!(
         "delivered {delivered} (pcap {pcap_received}); sender tx {sent} + unattributed tx \
          {lost_tx}; receiver rx {received} + unattributed rx {lost_rx}; pending {pending} bytes"
@@ -255,8 +233,8 @@ fn attributed_and_unattributed_reconcile_with_what_pcap_delivered() {
     assert_eq!((sent, received), (300.0, 300.0), "all of it attributed");
     // The index that found both sockets reports itself: it holds at least those two, and
     // read fd links to get them (the warm-up reads every process's).
-    let indexed = last_after(&collectd, "self", "count-index_sockets", "value", settled);
-    let links = last_after(&collectd, "self", "derive-index_fd_reads", "value", settled);
+    let indexed = collectd.last_after("self", "count-index_sockets", "value", settled);
+    let links = collectd.last_after("self", "derive-index_fd_reads", "value", settled);
     assert!(indexed >= 2.0, "sockets indexed: {indexed}");
     assert!(
         links >= indexed,
@@ -412,8 +390,8 @@ fn direction_follows_an_address_added_at_runtime() {
     client.expect_line("sent");
     server.expect_line("received 2000000");
     let settled = now() + SETTLE + INTERVAL;
-    let sent = last_after(&collectd, &client.comm, "if_octets", "tx", settled);
-    let acks = last_after(&collectd, &client.comm, "if_octets", "rx", settled);
+    let sent = collectd.last_after(&client.comm, "if_octets", "tx", settled);
+    let acks = collectd.last_after(&client.comm, "if_octets", "rx", settled);
     eprintln!("client tx {sent}, rx {acks} for {PAYLOAD} payload bytes");
     // Over a veth (MTU 1500) the headers are 52 bytes per 1448 of payload: 3.6%, under 5%.
     assert!(

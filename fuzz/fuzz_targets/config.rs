@@ -17,7 +17,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use capture::config::{Config, ConfigNode, ConfigValue, MATCH_OPTION_NAMES, OPTION_NAMES};
 use capture::names;
-use capture::sampler::grouping::{self, ProcessFacts};
+use capture::sampler::grouping::{self, FixedFacts};
 use libfuzzer_sys::fuzz_target;
 
 /// Keys in other cases than the documented ones (options are case-insensitive).
@@ -125,43 +125,23 @@ impl Node {
     }
 }
 
-/// One process, as plain values.
-#[derive(Arbitrary, Debug)]
-struct Facts {
-    pid: u32,
-    comm: String,
-    kernel_thread: bool,
-    cmdline: String,
-    exe: Option<String>,
-    uid: Option<u32>,
-    user: Option<String>,
-    cgroup: Option<String>,
-}
+/// One process: the library's fixture (`grouping::FixedFacts`, built with `--cfg fuzzing`),
+/// drawn field by field in its declaration order, as a derived `Arbitrary` would.
+#[derive(Debug)]
+struct Facts(FixedFacts);
 
-impl ProcessFacts for Facts {
-    fn pid(&self) -> u32 {
-        self.pid
-    }
-    fn comm(&self) -> &str {
-        &self.comm
-    }
-    fn kernel_thread(&self) -> bool {
-        self.kernel_thread
-    }
-    fn cmdline(&mut self) -> &str {
-        &self.cmdline
-    }
-    fn exe(&mut self) -> Option<&str> {
-        self.exe.as_deref()
-    }
-    fn uid(&mut self) -> Option<u32> {
-        self.uid
-    }
-    fn user(&mut self) -> Option<&str> {
-        self.user.as_deref()
-    }
-    fn cgroup(&mut self) -> Option<&str> {
-        self.cgroup.as_deref()
+impl<'a> Arbitrary<'a> for Facts {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Facts(FixedFacts {
+            pid: u.arbitrary()?,
+            comm: u.arbitrary()?,
+            kernel_thread: u.arbitrary()?,
+            cmdline: u.arbitrary()?,
+            exe: u.arbitrary()?,
+            uid: u.arbitrary()?,
+            user: u.arbitrary()?,
+            cgroup: u.arbitrary()?,
+        }))
     }
 }
 
@@ -208,7 +188,7 @@ fuzz_target!(|input: Input| {
         }
     }
     for mut facts in input.processes {
-        if let Some(assignment) = grouping::assign(&config, &mut facts) {
+        if let Some(assignment) = grouping::assign(&config, &mut facts.0) {
             check_name(&assignment.name);
         }
     }

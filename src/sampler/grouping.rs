@@ -163,5 +163,47 @@ fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
+/// For tests and the fuzz targets: the facts of one process given as plain values.
+#[cfg(any(test, fuzzing))]
+#[derive(Debug, Default, Clone)]
+pub struct FixedFacts {
+    pub pid: u32,
+    pub comm: String,
+    pub kernel_thread: bool,
+    pub cmdline: String,
+    pub exe: Option<String>,
+    pub uid: Option<u32>,
+    pub user: Option<String>,
+    pub cgroup: Option<String>,
+}
+
+#[cfg(any(test, fuzzing))]
+impl ProcessFacts for FixedFacts {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+    fn comm(&self) -> &str {
+        &self.comm
+    }
+    fn kernel_thread(&self) -> bool {
+        self.kernel_thread
+    }
+    fn cmdline(&mut self) -> &str {
+        &self.cmdline
+    }
+    fn exe(&mut self) -> Option<&str> {
+        self.exe.as_deref()
+    }
+    fn uid(&mut self) -> Option<u32> {
+        self.uid
+    }
+    fn user(&mut self) -> Option<&str> {
+        self.user.as_deref()
+    }
+    fn cgroup(&mut self) -> Option<&str> {
+        self.cgroup.as_deref()
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests;

@@ -3,45 +3,8 @@
 use super::*;
 use crate::config::{ConfigNode, ConfigValue};
 
-/// Facts given as plain values.
-#[derive(Default, Clone)]
-pub struct Fixed {
-    pub pid: u32,
-    pub comm: String,
-    pub kernel_thread: bool,
-    pub cmdline: String,
-    pub exe: Option<String>,
-    pub uid: Option<u32>,
-    pub user: Option<String>,
-    pub cgroup: Option<String>,
-}
-
-impl ProcessFacts for Fixed {
-    fn pid(&self) -> u32 {
-        self.pid
-    }
-    fn comm(&self) -> &str {
-        &self.comm
-    }
-    fn kernel_thread(&self) -> bool {
-        self.kernel_thread
-    }
-    fn cmdline(&mut self) -> &str {
-        &self.cmdline
-    }
-    fn exe(&mut self) -> Option<&str> {
-        self.exe.as_deref()
-    }
-    fn uid(&mut self) -> Option<u32> {
-        self.uid
-    }
-    fn user(&mut self) -> Option<&str> {
-        self.user.as_deref()
-    }
-    fn cgroup(&mut self) -> Option<&str> {
-        self.cgroup.as_deref()
-    }
-}
+/// The fixture under the name the tests use (`crate::config::tests` imports it too).
+pub use super::FixedFacts as Fixed;
 
 fn config(lines: &[(&str, &[&str])], blocks: Vec<ConfigNode>) -> Config {
     let mut nodes: Vec<ConfigNode> = lines

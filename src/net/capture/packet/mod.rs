@@ -32,6 +32,20 @@ pub enum LinkType {
 }
 
 impl LinkType {
+    /// For tests and the fuzz targets: every link type, in declaration order (the `packet` fuzz
+    /// target picks one by index, so its corpus depends on this order).
+    #[cfg(any(test, fuzzing))]
+    pub const ALL: [LinkType; 8] = [
+        LinkType::Ethernet,
+        LinkType::Null,
+        LinkType::Loop,
+        LinkType::Raw,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+        LinkType::Ipv4,
+        LinkType::Ipv6,
+    ];
+
     /// The link type of a `pcap_datalink()` value, `None` for one the parser does not know.
     pub fn from_dlt(dlt: i32) -> Option<LinkType> {
         Some(match dlt {
@@ -620,6 +634,38 @@ fn be16(bytes: &[u8], at: usize) -> Option<u16> {
 #[inline]
 fn array<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
     bytes.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
+/// For tests and the fuzz targets: panics unless `prefix`, what a shorter capture of a frame
+/// (a smaller snaplen) parsed to, agrees with `whole`, what the whole frame parsed to. A prefix
+/// may know less, never more nor anything else: malformed goes with anything; not IP only with
+/// not IP; a flow is the whole frame's flow, but for the TCP signal when the prefix says
+/// [`TcpSignal::Data`] (the flags byte may be past the cut); unattributable has the length and
+/// direction of the whole frame, flow or unattributable. `context` (link, cut) starts the
+/// message.
+#[cfg(any(test, fuzzing))]
+pub fn assert_prefix_agrees(prefix: Parsed, whole: Parsed, context: &str) {
+    let context = format!("{context}: {prefix:?} vs {whole:?}");
+    match (prefix, whole) {
+        (Parsed::Malformed, _) | (Parsed::NotIp, Parsed::NotIp) => {}
+        (Parsed::Flow(p), Parsed::Flow(f)) if p.tcp == TcpSignal::Data => {
+            assert_eq!(FlowPacket { tcp: f.tcp, ..p }, f, "{context}")
+        }
+        (Parsed::Flow(p), Parsed::Flow(f)) => assert_eq!(p, f, "{context}"),
+        (
+            Parsed::Unattributable { direction, ip_len },
+            Parsed::Flow(FlowPacket {
+                direction: d,
+                ip_len: l,
+                ..
+            })
+            | Parsed::Unattributable {
+                direction: d,
+                ip_len: l,
+            },
+        ) => assert_eq!((direction, ip_len), (d, l), "{context}"),
+        _ => panic!("a prefix knew more or else: {context}"),
+    }
 }
 
 #[cfg(test)]

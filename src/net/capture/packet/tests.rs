@@ -1244,33 +1244,13 @@ fn every_prefix_is_safe_and_consistent() {
         let mut deepest = 0;
         for cut in 0..=frame.len() {
             let parsed = Parser::new().parse_wire(link, &frame[..cut], wire, NOW);
-            let ctx = format!(
-                "{link:?} cut {cut} of {}: {parsed:?} vs {full:?}",
-                frame.len()
-            );
+            let ctx = format!("{link:?} cut {cut} of {}", frame.len());
             assert!(
                 depth(&parsed) >= deepest,
-                "knew less with more bytes: {ctx}"
+                "knew less with more bytes: {ctx}: {parsed:?} vs {full:?}"
             );
             deepest = depth(&parsed);
-            match (parsed, full) {
-                (Parsed::Malformed, _) => {}
-                (Parsed::NotIp, Parsed::NotIp) => {}
-                (Parsed::Flow(p), Parsed::Flow(f)) => assert_eq!(p, f, "{ctx}"),
-                (
-                    Parsed::Unattributable { direction, ip_len },
-                    Parsed::Flow(FlowPacket {
-                        direction: d,
-                        ip_len: l,
-                        ..
-                    })
-                    | Parsed::Unattributable {
-                        direction: d,
-                        ip_len: l,
-                    },
-                ) => assert_eq!((direction, ip_len), (d, l), "{ctx}"),
-                _ => panic!("{ctx}"),
-            }
+            assert_prefix_agrees(parsed, full, &ctx);
         }
         assert_eq!(deepest, depth(&full));
     }
@@ -1292,17 +1272,6 @@ impl XorShift {
     }
 }
 
-const ALL_LINKS: [LinkType; 8] = [
-    LinkType::Ethernet,
-    LinkType::Null,
-    LinkType::Loop,
-    LinkType::Raw,
-    LinkType::LinuxSll,
-    LinkType::LinuxSll2,
-    LinkType::Ipv4,
-    LinkType::Ipv6,
-];
-
 /// What must hold of any answer: an IP length is at least a bare IPv4 header.
 fn check_invariants(parsed: &Parsed) {
     match parsed {
@@ -1318,7 +1287,7 @@ fn random_bytes_never_panic() {
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let mut parser = Parser::new();
     let mut buf = [0u8; 200];
-    for link in ALL_LINKS {
+    for link in LinkType::ALL {
         for i in 0..20_000u64 {
             let len = rng.below(buf.len() + 1);
             for b in buf.iter_mut().take(len) {
@@ -1327,7 +1296,7 @@ fn random_bytes_never_panic() {
             let frame = &buf[..len];
             check_invariants(&parser.parse(link, frame, NOW + i));
             // Any byte can be read as any link type.
-            let other = ALL_LINKS[rng.below(ALL_LINKS.len())];
+            let other = LinkType::ALL[rng.below(LinkType::ALL.len())];
             check_invariants(&parser.parse(other, frame, NOW + i));
         }
     }
@@ -1676,7 +1645,7 @@ mod properties {
         /// length of at least a bare header.
         #[test]
         fn arbitrary_bytes_never_panic(
-            link in prop::sample::select(ALL_LINKS.to_vec()),
+            link in prop::sample::select(LinkType::ALL.to_vec()),
             frame in prop::collection::vec(any::<u8>(), 0..256),
             wire in any::<u32>(),
         ) {
