@@ -374,7 +374,7 @@ fn malformed(what: &str) -> io::Error {
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub fn fuzz_datagram(datagram: &[u8]) {
-    if let Ok(Some(Some(entry))) = answer(datagram, super::netlink::fuzz_seq(datagram)) {
+    if let Ok(Some(Some(entry))) = answer(datagram, super::socket::fuzz_seq(datagram)) {
         let _ = entry.nat();
     }
     if let Ok(entry) = parse_entry(datagram) {

@@ -281,9 +281,9 @@ fn malformed(what: &str) -> io::Error {
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub fn fuzz_datagram(datagram: &[u8]) {
-    let seq = super::netlink::fuzz_seq(datagram);
+    let seq = super::socket::fuzz_seq(datagram);
     let _ = exact_answer(datagram, seq, RTM_NEWNSID, parse_nsid);
-    for message in super::netlink::messages(datagram).flatten() {
+    for message in super::socket::messages(datagram).flatten() {
         let _ = parse_link(message.payload);
         let _ = parse_address(message.payload);
         let _ = parse_nsid(message.payload);

@@ -291,7 +291,7 @@ fn malformed(what: &str) -> io::Error {
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub fn fuzz_datagram(datagram: &[u8]) {
-    let _ = answer(datagram, super::netlink::fuzz_seq(datagram));
+    let _ = answer(datagram, super::socket::fuzz_seq(datagram));
     if let Ok(socket) = parse_socket(datagram) {
         if datagram[0] == AF_INET {
             assert!(
