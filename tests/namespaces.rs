@@ -27,16 +27,6 @@ const PAYLOAD_ARG: &str = "5000000";
 /// measures that), so the client's socket must still exist when the resolver asks for it.
 const HOLD_MS: &str = "200";
 
-/// The last value of data source `ds` of `type_` for `instance`, once a row at or after
-/// `epoch` exists.
-fn last_after(collectd: &Collectd, instance: &str, type_: &str, ds: &str, epoch: f64) -> f64 {
-    collectd
-        .wait_row_after(instance, type_, epoch)
-        .last()
-        .expect("a row")
-        .get(ds)
-}
-
 /// Checks that `instance` was credited (data source `ds`) `payloads` transfers of PAYLOAD:
 /// at least the payload and at most 10% more (see the module comment).
 fn assert_transfers(
@@ -47,7 +37,7 @@ fn assert_transfers(
     settled: f64,
     payloads: f64,
 ) {
-    let bytes = last_after(collectd, instance, "if_octets", ds, settled);
+    let bytes = collectd.last_after(instance, "if_octets", ds, settled);
     let payload = PAYLOAD * payloads;
     assert!(
         (payload..=payload * 1.10).contains(&bytes),
@@ -113,8 +103,8 @@ fn a_process_in_a_namespace_gets_its_bytes() {
         );
         transfer(&mut client, &mut server);
         let settled = now() + SETTLE + INTERVAL;
-        let received = last_after(&collectd, &server.comm, "if_octets", "rx", settled);
-        let sent = last_after(&collectd, &client.comm, "if_octets", "tx", settled);
+        let received = collectd.last_after(&server.comm, "if_octets", "rx", settled);
+        let sent = collectd.last_after(&client.comm, "if_octets", "tx", settled);
         eprintln!("{inside}: host client tx {sent}, namespace server rx {received}");
         let what = format!("{inside}: the namespace's server rx");
         assert_transfer(&collectd, &what, &server.comm, "rx", settled);
@@ -200,7 +190,7 @@ fn a_namespace_reusing_host_addresses_does_not_steal_their_traffic() {
         ("the host's server (loopback)", &lo_server.comm, "rx"),
         ("the host's client (loopback)", &lo_client.comm, "tx"),
     ] {
-        let value = last_after(&collectd, instance, "if_octets", ds, settled);
+        let value = collectd.last_after(instance, "if_octets", ds, settled);
         eprintln!("{what}: {ds} {value}");
         assert_transfer(&collectd, what, instance, ds, settled);
     }
@@ -253,10 +243,10 @@ fn a_packet_across_veth_and_bridge_is_counted_once() {
     transfer(&mut ns_client, &mut server);
 
     let settled = now() + SETTLE + INTERVAL;
-    let host_sent = last_after(&collectd, &host_client.comm, "if_octets", "tx", settled);
-    let ns_sent = last_after(&collectd, &ns_client.comm, "if_octets", "tx", settled);
-    let received = last_after(&collectd, &server.comm, "if_octets", "rx", settled);
-    let forwarded = last_after(&collectd, "forwarded", "if_octets", "rx", settled);
+    let host_sent = collectd.last_after(&host_client.comm, "if_octets", "tx", settled);
+    let ns_sent = collectd.last_after(&ns_client.comm, "if_octets", "tx", settled);
+    let received = collectd.last_after(&server.comm, "if_octets", "rx", settled);
+    let forwarded = collectd.last_after("forwarded", "if_octets", "rx", settled);
     eprintln!(
         "host client tx {host_sent}, namespace client tx {ns_sent}, server rx {received}, \
          forwarded rx {forwarded}"
@@ -355,10 +345,10 @@ fn transfer_across_the_host(collectd: &Collectd, a: &Netns, b: &Netns, how: &str
     );
     transfer(&mut client, &mut server);
     let settled = now() + SETTLE + INTERVAL;
-    let sent = last_after(collectd, &client.comm, "if_octets", "tx", settled);
-    let received = last_after(collectd, &server.comm, "if_octets", "rx", settled);
-    let forwarded_in = last_after(collectd, "forwarded", "if_octets", "rx", settled);
-    let forwarded_out = last_after(collectd, "forwarded", "if_octets", "tx", settled);
+    let sent = collectd.last_after(&client.comm, "if_octets", "tx", settled);
+    let received = collectd.last_after(&server.comm, "if_octets", "rx", settled);
+    let forwarded_in = collectd.last_after("forwarded", "if_octets", "rx", settled);
+    let forwarded_out = collectd.last_after("forwarded", "if_octets", "tx", settled);
     eprintln!(
         "{how}: client tx {sent}, server rx {received}, forwarded rx {forwarded_in} tx \
          {forwarded_out}"
@@ -455,8 +445,8 @@ fn natted_traffic_is_forwarded_not_unattributed() {
         return;
     };
     let settled = transfer_across_the_host(&collectd, &a, &b, "NATed");
-    let lost = last_after(&collectd, "unattributed", "if_octets", "rx", settled)
-        + last_after(&collectd, "unattributed", "if_octets", "tx", settled);
+    let lost = collectd.last_after("unattributed", "if_octets", "rx", settled)
+        + collectd.last_after("unattributed", "if_octets", "tx", settled);
     eprintln!("NATed: unattributed {lost}");
     assert!(
         lost < PAYLOAD * 0.01,
