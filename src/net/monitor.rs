@@ -160,7 +160,14 @@ mod tests {
             eprintln!("SKIP: {errors:?}");
             return;
         }
-        std::thread::sleep(Duration::from_millis(500));
+        // Once running: the resolver's first round comes after its index's warm-up, a read of
+        // every process's fd table that shutdown waits for (a few ms; longer on a loaded
+        // machine). From then on every thread looks at the stop flag at least every 100 ms.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while monitor.index_stats().processes == 0 {
+            assert!(Instant::now() < deadline, "the resolver never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let started = Instant::now();
         monitor.stop();
         assert!(

@@ -107,6 +107,9 @@ pub struct IndexConfig {
     pub verify_after: Duration,
     /// How fd counts are read; `ReadDir` means "no cheap count", and only age triggers rereads.
     pub fd_count: FdCountMethod,
+    /// Between passes, new processes are listed at least this often, whatever a listing costs:
+    /// a new client's socket must be found within the resolver's two seconds of retries.
+    pub listing_at_least_every: Duration,
 }
 
 impl Default for IndexConfig {
@@ -119,6 +122,7 @@ impl Default for IndexConfig {
             rescan_after: Duration::from_secs(5),
             verify_after: Duration::from_secs(1),
             fd_count: FdCountMethod::for_running_kernel(),
+            listing_at_least_every: Duration::from_millis(100),
         }
     }
 }
@@ -234,10 +238,6 @@ enum PassKind {
     /// Only the processes never read: new since the last listing.
     NewOnly,
 }
-
-/// Between passes, new processes are listed at least this often, whatever a listing costs: a
-/// new client's socket must be found within the resolver's two seconds of retries.
-const LISTING_AT_LEAST_EVERY: Duration = Duration::from_millis(100);
 
 /// This thread's CPU time. Passes are paced by what they cost the thread, not by the wall time
 /// they took: on a loaded machine a pass is preempted, its wall time balloons, and pacing by it
@@ -882,7 +882,7 @@ impl InodeIndex {
             self.last_listing,
             floor
                 .max(self.last_listing_cost * duty)
-                .min(LISTING_AT_LEAST_EVERY),
+                .min(self.config.listing_at_least_every),
         ) {
             Some(PassKind::NewOnly)
         } else {
