@@ -92,6 +92,15 @@ pub fn start(config: &NetworkConfig) -> Option<NetMonitor> {
     monitor.is_capturing().then_some(monitor)
 }
 
+/// Unit tests that create network namespaces or veths take turns (the tests of one binary run
+/// in parallel): the kernel gives a new namespace the nsid of one that just died, so a test
+/// watching its namespace go would see another test's namespace take its number.
+#[cfg(test)]
+pub(crate) fn namespace_test_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[cfg(test)]
 mod layering_tests {
     //! The one-way rule of the layout, checked on the source: the packet path never imports

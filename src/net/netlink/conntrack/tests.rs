@@ -457,6 +457,7 @@ fn time(n: u32, mut f: impl FnMut()) -> Duration {
 /// 10.203.251.2:8080. The host's side of each is asked about as the resolver would.
 #[test]
 fn live_masquerade_port_forward_and_plain_connections() {
+    let _turn = crate::net::namespace_test_turn();
     if !is_root() {
         return eprintln!("SKIP: not root");
     }

@@ -274,6 +274,7 @@ fn time(n: u32, mut f: impl FnMut()) -> Duration {
 
 #[test]
 fn veths_bridges_and_namespaces() {
+    let _turn = crate::net::namespace_test_turn();
     if !is_root() {
         return eprintln!("SKIP: not root");
     }
@@ -403,6 +404,7 @@ fn veths_bridges_and_namespaces() {
 /// plugin: when the process exits, the namespace and its veth go away.
 #[test]
 fn namespace_of_a_process_is_reached_but_not_pinned() {
+    let _turn = crate::net::namespace_test_turn();
     if !is_root() {
         return eprintln!("SKIP: not root");
     }
@@ -498,6 +500,7 @@ fn namespace_of_a_process_is_reached_but_not_pinned() {
 /// are per thread) namespaces are listed from the host but not entered, and said once.
 #[test]
 fn without_cap_sys_admin_namespaces_are_listed_not_entered() {
+    let _turn = crate::net::namespace_test_turn();
     if !is_root() {
         return eprintln!("SKIP: not root");
     }
@@ -558,6 +561,7 @@ fn drop_cap_sys_admin() {
 #[test]
 #[ignore]
 fn refresh_cost_with_many_namespaces() {
+    let _turn = crate::net::namespace_test_turn();
     if !is_root() {
         return eprintln!("SKIP: not root");
     }
