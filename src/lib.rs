@@ -8,6 +8,8 @@
 //! - [`snapshot`]: what a cycle produced, plain data;
 //! - [`notifications`]: which watched groups lost their last process or got one back;
 //! - [`runtime`]: the sampler thread and the latest snapshot it publishes;
+//! - [`supervise`]: the registry of the plugin's threads and the guard that keeps each going
+//!   past a panic; [`faults`]: the test-only panics that prove it;
 //! - [`config`]: the validated configuration;
 //! - `collectd`: the thin adapter, the only module that talks to collectd.
 //!
@@ -17,6 +19,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod config;
+pub mod faults;
 pub mod maps;
 pub mod names;
 pub mod net;
@@ -25,6 +28,7 @@ pub mod proc;
 pub mod runtime;
 pub mod sampler;
 pub mod snapshot;
+pub mod supervise;
 pub mod users;
 
 mod collectd;
