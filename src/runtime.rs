@@ -1,6 +1,8 @@
 //! The plugin's threads and what they share. The sampler thread owns the [`Sampler`]; the only
 //! thing collectd's read callback touches is the latest [`Snapshot`] behind a mutex held for a
-//! pointer copy.
+//! pointer copy. Every thread (sampler, resolver, capture threads) is registered on one
+//! [`ThreadBoard`], whose health each snapshot carries; a panic in a sampler cycle is caught
+//! ([`guard`]), logged once, and sampling goes on with the next cycle.
 //!
 //! Pacing: each read asks for the next cycle, so the sampler runs exactly once per collectd
 //! interval, in phase with the reads (every read finds one fresh snapshot; no drift, no
@@ -11,8 +13,8 @@
 use crate::config::Config;
 use crate::sampler::Sampler;
 use crate::snapshot::Snapshot;
+use crate::supervise::{self, guard, ThreadBoard, ThreadToken};
 use parking_lot::{Condvar, Mutex};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -40,20 +42,28 @@ impl Runtime {
     /// Starts the sampler thread — and the capture threads when the network is collected;
     /// its first cycle begins at once.
     pub fn start(config: Config, interval: Duration) -> std::io::Result<Runtime> {
+        let board = ThreadBoard::new();
         let network = config.network.clone();
         let mut sampler = Sampler::new(config);
         if let Some(monitor) = network.as_ref().and_then(crate::net::start) {
             sampler.set_network(monitor);
         }
-        Self::start_with(sampler, interval)
+        Self::start_with(sampler, board, interval)
     }
 
-    pub fn start_with(sampler: Sampler, interval: Duration) -> std::io::Result<Runtime> {
+    /// Starts the sampler thread, registered on `board` as `sampler`; the sampler reports the
+    /// health of every thread on `board`.
+    pub fn start_with(
+        mut sampler: Sampler,
+        board: Arc<ThreadBoard>,
+        interval: Duration,
+    ) -> std::io::Result<Runtime> {
+        sampler.set_threads(Arc::clone(&board));
         let shared = Arc::new(Shared::default());
         let thread_shared = Arc::clone(&shared);
-        let handle = std::thread::Builder::new()
-            .name("capture-sampler".into())
-            .spawn(move || sampler_loop(sampler, &thread_shared, interval / 2))?;
+        let handle = supervise::spawn(&board, "sampler", move |token| {
+            sampler_loop(sampler, &thread_shared, interval / 2, token)
+        })?;
         Ok(Runtime {
             shared,
             sampler: Some(handle),
@@ -79,9 +89,8 @@ impl Runtime {
             self.shared.wake.notify_all();
         }
         if let Some(handle) = self.sampler.take() {
-            if handle.join().is_err() {
-                log::error!("the sampler thread ended with a panic");
-            }
+            // Its body cannot end with a panic: supervise::spawn caught and logged any.
+            let _ = handle.join();
         }
     }
 }
@@ -92,21 +101,15 @@ impl Drop for Runtime {
     }
 }
 
-fn sampler_loop(mut sampler: Sampler, shared: &Shared, min_spacing: Duration) {
+fn sampler_loop(mut sampler: Sampler, shared: &Shared, min_spacing: Duration, token: &ThreadToken) {
     let stopping = || shared.stop.load(Ordering::SeqCst);
-    let mut panics_logged = 0u32;
     loop {
         let started = Instant::now();
-        // A bug in one cycle must not end sampling for good, nor flood the log.
-        match catch_unwind(AssertUnwindSafe(|| sampler.cycle(&stopping))) {
-            Ok(Some(snapshot)) => shared.state.lock().latest = Some(Arc::new(snapshot)),
-            Ok(None) => {}
-            Err(_) => {
-                if panics_logged < 3 {
-                    panics_logged += 1;
-                    log::error!("a sampler cycle failed unexpectedly; sampling goes on");
-                }
-            }
+        // A bug in one cycle must not end sampling for good, nor flood the log: the guard
+        // says it once, and a cycle cut short publishes nothing (the next one reports every
+        // counter from where it was, see Accounting::begin_cycle).
+        if let Some(Some(snapshot)) = guard(token, "a sampler cycle", || sampler.cycle(&stopping)) {
+            shared.state.lock().latest = Some(Arc::new(snapshot));
         }
 
         let mut state = shared.state.lock();
@@ -144,6 +147,24 @@ mod tests {
         let stopping = Instant::now();
         runtime.stop();
         assert!(stopping.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn snapshots_report_the_sampler_thread_alive_until_it_stops() {
+        let board = ThreadBoard::new();
+        let sampler = Sampler::new(Config::default());
+        let mut runtime =
+            Runtime::start_with(sampler, Arc::clone(&board), Duration::from_millis(100)).unwrap();
+        let first = wait_for_snapshot(&runtime, 0);
+        let sampler_health = |threads: &[supervise::ThreadHealth]| {
+            threads.iter().find(|t| t.name == "sampler").cloned()
+        };
+        let reported = sampler_health(&first.telemetry.threads).expect("the sampler is reported");
+        assert!(reported.alive);
+        assert_eq!(reported.panics, 0);
+        runtime.stop();
+        let after = sampler_health(&board.health()).expect("still registered");
+        assert!(!after.alive, "a stopped sampler is not alive");
     }
 
     fn wait_for_snapshot(runtime: &Runtime, after: u64) -> Arc<Snapshot> {

@@ -3,6 +3,7 @@
 //! here without the adapter learning anything new about /proc or pcap.
 
 pub use crate::net::types::Traffic;
+pub use crate::supervise::ThreadHealth;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -98,6 +99,9 @@ pub struct Telemetry {
     pub instances: u64,
     /// Instances left out because of MaxInstances.
     pub instances_dropped: u64,
+    /// Each of the plugin's threads: alive or not, panics caught (empty when the sampler runs
+    /// without a thread board, as in unit tests).
+    pub threads: Vec<ThreadHealth>,
 }
 
 /// One capture interface's health, from libpcap.

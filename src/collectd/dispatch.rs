@@ -3,7 +3,7 @@
 
 use super::value_list::{Value, ValueListWriter};
 use crate::notifications::GroupWatch;
-use crate::snapshot::{InstanceReport, Snapshot, Traffic};
+use crate::snapshot::{InstanceReport, Snapshot, ThreadHealth, Traffic};
 use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,9 @@ pub fn snapshot(plugin: &str, snapshot: &Snapshot) {
         "instances_dropped",
         &[Value::Gauge(t.instances_dropped as f64)],
     );
+    for (type_, type_instance, value) in thread_health(&t.threads) {
+        out.dispatch(type_, &type_instance, &[value]);
+    }
     if let Some(net) = &snapshot.network {
         out.set_instance("unattributed");
         traffic(&mut out, &net.unattributed);
@@ -104,6 +107,26 @@ pub fn notifications(plugin: &str, snapshot: &Snapshot, watch: &mut GroupWatch) 
     }
 }
 
+/// The values of the threads' health, as (type, type instance, value): `gauge-alive-<thread>`
+/// (1 alive, 0 ended) and `derive-panics-<thread>` (panics caught), thread names sanitized as
+/// instance names are.
+fn thread_health(
+    threads: &[ThreadHealth],
+) -> impl Iterator<Item = (&'static str, String, Value)> + '_ {
+    threads.iter().flat_map(|thread| {
+        let name = crate::names::sanitize(&thread.name);
+        let alive = if thread.alive { 1.0 } else { 0.0 };
+        [
+            ("gauge", format!("alive-{name}"), Value::Gauge(alive)),
+            (
+                "derive",
+                format!("panics-{name}"),
+                Value::Derive(thread.panics),
+            ),
+        ]
+    })
+}
+
 fn traffic(out: &mut ValueListWriter, t: &Traffic) {
     out.dispatch(
         "if_octets",
@@ -171,6 +194,41 @@ fn instance(inst: &InstanceReport, out: &mut ValueListWriter) {
             "disk_octets",
             "",
             &[Value::Derive(io.read_bytes), Value::Derive(io.write_bytes)],
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_thread_reports_whether_it_is_alive_and_its_panics() {
+        let threads = [
+            ThreadHealth {
+                name: "sampler".into(),
+                alive: true,
+                panics: 0,
+            },
+            ThreadHealth {
+                name: "capture_br/0".into(),
+                alive: false,
+                panics: 3,
+            },
+        ];
+        let values: Vec<_> = thread_health(&threads).collect();
+        assert_eq!(
+            values,
+            [
+                ("gauge", "alive-sampler".to_string(), Value::Gauge(1.0)),
+                ("derive", "panics-sampler".to_string(), Value::Derive(0)),
+                ("gauge", "alive-capture_br_0".to_string(), Value::Gauge(0.0)),
+                (
+                    "derive",
+                    "panics-capture_br_0".to_string(),
+                    Value::Derive(3)
+                ),
+            ]
         );
     }
 }

@@ -5,6 +5,11 @@
 //! Network traffic comes from the capture threads ([`NetMonitor`]) as per-process deltas
 //! since the previous cycle, keyed by (pid, start time) like everything else here.
 //!
+//! A cycle may be cut short — a stop, or a panic the sampler thread catches — anywhere: what
+//! it took from the capture threads stays in [`NetworkState::incoming`] for the next one, and
+//! the accounting starts each cycle's sums from zero, so the next cycle counts every byte and
+//! tick once (no spike, nothing lost).
+//!
 //! Files read per process per cycle: `stat` always; `io` and `fd` when collected, and only
 //! for processes that are reported. `cmdline`, `exe`, `status` and `cgroup` only when a rule or
 //! template needs them, and only when a process is first seen or changes its comm.
@@ -23,6 +28,7 @@ use crate::proc::{cmdline, meminfo, pid_io, pid_limits, pid_stat, stat, system, 
 use crate::snapshot::{
     InstanceReport, InterfaceReport, IoReport, MetaData, NetworkReport, Snapshot, Telemetry,
 };
+use crate::supervise::ThreadBoard;
 use crate::users::UserNames;
 use accounting::{Accounting, Gauges, Observation, ProcessKey, COUNTERS};
 use facts::ProcFacts;
@@ -87,16 +93,21 @@ pub struct Sampler {
     network: Option<NetworkState>,
     /// When the current cycle started (the age of cached per-process facts is measured by it).
     cycle_started: Instant,
+    /// The plugin's threads, whose health each snapshot reports.
+    threads: Option<Arc<ThreadBoard>>,
 }
 
 /// Where network deltas go between the capture threads and the accounting.
 struct NetworkState {
     monitor: NetMonitor,
-    /// This cycle's per-process deltas; what sample_process does not consume is placed after.
+    /// Per-process traffic taken from the capture threads and not credited yet: this cycle's
+    /// deltas, what earlier cycles held for processes not seen yet, and what a cycle cut short
+    /// left. Each byte is here until it is credited, once: sample_process consumes what
+    /// belongs to a live process, place_leftover_traffic the rest, or leaves it for later.
     incoming: HashMap<Owner, Traffic>,
-    /// Traffic of processes the sampler has not seen (yet): held a few cycles in case the
-    /// process shows up, then counted as unattributed.
-    unseen: HashMap<Owner, (Traffic, u64)>,
+    /// Owners in `incoming` that no cycle has found in /proc, and the cycle since which: held
+    /// a few cycles in case the process shows up, then counted as unattributed.
+    unseen: HashMap<Owner, u64>,
     /// Traffic of processes never seen, given up on: reported with `unattributed`.
     unattributed: Traffic,
 }
@@ -137,7 +148,13 @@ impl Sampler {
             pids: Vec::new(),
             network: None,
             cycle_started: Instant::now(),
+            threads: None,
         }
+    }
+
+    /// Reports the health of `board`'s threads in every snapshot from now on.
+    pub fn set_threads(&mut self, board: Arc<ThreadBoard>) {
+        self.threads = Some(board);
     }
 
     /// Merges the traffic of `monitor`'s capture threads into every cycle from now on.
@@ -179,6 +196,11 @@ impl Sampler {
             if i % 256 == 0 && stop() {
                 self.pids = pids;
                 return None;
+            }
+            if i == pids.len() / 2 {
+                // Half-way through the walk: a panic here leaves the most half done (half the
+                // members observed, the network deltas taken), the case the tests must cover.
+                crate::faults::inject("sampler-cycle");
             }
             if self.sample_process(pid) {
                 seen += 1;
@@ -272,22 +294,26 @@ impl Sampler {
                 processes: seen,
                 instances: instances.len() as u64,
                 instances_dropped: outcome.dropped,
+                threads: self
+                    .threads
+                    .as_ref()
+                    .map(|b| b.health())
+                    .unwrap_or_default(),
             },
             instances,
             network,
         })
     }
 
-    /// Takes the capture threads' per-process traffic of the last interval, plus what was
-    /// held for processes not seen yet, for sample_process to consume.
+    /// Adds the capture threads' per-process traffic of the last interval to what is held
+    /// (for processes not seen yet, or by a cycle cut short), for sample_process to consume.
     fn take_network_deltas(&mut self) -> Vec<InterfaceTotals> {
         let Some(net) = self.network.as_mut() else {
             return Vec::new();
         };
         let (traffic, interfaces) = net.monitor.take_traffic();
-        net.incoming = traffic;
-        for (owner, (held, _)) in &net.unseen {
-            net.incoming.entry(*owner).or_default().merge(held);
+        for (owner, t) in traffic {
+            net.incoming.entry(owner).or_default().merge(&t);
         }
         interfaces
     }
@@ -301,24 +327,24 @@ impl Sampler {
         let net = self.network.as_mut()?;
         let cycle = self.seq + 1;
         let mut still_unseen = HashMap::new();
-        for (owner, traffic) in net.incoming.drain() {
+        let accounting = &mut self.accounting;
+        net.incoming.retain(|owner, traffic| {
             let key = ProcessKey {
                 pid: owner.pid,
                 starttime: owner.starttime,
             };
-            if self
-                .accounting
-                .credit_departed(&key, &network_counters(&traffic))
-            {
-                continue;
+            if accounting.credit_departed(&key, &network_counters(traffic)) {
+                return false;
             }
-            let since = net.unseen.get(&owner).map_or(cycle, |(_, since)| *since);
+            let since = net.unseen.get(owner).copied().unwrap_or(cycle);
             if cycle - since >= UNSEEN_CYCLES {
-                net.unattributed.merge(&traffic);
-            } else {
-                still_unseen.insert(owner, (traffic, since));
+                net.unattributed.merge(traffic);
+                return false;
             }
-        }
+            still_unseen.insert(*owner, since);
+            true
+        });
+        crate::maps::shrink_mostly_empty(&mut net.incoming);
         net.unseen = still_unseen;
 
         let index = net.monitor.index_stats();

@@ -401,6 +401,45 @@ fn a_stop_request_cuts_the_cycle_short() {
     assert!(s.cycle(&|| false).is_some());
 }
 
+/// A cycle cut by a panic half-way through the walk (as the sampler thread's guard catches
+/// it) leaves nothing behind: the next cycle's counters go on from the last reported ones, with
+/// no spike from the members the cut cycle had already added.
+#[test]
+fn a_cycle_cut_by_a_panic_leaves_no_spike() {
+    let fake = FakeProc::new();
+    // More than 256 processes: the stop callback, the panic's stand-in, is asked every 256.
+    let pids = 1000..1300u32;
+    for pid in pids.clone() {
+        fake.put(proc(pid, "w", 1, u64::from(pid)));
+    }
+    let mut s = fake.sampler(Config::default());
+    let first = cycle(&mut s);
+    assert_eq!(instance(&first, "w").cpu_user_us, 300 * 10_000);
+    for pid in pids.clone() {
+        fake.put(proc(pid, "w", 2, u64::from(pid)));
+    }
+    fake.set_cpu_total(2000);
+    let asked = std::cell::Cell::new(0);
+    let panicking = || {
+        asked.set(asked.get() + 1);
+        assert!(asked.get() < 2, "injected: a bug half-way through the walk");
+        false
+    };
+    let cut = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.cycle(&panicking)));
+    assert!(cut.is_err(), "the cycle panicked after 256 processes");
+    for pid in pids.clone() {
+        fake.put(proc(pid, "w", 3, u64::from(pid)));
+    }
+    fake.set_cpu_total(3000);
+    let after = cycle(&mut s);
+    let w = instance(&after, "w");
+    assert_eq!(after.seq, first.seq + 1, "the cut cycle published nothing");
+    assert_eq!(w.cpu_user_us, 300 * 3 * 10_000, "no member counted twice");
+    assert_eq!(w.processes, 300);
+    // 600 ticks in 2000 of the machine's, over both intervals.
+    assert_eq!(w.cpu_percent, Some(30.0));
+}
+
 #[test]
 fn kworker_descriptions_do_not_split_instances() {
     assert_eq!(grouping_comm(b"kworker/0:1-events", true), b"kworker/0:1");
