@@ -87,6 +87,7 @@ define_runs() {
     run namespaces_cost N=50 DURATION=20 bench/namespaces_cost.sh
   fi
   run nethogs_short_connections bench/nethogs_short_connections.sh
+  run flow_flood RATE=100000 "SECS=$((QUICK == 1 ? 10 : 60))" COOLDOWN=10 bench/flow_flood.sh
 }
 
 # selected NAME: whether ONLY and SKIP let NAME run.
