@@ -95,6 +95,33 @@ fn preconditions() -> Result<(), String> {
     Ok(())
 }
 
+/// The plugin built with the test-only cargo feature `fault-injection` (its `faults::inject`
+/// points panic as `CAPTURE_INJECT_PANIC` says), in its own target directory
+/// `target/it-faults`, once per test binary: the plain build of `target/it` never has it.
+fn faulty_plugin() -> &'static Path {
+    static PLUGIN: OnceLock<PathBuf> = OnceLock::new();
+    PLUGIN.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/it-faults");
+        cargo(
+            &[
+                "build",
+                "--release",
+                "--lib",
+                "--features",
+                "fault-injection",
+            ],
+            &dir,
+        );
+        let plugin = dir.join("release/libcapture.so");
+        assert!(
+            plugin.is_file(),
+            "the nested cargo build succeeded but did not produce {}",
+            plugin.display()
+        );
+        plugin
+    })
+}
+
 /// Builds the plugin and the workload once per test binary, or panics with cargo's output.
 fn artifacts() -> &'static Artifacts {
     static ARTIFACTS: OnceLock<Artifacts> = OnceLock::new();
@@ -494,11 +521,36 @@ impl Collectd {
         )
     }
 
+    /// Like [`start_alone`](Self::start_alone), with the plugin built with the feature
+    /// `fault-injection` and collectd started with `CAPTURE_INJECT_PANIC=inject` (e.g.
+    /// `sampler-cycle@8`: a panic at the 8th call of that point; see src/faults.rs).
+    pub fn start_injecting(capture_block: Option<&str>, inject: &str) -> Option<Collectd> {
+        Self::start_full(
+            capture_block,
+            true,
+            Privileges::Root,
+            &Extra::default(),
+            Some(inject),
+        )
+    }
+
     fn start_with(
         capture_block: Option<&str>,
         alone: bool,
         privileges: Privileges<'_>,
         extra: &Extra<'_>,
+    ) -> Option<Collectd> {
+        Self::start_full(capture_block, alone, privileges, extra, None)
+    }
+
+    /// [`start_with`](Self::start_with), and with `inject` the fault-injecting plugin and
+    /// `CAPTURE_INJECT_PANIC` (see [`start_injecting`](Self::start_injecting)).
+    fn start_full(
+        capture_block: Option<&str>,
+        alone: bool,
+        privileges: Privileges<'_>,
+        extra: &Extra<'_>,
+        inject: Option<&str>,
     ) -> Option<Collectd> {
         if let Err(reason) = preconditions() {
             // Straight to the stderr handle: libtest captures `eprintln!`, and a skip must show.
@@ -517,6 +569,10 @@ impl Collectd {
             }
         }
         let artifacts = artifacts();
+        let plugin = match inject {
+            Some(_) => faulty_plugin(),
+            None => artifacts.plugin.as_path(),
+        };
         let cpu = CpuGuard::take(alone);
 
         // A directory on the same file system as the build, usually a real disk (the I/O test
@@ -538,12 +594,8 @@ impl Collectd {
         // collectd refuses symlinked plugins: copy them.
         let plugins = root.join("plugins");
         fs::create_dir(&plugins).expect("creating the PluginDir");
-        fs::copy(&artifacts.plugin, plugins.join("capture.so")).unwrap_or_else(|e| {
-            panic!(
-                "copying {} to the PluginDir: {e}",
-                artifacts.plugin.display()
-            )
-        });
+        fs::copy(plugin, plugins.join("capture.so"))
+            .unwrap_or_else(|e| panic!("copying {} to the PluginDir: {e}", plugin.display()));
         for name in STOCK.iter().chain(extra.plugins) {
             let from = Path::new(STOCK_PLUGINS).join(format!("{name}.so"));
             fs::copy(&from, plugins.join(format!("{name}.so")))
@@ -569,6 +621,9 @@ impl Collectd {
                 setpriv
             }
         };
+        if let Some(inject) = inject {
+            command.env("CAPTURE_INJECT_PANIC", inject);
+        }
         let child = command
             .arg("-f")
             .arg("-C")
@@ -599,23 +654,6 @@ impl Collectd {
                 .then_some(())
         });
         Some(collectd)
-    }
-
-    /// collectd's process id: the harness's child is the daemon itself (`collectd -f`, setpriv
-    /// execs it), e.g. for its `/proc/PID/status`.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Builds `examples/<example>.rs` where the workload is built (`target/it-workload`, see
-    /// [`build`]) and places it in this collectd's `bin/` as `name` (see
-    /// [`install_executable`]), for the examples other than the workload.
-    pub fn example_copy(&self, example: &str, name: &str) -> PathBuf {
-        let target_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/it-workload");
-        cargo(&["build", "--release", "--example", example], &target_dir);
-        let binary = self.dir().join("bin").join(name);
-        install_executable(&target_dir.join("release/examples").join(example), &binary);
-        binary
     }
 
     /// The temporary directory of this collectd.
