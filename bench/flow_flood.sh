@@ -12,9 +12,9 @@
 # raw socket, each from a random 127.a.b.c source address and port (a new flow each, as a port
 # scan or a SYN flood looks) to a loopback port nothing listens on: no socket owns either end.
 # The kernel answers each with an ICMP port unreachable (it does not rate-limit ICMP on
-# loopback), so the capture sees about two packets per flow: the datagram (a new flow, looked
-# up) and the ICMP error (unattributed, no lookup); both cost the sender's CPU, which on a small
-# machine is what bounds the rate it achieves (the report gives it).
+# loopback), so the capture sees about two packets per flow: the datagram and the ICMP error;
+# both cost the sender's CPU, which on a small machine is what bounds the rate it achieves (the
+# report gives it).
 # Measured:
 #   - collectd's VmRSS (/proc/PID/status) before the flood, every second during it and for
 #     COOLDOWN seconds after it: the peak, the largest excess over the value before, the value
