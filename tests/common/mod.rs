@@ -656,6 +656,23 @@ impl Collectd {
         Some(collectd)
     }
 
+    /// collectd's process id: the harness's child is the daemon itself (`collectd -f`, setpriv
+    /// execs it), e.g. for its `/proc/PID/status`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Builds `examples/<example>.rs` where the workload is built (`target/it-workload`, see
+    /// [`build`]) and places it in this collectd's `bin/` as `name` (see
+    /// [`install_executable`]), for the examples other than the workload.
+    pub fn example_copy(&self, example: &str, name: &str) -> PathBuf {
+        let target_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/it-workload");
+        cargo(&["build", "--release", "--example", example], &target_dir);
+        let binary = self.dir().join("bin").join(name);
+        install_executable(&target_dir.join("release/examples").join(example), &binary);
+        binary
+    }
+
     /// The temporary directory of this collectd.
     pub fn dir(&self) -> &Path {
         self.dir
