@@ -218,7 +218,7 @@ fn parse_and_attribute(c: &mut Criterion) {
         starttime: 1,
     };
     for key in table.take_lookups() {
-        table.resolved(&key, Some(owner));
+        table.resolved(&key.key, Some(owner));
     }
     let mut group = c.benchmark_group("packet_parse_and_attribute");
     group.throughput(Throughput::Elements(BATCH as u64));
@@ -272,7 +272,7 @@ fn replay_recorded_capture(c: &mut Criterion) {
         if let Parsed::Flow(packet) = parser.parse_wire(*link, frame, *wire_len, 1_000) {
             table.account(&packet, &host, 1_000);
             for key in table.take_lookups() {
-                table.resolved(&key, Some(owner));
+                table.resolved(&key.key, Some(owner));
             }
         }
     }

@@ -45,7 +45,7 @@ impl Runtime {
         let board = ThreadBoard::new();
         let network = config.network.clone();
         let mut sampler = Sampler::new(config);
-        if let Some(monitor) = network.as_ref().and_then(crate::net::start) {
+        if let Some(monitor) = network.as_ref().and_then(|n| crate::net::start(n, &board)) {
             sampler.set_network(monitor);
         }
         Self::start_with(sampler, board, interval)

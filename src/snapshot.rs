@@ -126,6 +126,16 @@ pub struct NetworkReport {
     /// Copies that belong to no local socket of any namespace: routed or bridged through the
     /// host, or seen promiscuously (`forwarded`).
     pub forwarded: Traffic,
+    /// The part of `unattributed` credited there because a bound was reached: flows not
+    /// handed to the resolver (its queue, or the waiting flows, were full) or not kept.
+    pub shed: Traffic,
+    /// Flows shed so far.
+    pub flows_shed: u64,
+    /// Lookups answered from what the resolver remembers of endpoints with no socket.
+    pub lookups_from_memory: u64,
+    /// Flows asked again because their owner was not found in time, and those found so.
+    pub second_chances: u64,
+    pub second_chances_found: u64,
     pub interfaces: Vec<InterfaceReport>,
     /// Flows in the capture threads' tables now.
     pub flows: u64,

@@ -53,6 +53,15 @@ pub fn snapshot(plugin: &str, snapshot: &Snapshot) {
             "pending",
             &[Value::Gauge(net.pending_bytes as f64)],
         );
+        traffic_of(&mut out, "shed", &net.shed);
+        for (name, value) in [
+            ("flows_shed", net.flows_shed),
+            ("flow_lookups_from_memory", net.lookups_from_memory),
+            ("flow_second_chances", net.second_chances),
+            ("flow_second_chances_found", net.second_chances_found),
+        ] {
+            out.dispatch("derive", name, &[Value::Derive(value)]);
+        }
         for (name, value) in [
             ("index_passes", net.index_passes),
             ("index_listings", net.index_listings),
@@ -128,14 +137,19 @@ fn thread_health(
 }
 
 fn traffic(out: &mut ValueListWriter, t: &Traffic) {
+    traffic_of(out, "", t);
+}
+
+/// `if_octets-<type_instance>` and `if_packets-<type_instance>` of `t`.
+fn traffic_of(out: &mut ValueListWriter, type_instance: &str, t: &Traffic) {
     out.dispatch(
         "if_octets",
-        "",
+        type_instance,
         &[Value::Derive(t.rx_bytes), Value::Derive(t.tx_bytes)],
     );
     out.dispatch(
         "if_packets",
-        "",
+        type_instance,
         &[Value::Derive(t.rx_packets), Value::Derive(t.tx_packets)],
     );
 }

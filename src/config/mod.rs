@@ -143,6 +143,9 @@ pub struct NetworkConfig {
     pub snaplen: u32,
     pub buffer_size: u32,
     pub promiscuous: bool,
+    /// Flows with an owner each capture thread keeps at most (`MaxFlows`); the bounds of its
+    /// other tables follow from it (`net::capture::flows::FlowLimits`).
+    pub max_flows: usize,
 }
 
 pub const DEFAULT_SNAPLEN: u32 = 128;
@@ -163,6 +166,7 @@ impl Default for NetworkConfig {
             snaplen: DEFAULT_SNAPLEN,
             buffer_size: DEFAULT_BUFFER_SIZE,
             promiscuous: false,
+            max_flows: crate::net::capture::flows::DEFAULT_MAX_FLOWS,
         }
     }
 }
@@ -211,11 +215,11 @@ impl Default for Config {
 /// The options of `<Plugin capture>`, for error messages.
 const OPTIONS: &str = "Process, ProcessMatch, <Match>, GroupBy, MaxInstances, \
                        CollectFileHandles, CollectIO, Notifications, MetaData, CollectNetwork, \
-                       Interface, BPFFilter, SnapLen, BufferSize, Promiscuous";
+                       Interface, BPFFilter, SnapLen, BufferSize, Promiscuous, MaxFlows";
 const MATCH_OPTIONS: &str = "Comm, Cmdline, Exe, User, Cgroup";
 
 /// The option names of [`OPTIONS`] and [`MATCH_OPTIONS`], for suggestions (and fuzzing).
-pub const OPTION_NAMES: [&str; 15] = [
+pub const OPTION_NAMES: [&str; 16] = [
     "Process",
     "ProcessMatch",
     "Match",
@@ -231,6 +235,7 @@ pub const OPTION_NAMES: [&str; 15] = [
     "SnapLen",
     "BufferSize",
     "Promiscuous",
+    "MaxFlows",
 ];
 pub const MATCH_OPTION_NAMES: [&str; 5] = ["Comm", "Cmdline", "Exe", "User", "Cgroup"];
 
@@ -362,6 +367,7 @@ impl Config {
                     network.buffer_size = integer(node, 65536, 1 << 30)? as u32;
                 }
                 "promiscuous" => network.promiscuous = boolean(node)?,
+                "maxflows" => network.max_flows = integer(node, 1024, 16 << 20)? as usize,
                 _ if closest(&key, &OPTION_NAMES).is_none()
                     && MATCH_OPTION_NAMES
                         .iter()

@@ -61,11 +61,15 @@ pub fn validate(config: &NetworkConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Opens the captures and starts their threads. What cannot be opened is logged once per
-/// cause; without the privilege to capture, one warning, and every process metric goes on.
+/// Opens the captures and starts their threads, registered on `board`. What cannot be opened
+/// is logged once per cause; without the privilege to capture, one warning, and every process
+/// metric goes on.
 /// `None` when no interface could be opened: then no network numbers are reported at all,
 /// rather than zeros that would look like a quiet network.
-pub fn start(config: &NetworkConfig) -> Option<NetMonitor> {
+pub fn start(
+    config: &NetworkConfig,
+    board: &std::sync::Arc<crate::supervise::ThreadBoard>,
+) -> Option<NetMonitor> {
     let options: Vec<CaptureOptions> = config
         .interfaces
         .iter()
@@ -77,7 +81,8 @@ pub fn start(config: &NetworkConfig) -> Option<NetMonitor> {
             promiscuous: config.promiscuous,
         })
         .collect();
-    let (monitor, errors) = NetMonitor::start(&options);
+    let limits = capture::flows::FlowLimits::from_max_flows(config.max_flows);
+    let (monitor, errors) = NetMonitor::start(&options, limits, board);
     let mut privilege_warned = false;
     for (interface, error) in errors {
         match error {

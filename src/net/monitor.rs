@@ -8,13 +8,15 @@
 //! applied between packets. Every 50 ms each capture thread publishes its counters and hands
 //! over the per-process traffic since its last publication.
 
+use super::capture::flows::FlowLimits;
 use super::capture::pcap_source::{CaptureOptions, OpenError, PacketSource};
 pub use super::capture::thread::InterfaceTotals;
 use super::capture::thread::{capture_loop, CaptureBoard, READ_TIMEOUT_MS};
 use super::ownership::inodes::IndexStats;
 use super::ownership::namespaces::Namespaces;
-use super::ownership::resolver::resolver_loop;
+use super::ownership::resolver::{resolver_loop, ResolverStats};
 use super::types::{Owner, Request, Traffic};
+use crate::supervise::{self, ThreadBoard};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -22,11 +24,14 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+/// Lookups queued for the resolver at most: ~500 KiB, and 10 to 40 ms of its work.
+const LOOKUP_QUEUE: usize = 4096;
+
 #[derive(Default)]
 struct Shared {
     capture: CaptureBoard,
-    /// The resolver's inode index counters, as of its last round.
-    index: Mutex<IndexStats>,
+    /// The resolver's counters, as of its last round.
+    resolver: Mutex<ResolverStats>,
 }
 
 pub struct NetMonitor {
@@ -35,13 +40,21 @@ pub struct NetMonitor {
 }
 
 impl NetMonitor {
-    /// Opens every interface and starts the threads. Interfaces that cannot be opened are
-    /// reported in the error list (the caller logs them once); the others run.
-    pub fn start(options: &[CaptureOptions]) -> (NetMonitor, Vec<(String, OpenError)>) {
+    /// Opens every interface and starts the threads, registered on `board` as
+    /// `capture_<interface>` and `resolver`. Interfaces that cannot be opened are reported in
+    /// the error list (the caller logs them once); the others run.
+    pub fn start(
+        options: &[CaptureOptions],
+        limits: FlowLimits,
+        board: &Arc<ThreadBoard>,
+    ) -> (NetMonitor, Vec<(String, OpenError)>) {
         let shared = Arc::new(Shared::default());
         let mut threads = Vec::new();
         let mut errors = Vec::new();
-        let (lookups, lookup_queue) = mpsc::channel::<Request>();
+        // Bounded: a capture thread that finds it full sheds the flow (see `flows`) rather
+        // than queue lookups the resolver cannot keep up with, so its backlog after a flood
+        // is at most this, a few tens of milliseconds of work.
+        let (lookups, lookup_queue) = mpsc::sync_channel::<Request>(LOOKUP_QUEUE);
         // The topology is read before any packet is: a capture that started without it would
         // hold its first packets for it, and a short connection's socket can be gone by then.
         let mut namespaces = Namespaces::new();
@@ -67,13 +80,19 @@ impl NetMonitor {
             let index = shared.capture.interfaces.lock().len() - 1;
             let thread_shared = Arc::clone(&shared);
             let lookups = lookups.clone();
-            let name = format!("capture-{}", opts.interface);
+            let name = format!("capture_{}", opts.interface);
             let reopen = opts.clone();
-            match std::thread::Builder::new()
-                .name(name.chars().take(15).collect())
-                .spawn(move || {
-                    capture_loop(source, &reopen, index, &thread_shared.capture, lookups)
-                }) {
+            match supervise::spawn(board, &name, move |token| {
+                capture_loop(
+                    source,
+                    &reopen,
+                    limits,
+                    index,
+                    &thread_shared.capture,
+                    lookups,
+                    token,
+                )
+            }) {
                 Ok(handle) => threads.push(handle),
                 Err(e) => errors.push((opts.interface.clone(), OpenError::Other(e.to_string()))),
             }
@@ -81,18 +100,16 @@ impl NetMonitor {
         drop(lookups);
         if !threads.is_empty() {
             let thread_shared = Arc::clone(&shared);
-            if let Ok(handle) = std::thread::Builder::new()
-                .name("capture-resolve".into())
-                .spawn(move || {
-                    resolver_loop(
-                        lookup_queue,
-                        namespaces,
-                        &thread_shared.capture.topology,
-                        &thread_shared.index,
-                        &thread_shared.capture.stop,
-                    )
-                })
-            {
+            if let Ok(handle) = supervise::spawn(board, "resolver", move |token| {
+                resolver_loop(
+                    lookup_queue,
+                    namespaces,
+                    &thread_shared.capture.topology,
+                    &thread_shared.resolver,
+                    &thread_shared.capture.stop,
+                    token,
+                )
+            }) {
                 threads.push(handle);
             }
         }
@@ -106,7 +123,12 @@ impl NetMonitor {
 
     /// The resolver's inode index counters.
     pub fn index_stats(&self) -> IndexStats {
-        *self.shared.index.lock()
+        self.shared.resolver.lock().index
+    }
+
+    /// Lookups the resolver answered from what it remembers of endpoints with no socket.
+    pub fn answered_from_memory(&self) -> u64 {
+        self.shared.resolver.lock().answered_from_memory
     }
 
     /// Whether at least one interface is being captured.
@@ -155,7 +177,8 @@ mod tests {
             buffer_size: 1 << 20,
             promiscuous: false,
         }];
-        let (mut monitor, errors) = NetMonitor::start(&options);
+        let (mut monitor, errors) =
+            NetMonitor::start(&options, FlowLimits::default(), &ThreadBoard::new());
         if !errors.is_empty() {
             eprintln!("SKIP: {errors:?}");
             return;

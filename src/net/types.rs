@@ -45,8 +45,13 @@ pub struct FlowKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolution {
     Process(Owner),
-    /// A local socket nobody could be found for, or none at all.
+    /// No local socket at all, or one nobody holds (TIME_WAIT, an orphan), or one in a
+    /// namespace the resolver cannot enter: asking again would not find an owner.
     Unattributed,
+    /// Its owner was not found in time (a slow index, a kernel error, a lookup not made or
+    /// answered from memory): credited as unattributed for now, and asked again while the
+    /// flow carries traffic, since asking again may find it.
+    Lost,
     /// No local socket, but a connection the host translates (NAT): someone else's traffic.
     Forwarded,
 }
@@ -105,6 +110,10 @@ pub enum Request {
     /// Who owns this flow's socket; the answer goes to `reply`.
     Lookup {
         key: FlowKey,
+        /// The flow's first packet was received by its local endpoint (not sent from it): a
+        /// sender proves its socket existed, a receiver does not, so only such lookups may be
+        /// answered from what the resolver remembers of endpoints with no socket.
+        received: bool,
         reply: Sender<(FlowKey, Resolution)>,
     },
     /// A packet came through an interface the topology does not know: read it again.

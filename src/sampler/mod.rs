@@ -355,11 +355,16 @@ impl Sampler {
             index_listings: index.listings,
             index_fd_reads: index.fds_read,
             index_sockets: index.sockets as u64,
+            lookups_from_memory: net.monitor.answered_from_memory(),
             ..NetworkReport::default()
         };
         for iface in interfaces {
             report.unattributed.merge(&iface.unattributed);
             report.forwarded.merge(&iface.forwarded);
+            report.shed.merge(&iface.shed);
+            report.flows_shed += iface.flows.flows_shed;
+            report.second_chances += iface.flows.second_chances;
+            report.second_chances_found += iface.flows.second_chances_found;
             report.flows += iface.tracked_flows;
             report.lookups += iface.flows.lookups_requested;
             report.unresolved += iface.flows.unresolved;

@@ -13,17 +13,18 @@
 //! packets is `CaptureState`'s, which is given the time, so its unit tests (`thread/tests.rs`)
 //! drive the clock and the resolver's answers without libpcap or a thread.
 
-use super::flows::{FlowStats, FlowTable, LocalAddresses, Vantage};
+use super::flows::{FlowLimits, FlowStats, FlowTable, LocalAddresses, Vantage};
 use super::host_addresses::LiveHostAddresses;
 use super::packet::{Direction, FlowPacket, Parsed, Parser};
 use super::pcap_source::{CaptureOptions, Next, PacketSource};
+use crate::faults;
 use crate::net::topology::{SharedTopology, Topology};
 use crate::net::types::{FlowKey, Owner, Request, Resolution, Traffic};
+use crate::supervise::{guard, ThreadToken};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,8 @@ pub struct InterfaceTotals {
     /// ([`crate::net::monitor::NetMonitor::take_traffic`]).
     pub by_owner: HashMap<Owner, Traffic>,
     pub unattributed: Traffic,
+    /// The part of `unattributed` there because a bound was reached (see `flows`).
+    pub shed: Traffic,
     pub forwarded: Traffic,
     pub pending: Traffic,
     pub flows: FlowStats,
@@ -91,7 +94,7 @@ struct Crediting {
     /// next reading.
     unknown: HashSet<u32>,
     topology_asked: Option<Instant>,
-    requests: Sender<Request>,
+    requests: SyncSender<Request>,
     reply: Sender<(FlowKey, Resolution)>,
 }
 
@@ -155,14 +158,20 @@ impl Crediting {
         }
     }
 
-    /// A resolver that is gone makes the sends fail: the capture goes on, and the flows' bytes
-    /// go to `unattributed` when the flow table gives up on them.
+    /// Never waits: a lookup the resolver's queue has no room for is shed (the flow table
+    /// credits it to `unattributed` and asks again later). A resolver that is gone makes the
+    /// sends fail: the capture goes on, and the flows' bytes go to `unattributed` when the
+    /// flow table gives up on them.
     fn send_lookups(&mut self) {
-        for key in self.table.take_lookups() {
-            let _ = self.requests.send(Request::Lookup {
-                key,
+        for lookup in self.table.take_lookups() {
+            let request = Request::Lookup {
+                key: lookup.key,
+                received: lookup.received,
                 reply: self.reply.clone(),
-            });
+            };
+            if let Err(TrySendError::Full(_)) = self.requests.try_send(request) {
+                self.table.not_asked(&lookup.key);
+            }
         }
     }
 
@@ -172,7 +181,8 @@ impl Crediting {
             .is_none_or(|at| now.saturating_duration_since(at) >= TOPOLOGY_ASK_EVERY)
         {
             self.topology_asked = Some(now);
-            let _ = self.requests.send(Request::Topology);
+            // A full queue will be read soon; the next packet of the interface asks again.
+            let _ = self.requests.try_send(Request::Topology);
         }
     }
 
@@ -226,8 +236,9 @@ impl CaptureState {
     /// topology published so far, asking the resolver through `requests`.
     fn new(
         own_ifindex: u32,
+        limits: FlowLimits,
         topology: &SharedTopology,
-        requests: Sender<Request>,
+        requests: SyncSender<Request>,
         now: Instant,
     ) -> CaptureState {
         let (reply, answers) = mpsc::channel();
@@ -237,7 +248,7 @@ impl CaptureState {
             .unwrap_or_default();
         CaptureState {
             crediting: Crediting {
-                table: FlowTable::new(PENDING_TIMEOUT_MS, IDLE_TIMEOUT_MS),
+                table: FlowTable::with_limits(PENDING_TIMEOUT_MS, IDLE_TIMEOUT_MS, limits),
                 host: LiveHostAddresses::new(),
                 topology,
                 topology_generation,
@@ -336,6 +347,7 @@ impl CaptureState {
                 slot.by_owner.entry(owner).or_default().merge(&t);
             }
             slot.unattributed = table.unattributed();
+            slot.shed = table.shed();
             slot.forwarded = table.forwarded();
             slot.pending = table.pending();
             slot.flows = table.stats();
@@ -361,58 +373,61 @@ const SAY_STOP_EVERY: Duration = Duration::from_secs(60);
 pub fn capture_loop(
     mut source: PacketSource,
     options: &CaptureOptions,
+    limits: FlowLimits,
     index: usize,
     shared: &CaptureBoard,
-    requests: Sender<Request>,
+    requests: SyncSender<Request>,
+    token: &ThreadToken,
 ) {
     let link = source.link_type();
     let mut parser = Parser::new();
-    let mut state = CaptureState::new(source.ifindex(), &shared.topology, requests, Instant::now());
-    let mut panics = 0u32;
+    let mut state = CaptureState::new(
+        source.ifindex(),
+        limits,
+        &shared.topology,
+        requests,
+        Instant::now(),
+    );
     let mut stop_said: Option<Instant> = None;
     while !shared.stop.load(Ordering::Relaxed) {
-        let step = catch_unwind(AssertUnwindSafe(|| match source.next_packet() {
+        // A packet that hits a bug is lost (it counts in no total), never the thread.
+        let step = guard(token, "a packet", || match source.next_packet() {
             Next::Packet(frame, wire_len) => {
+                faults::inject("capture-packet");
                 let parsed = parser.parse_wire(link, frame, wire_len, state.now_ms);
                 state.parsed(parsed, Instant::now);
                 None
             }
             Next::Idle => None,
             Next::Failed(e) => Some(e),
-        }));
-        match step {
-            Ok(Some(e)) => {
-                state.wind_down(shared, index, Instant::now());
-                // An interface that flaps is said once a minute at most, not at every flap.
-                let say = stop_said.is_none_or(|at| at.elapsed() >= SAY_STOP_EVERY);
-                if say {
-                    stop_said = Some(Instant::now());
-                    log::warn!(
-                        "capture on `{}` stopped: {e}; the other interfaces and all process \
-                         metrics go on, and it resumes when the interface is back (tried every \
-                         {} s)",
-                        options.interface,
-                        REOPEN_EVERY.as_secs()
-                    );
-                }
-                let Some(reopened) = reopen(options, &shared.stop) else {
-                    return;
-                };
-                source = reopened;
-                if say {
-                    log::warn!("capture on `{}` resumed", options.interface);
-                }
-                state.reopened(source.ifindex(), Instant::now());
+        });
+        if let Some(Some(e)) = step {
+            state.wind_down(shared, index, Instant::now());
+            // An interface that flaps is said once a minute at most, not at every flap.
+            let say = stop_said.is_none_or(|at| at.elapsed() >= SAY_STOP_EVERY);
+            if say {
+                stop_said = Some(Instant::now());
+                log::warn!(
+                    "capture on `{}` stopped: {e}; the other interfaces and all process \
+                     metrics go on, and it resumes when the interface is back (tried every \
+                     {} s)",
+                    options.interface,
+                    REOPEN_EVERY.as_secs()
+                );
             }
-            Ok(None) => {}
-            Err(_) => {
-                panics += 1;
-                if panics <= 3 {
-                    log::error!("a packet could not be handled; capture goes on");
-                }
+            let Some(reopened) = reopen(options, &shared.stop) else {
+                return;
+            };
+            source = reopened;
+            if say {
+                log::warn!("capture on `{}` resumed", options.interface);
             }
+            state.reopened(source.ifindex(), Instant::now());
         }
-        state.between_packets(shared, index, Instant::now(), || source.stats());
+        guard(token, "capture housekeeping", || {
+            faults::inject("capture-housekeeping");
+            state.between_packets(shared, index, Instant::now(), || source.stats());
+        });
     }
     state.wind_down(shared, index, Instant::now());
 }

@@ -30,22 +30,34 @@
 //! delivered lands once per local endpoint in a process, `unattributed` or `pending`, and a copy
 //! with no local endpoint in `forwarded`.
 //!
-//! Storage: memory grows with the flows seen in the last half minute, which on a busy host is
-//! 100,000 and more, so the per-flow cost is what counts. A flow is stored under a compact key
-//! (44 bytes, against the 72 of a [`FlowKey`], which the resolver still gets) with only what
-//! the packet path needs: the owner, when it was last seen (u32 milliseconds, wrapping) and
-//! whether TCP said it ended. 64 bytes a flow, ~140 with the map's spare room, where it was
-//! ~320. The few flows still waiting for the resolver, with their held bytes, live in a map of
-//! their own.
+//! Storage: a busy host has 100,000 flows and more in the last half minute, so the per-flow
+//! cost is what counts. A flow is stored under a compact key (44 bytes, against the 72 of a
+//! [`FlowKey`], which the resolver still gets) with only what the packet path needs. Three
+//! maps, each with its bound ([`FlowLimits`], from the `MaxFlows` option):
+//! - flows with an owner (a process, or forwarded): 64 bytes a flow, ~140 with the map's
+//!   spare room;
+//! - flows credited to `unattributed` ("ownerless"): a flood of flows nobody owns (a scan,
+//!   spoofed sources, a SYN flood to a closed port) lands here and never crowds out the owned
+//!   ones. When full, the flows quiet for a second are forgotten, then, if that was not
+//!   enough, every other one: a forgotten flow's next packet only asks again;
+//! - flows waiting for the resolver, with their held bytes. When full, a new flow is not
+//!   asked: it is *shed*, its bytes go to `unattributed` and are counted in [`FlowTable::shed`]
+//!   too, so the totals still add up. So is a flow the resolver's queue had no room for
+//!   ([`FlowTable::not_asked`]), and a resolved one the owned map has no room for.
+//!
+//! Second chances: a flow whose owner was not found in time (the resolver gave up, no answer
+//! within the pending timeout, or shed) may have one: while it carries traffic it is asked
+//! again after 1 s, then 2, 4, 8 and every 16 s, and once an answer names its owner its later
+//! bytes go to it. A flow with no socket at all is not asked again.
 //!
 //! Expiry: a flow is forgotten once quiet for a while and a later packet asks the resolver
 //! again, which also catches a 4-tuple reused by another process. How long depends on what
 //! forgetting risks: a flow with an owner, 30 s (asking again is ~40 µs on the resolver's
-//! thread; keeping it longer only keeps dead connections); a flow nobody was found for, or an
-//! ended TCP connection, 5 s (the answer may differ next time; the connection is over). Waiting
-//! flows are never forgotten, only given up on after the pending timeout. Their small map is
-//! checked at every housekeeping round; the big one is scanned once a second (a scan of 200,000
-//! flows costs a fraction of a millisecond: every 50 ms that was a few percent of a core), and
+//! thread; keeping it longer only keeps dead connections); an ownerless flow, or an ended TCP
+//! connection, 5 s (the answer may differ next time; the connection is over). Waiting flows
+//! are never forgotten, only given up on after the pending timeout. Their small map is checked
+//! at every housekeeping round; the others are scanned once a second (a scan of 200,000 flows
+//! costs a fraction of a millisecond: every 50 ms that was a few percent of a core), and
 //! shrunk when mostly empty, so a burst of flows does not keep its memory for good.
 
 use super::packet::{Direction, FlowPacket, TcpSignal};
@@ -157,12 +169,11 @@ impl Hash for StoredKey {
     }
 }
 
-/// Who a flow's packets are credited to, once the resolver has answered.
+/// Who a known flow's packets are credited to, once the resolver has answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Attribution {
     /// `Entry::pid` and `Entry::starttime` say which.
     Process,
-    Unattributed,
     /// No local socket: a connection the host NATs, seen with the host's address.
     Forwarded,
 }
@@ -189,12 +200,22 @@ impl Tick {
             age
         }
     }
+
+    /// `self` plus `ms`.
+    fn after(self, ms: u32) -> Tick {
+        Tick(self.0.wrapping_add(ms))
+    }
+
+    /// Whether `now` is at or past `self`, for a `self` less than 2^31 ms away.
+    fn reached(self, now: Tick) -> bool {
+        now.0.wrapping_sub(self.0) <= MAX_TIMEOUT_MS
+    }
 }
 
 /// The longest timeout a [`Tick`] measures.
 const MAX_TIMEOUT_MS: u32 = i32::MAX as u32;
 
-/// A flow whose owner is known (or known to be nobody's): 20 bytes, 4-aligned.
+/// A flow whose owner is known: a process, or nobody's but forwarded. 20 bytes, 4-aligned.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     pid: u32,
@@ -209,12 +230,7 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(resolution: Resolution, last_seen: Tick, ended: bool) -> Entry {
-        let (attribution, owner) = match resolution {
-            Resolution::Process(owner) => (Attribution::Process, owner),
-            Resolution::Unattributed => (Attribution::Unattributed, NOBODY),
-            Resolution::Forwarded => (Attribution::Forwarded, NOBODY),
-        };
+    fn new(attribution: Attribution, owner: Owner, last_seen: Tick, ended: bool) -> Entry {
         Entry {
             pid: owner.pid,
             starttime: [owner.starttime as u32, (owner.starttime >> 32) as u32],
@@ -237,6 +253,54 @@ const NOBODY: Owner = Owner {
     pid: 0,
     starttime: 0,
 };
+
+/// Why a flow's packets go to `unattributed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unowned {
+    /// The resolver found no socket, or one nobody holds: asking again would not help.
+    Nobody,
+    /// Its owner was not found in time ([`Resolution::Lost`], or no answer within the pending
+    /// timeout): asked again while it carries traffic.
+    NotFoundInTime,
+    /// Not asked at all: the waiting flows or the resolver's queue were full, or the table of
+    /// known flows was. Counted in `shed` too, and asked again like `NotFoundInTime`.
+    Shed,
+}
+
+/// A flow credited to `unattributed`: 12 bytes.
+#[derive(Debug, Clone, Copy)]
+struct OwnerlessEntry {
+    last_seen: Tick,
+    /// When a flow that may have an owner is asked again, if it still carries traffic.
+    ask_again: Tick,
+    why: Unowned,
+    /// Times asked again so far: each wait is twice the last, up to `SECOND_CHANCE_MAX_MS`.
+    asked_again: u8,
+    ended: bool,
+}
+
+impl OwnerlessEntry {
+    fn new(why: Unowned, last_seen: Tick, ended: bool) -> OwnerlessEntry {
+        OwnerlessEntry {
+            last_seen,
+            ask_again: last_seen.after(SECOND_CHANCE_FIRST_MS),
+            why,
+            asked_again: 0,
+            ended,
+        }
+    }
+
+    fn may_have_an_owner(&self) -> bool {
+        self.why != Unowned::Nobody
+    }
+}
+
+/// A flow nobody was found for in time is asked again this long after (once it carries
+/// traffic), then after twice as long each time, up to [`SECOND_CHANCE_MAX_MS`]: a long-lived
+/// flow is found within seconds once the index catches up, and a flow that never will costs
+/// one lookup every 16 s while it lasts.
+const SECOND_CHANCE_FIRST_MS: u32 = 1_000;
+const SECOND_CHANCE_MAX_MS: u32 = 16_000;
 
 /// A flow waiting for the resolver: its bytes are held until the answer (or the timeout).
 /// Kept apart from the resolved flows because few flows wait at any time, and the held
@@ -305,23 +369,79 @@ pub struct FlowStats {
     pub unresolved: u64,
     /// Credits to sockets in other namespaces (each also counted in `flows` when new).
     pub namespace_credits: u64,
+    /// Flows not handed to the resolver, or not kept once answered, because a bound was
+    /// reached: their traffic is in `unattributed` and in [`FlowTable::shed`].
+    pub flows_shed: u64,
+    /// Lookups of flows asked again because their owner was not found in time, and those
+    /// that found it.
+    pub second_chances: u64,
+    pub second_chances_found: u64,
+}
+
+/// How many flows a table keeps, of each kind. A stored flow costs ~140 bytes with the map's
+/// spare room, a waiting one ~200: see [`FlowLimits::from_max_flows`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowLimits {
+    /// Flows with an owner: a process, or forwarded.
+    pub owned: usize,
+    /// Flows credited to `unattributed`. A flood of flows nobody owns (a scan, spoofed
+    /// sources) fills this table, never the one of owned flows: the oldest are forgotten.
+    pub ownerless: usize,
+    /// Flows waiting for the resolver.
+    pub waiting: usize,
+}
+
+/// `MaxFlows`' default: at most ~18 MiB of owned flows, ~5 MiB of ownerless ones and ~2 MiB
+/// of waiting ones per capture thread.
+pub const DEFAULT_MAX_FLOWS: usize = 131_072;
+
+impl FlowLimits {
+    /// `max_flows` owned flows, a quarter as many ownerless and a sixteenth as many waiting
+    /// (with floors that keep a tiny setting usable).
+    pub fn from_max_flows(max_flows: usize) -> FlowLimits {
+        FlowLimits {
+            owned: max_flows,
+            ownerless: (max_flows / 4).max(1024),
+            waiting: (max_flows / 16).max(256),
+        }
+    }
+}
+
+impl Default for FlowLimits {
+    fn default() -> Self {
+        FlowLimits::from_max_flows(DEFAULT_MAX_FLOWS)
+    }
+}
+
+/// A flow for the resolver: who owns its local endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lookup {
+    pub key: FlowKey,
+    /// Its packet that asked was received by the local endpoint, not sent from it (see
+    /// [`crate::net::types::Request::Lookup`]).
+    pub received: bool,
 }
 
 pub struct FlowTable {
-    /// Flows whose owner is known, or known to be nobody's.
+    /// Flows whose owner is known: a process, or forwarded.
     flows: HashMap<StoredKey, Entry>,
+    /// Flows credited to `unattributed`, some of them to be asked again.
+    ownerless: HashMap<StoredKey, OwnerlessEntry>,
     /// Flows waiting for the resolver.
     pending: HashMap<StoredKey, Waiting>,
-    to_resolve: Vec<StoredKey>,
+    to_resolve: Vec<(StoredKey, bool)>,
     by_owner: HashMap<Owner, Traffic>,
     unattributed: Traffic,
     forwarded: Traffic,
+    /// The part of `unattributed` that is there because a bound was reached.
+    shed: Traffic,
     stats: FlowStats,
+    limits: FlowLimits,
     /// How long a flow may wait for its owner before its bytes go to `unattributed`.
     pending_timeout_ms: u64,
     /// Flows with an owner (a process, or `forwarded`) quiet this long are forgotten.
     idle_timeout_ms: u32,
-    /// Flows the resolver found nobody for, quiet this long, are forgotten.
+    /// Ownerless flows quiet this long are forgotten.
     unattributed_timeout_ms: u32,
     /// Ended TCP flows quiet this long are forgotten.
     ended_timeout_ms: u32,
@@ -345,20 +465,31 @@ const UNATTRIBUTED_TIMEOUT_MS: u64 = 5_000;
 /// flows.
 const IDLE_SCAN_EVERY_MS: u64 = 1_000;
 
+/// A full ownerless table first forgets the flows quiet this long.
+const OWNERLESS_QUIET_MS: u32 = 1_000;
+
 impl FlowTable {
-    /// Timeouts are capped at 2^31 ms (24.8 days), the longest a `Tick` measures.
+    /// A table with the default [`FlowLimits`]. Timeouts are capped at 2^31 ms (24.8 days),
+    /// the longest a `Tick` measures.
     pub fn new(pending_timeout_ms: u64, idle_timeout_ms: u64) -> Self {
+        Self::with_limits(pending_timeout_ms, idle_timeout_ms, FlowLimits::default())
+    }
+
+    pub fn with_limits(pending_timeout_ms: u64, idle_timeout_ms: u64, limits: FlowLimits) -> Self {
         let capped =
             |ms: u64| u32::try_from(ms).map_or(MAX_TIMEOUT_MS, |ms| ms.min(MAX_TIMEOUT_MS));
         let idle_timeout_ms = capped(idle_timeout_ms);
         FlowTable {
             flows: HashMap::new(),
+            ownerless: HashMap::new(),
             pending: HashMap::new(),
             to_resolve: Vec::new(),
             by_owner: HashMap::new(),
             unattributed: Traffic::default(),
             forwarded: Traffic::default(),
+            shed: Traffic::default(),
             stats: FlowStats::default(),
+            limits,
             pending_timeout_ms,
             idle_timeout_ms,
             unattributed_timeout_ms: capped(UNATTRIBUTED_TIMEOUT_MS).min(idle_timeout_ms),
@@ -366,7 +497,6 @@ impl FlowTable {
             next_idle_scan_ms: 0,
         }
     }
-
     /// Credits one TCP/UDP packet seen on an interface of the host's own.
     pub fn account(&mut self, packet: &FlowPacket, host: &dyn LocalAddresses, now_ms: u64) {
         self.account_seen(packet, &Vantage::host(host), now_ms);
@@ -489,87 +619,212 @@ impl FlowTable {
         if netns != NetnsId::HOST {
             self.stats.namespace_credits += 1;
         }
+        // A client opening a connection on a 4-tuple this table still holds: ports come round
+        // again within a second under churn, and the new connection may be another process's.
+        // Ask again rather than credit the old owner (or nobody).
+        let opens = matches!(packet.tcp, TcpSignal::Opens);
+        let ends = matches!(packet.tcp, TcpSignal::Ends);
+        let now = Tick::at(now_ms);
         // Most packets belong to a flow whose owner is known: one lookup, no other work.
+        let mut known = true;
         if let Some(entry) = self.flows.get_mut(&key) {
-            // A client opening a connection on a 4-tuple this table still holds: ports come
-            // round again within a second under churn, and the new connection may be another
-            // process's. Ask again rather than credit the old owner.
-            if !matches!(packet.tcp, TcpSignal::Opens) {
-                entry.last_seen = Tick::at(now_ms);
-                if matches!(packet.tcp, TcpSignal::Ends) {
-                    entry.ended = true;
-                }
+            if !opens {
+                entry.last_seen = now;
+                entry.ended |= ends;
                 let to = match entry.attribution {
                     Attribution::Process => self.by_owner.entry(entry.owner()).or_default(),
-                    Attribution::Unattributed => &mut self.unattributed,
                     Attribution::Forwarded => &mut self.forwarded,
                 };
                 to.add(side, packet.ip_len);
                 return;
             }
             self.flows.remove(&key);
-            self.ask(key, now_ms);
+        } else if let Some(entry) = self.ownerless.get_mut(&key) {
+            if !opens {
+                entry.last_seen = now;
+                entry.ended |= ends;
+                self.unattributed.add(side, packet.ip_len);
+                if entry.why == Unowned::Shed {
+                    self.shed.add(side, packet.ip_len);
+                }
+                // A second chance: its bytes stay unattributed until an answer names an
+                // owner, and from then on go to it.
+                if entry.may_have_an_owner() && entry.ask_again.reached(now) {
+                    entry.asked_again = entry.asked_again.saturating_add(1);
+                    let doubled = u64::from(SECOND_CHANCE_FIRST_MS) << entry.asked_again.min(16);
+                    let wait = doubled.min(u64::from(SECOND_CHANCE_MAX_MS)) as u32;
+                    entry.ask_again = now.after(wait);
+                    self.stats.second_chances += 1;
+                    self.stats.lookups_requested += 1;
+                    self.to_resolve.push((key, side == Side::Rx));
+                }
+                return;
+            }
+            self.ownerless.remove(&key);
+        } else if let Some(waiting) = self.pending.get_mut(&key) {
+            // A SYN (retransmitted) while the answer is pending asks nothing more: the answer
+            // will be about this connection.
+            waiting.last_seen_ms = now_ms;
+            waiting.ended |= ends;
+            waiting.held.add(side, packet.ip_len);
+            return;
+        } else {
+            known = false;
         }
-        let waiting = self.pending.entry(key).or_insert_with(|| {
+        if !known {
             self.stats.flows += 1;
-            self.stats.lookups_requested += 1;
-            self.to_resolve.push(key);
-            Waiting::asked_at(now_ms)
-        });
-        waiting.last_seen_ms = now_ms;
-        // A SYN (retransmitted) while the answer is pending asks nothing more: the answer
-        // will be about this connection.
-        if matches!(packet.tcp, TcpSignal::Ends) {
-            waiting.ended = true;
         }
-        waiting.held.add(side, packet.ip_len);
-    }
-
-    /// Hands a flow known before (to this table) to the resolver again.
-    fn ask(&mut self, key: StoredKey, now_ms: u64) {
+        if self.pending.len() >= self.limits.waiting {
+            // Shed: too many flows wait for the resolver already (a flood of new flows).
+            self.stats.flows_shed += 1;
+            self.unattributed.add(side, packet.ip_len);
+            self.shed.add(side, packet.ip_len);
+            self.store_ownerless(key, OwnerlessEntry::new(Unowned::Shed, now, ends));
+            return;
+        }
         self.stats.lookups_requested += 1;
-        self.to_resolve.push(key);
-        self.pending.insert(key, Waiting::asked_at(now_ms));
+        self.to_resolve.push((key, side == Side::Rx));
+        let mut waiting = Waiting::asked_at(now_ms);
+        waiting.ended = ends;
+        waiting.held.add(side, packet.ip_len);
+        self.pending.insert(key, waiting);
     }
 
     pub fn has_lookups(&self) -> bool {
         !self.to_resolve.is_empty()
     }
 
-    /// Flows the resolver should look up; each is handed out once.
-    pub fn take_lookups(&mut self) -> Vec<FlowKey> {
+    /// Flows the resolver should look up; each is handed out once (and once more for each
+    /// second chance).
+    pub fn take_lookups(&mut self) -> Vec<Lookup> {
         // Taken, not drained: a burst of new flows would otherwise keep its capacity for good.
         std::mem::take(&mut self.to_resolve)
             .into_iter()
-            .map(|k| k.flow_key())
+            .map(|(key, received)| Lookup {
+                key: key.flow_key(),
+                received,
+            })
             .collect()
     }
 
-    /// The resolver's answer for a flow: its held bytes go to the owner, to `unattributed`, or
-    /// to `forwarded`.
-    pub fn resolved(&mut self, key: &FlowKey, resolution: impl Into<Resolution>) {
+    /// A lookup taken from [`take_lookups`](Self::take_lookups) could not be handed to the
+    /// resolver (its queue is full): a waiting flow's held bytes go to `unattributed` as shed,
+    /// and the flow is asked again later like one not found in time. A second chance that
+    /// could not be sent waits for its next turn.
+    pub fn not_asked(&mut self, key: &FlowKey) {
         let key = StoredKey::from(key);
         let Some(waiting) = self.pending.remove(&key) else {
-            // Answered already, or timed out: a late answer changes nothing.
             return;
         };
+        self.stats.flows_shed += 1;
+        self.stats.unresolved += 1;
+        self.unattributed.merge(&waiting.held);
+        self.shed.merge(&waiting.held);
+        let entry =
+            OwnerlessEntry::new(Unowned::Shed, Tick::at(waiting.last_seen_ms), waiting.ended);
+        self.store_ownerless(key, entry);
+    }
+
+    /// The resolver's answer for a flow: its held bytes go to the owner, to `unattributed`, or
+    /// to `forwarded`. An answer to a second chance that names an owner credits the flow's
+    /// later packets to it.
+    pub fn resolved(&mut self, key: &FlowKey, resolution: impl Into<Resolution>) {
+        let key = StoredKey::from(key);
         let resolution = resolution.into();
-        match resolution {
+        let Some(waiting) = self.pending.remove(&key) else {
+            self.second_answer(key, resolution);
+            return;
+        };
+        let last_seen = Tick::at(waiting.last_seen_ms);
+        let (attribution, owner) = match resolution {
             Resolution::Process(owner) => {
                 self.by_owner.entry(owner).or_default().merge(&waiting.held);
                 self.stats.resolved += 1;
-            }
-            Resolution::Unattributed => {
-                self.unattributed.merge(&waiting.held);
-                self.stats.unresolved += 1;
+                (Attribution::Process, owner)
             }
             Resolution::Forwarded => {
                 self.forwarded.merge(&waiting.held);
                 self.stats.resolved += 1;
+                (Attribution::Forwarded, NOBODY)
+            }
+            Resolution::Unattributed | Resolution::Lost => {
+                self.unattributed.merge(&waiting.held);
+                self.stats.unresolved += 1;
+                let why = if resolution == Resolution::Lost {
+                    Unowned::NotFoundInTime
+                } else {
+                    Unowned::Nobody
+                };
+                let entry = OwnerlessEntry::new(why, last_seen, waiting.ended);
+                self.store_ownerless(key, entry);
+                return;
+            }
+        };
+        self.store_owned(
+            key,
+            Entry::new(attribution, owner, last_seen, waiting.ended),
+        );
+    }
+
+    /// An answer for a flow that was not waiting: a second chance's, or a late one (answered
+    /// already, or timed out).
+    fn second_answer(&mut self, key: StoredKey, resolution: Resolution) {
+        let Some(entry) = self.ownerless.get_mut(&key) else {
+            return;
+        };
+        if !entry.may_have_an_owner() {
+            return;
+        }
+        let (attribution, owner) = match resolution {
+            Resolution::Process(owner) => (Attribution::Process, owner),
+            Resolution::Forwarded => (Attribution::Forwarded, NOBODY),
+            // Nobody will be found: not asked again.
+            Resolution::Unattributed => {
+                entry.why = Unowned::Nobody;
+                return;
+            }
+            Resolution::Lost => return,
+        };
+        let (last_seen, ended) = (entry.last_seen, entry.ended);
+        if self.flows.len() >= self.limits.owned {
+            return;
+        }
+        self.ownerless.remove(&key);
+        self.stats.second_chances_found += 1;
+        self.store_owned(key, Entry::new(attribution, owner, last_seen, ended));
+    }
+
+    /// Keeps a flow whose owner is known, if there is room; if not, its later packets are
+    /// shed to `unattributed` (and it is asked again, in case room was made).
+    fn store_owned(&mut self, key: StoredKey, entry: Entry) {
+        if self.flows.len() < self.limits.owned || self.flows.contains_key(&key) {
+            self.flows.insert(key, entry);
+        } else {
+            self.stats.flows_shed += 1;
+            let ownerless = OwnerlessEntry::new(Unowned::Shed, entry.last_seen, entry.ended);
+            self.store_ownerless(key, ownerless);
+        }
+    }
+
+    /// Keeps an ownerless flow. A full table first forgets the flows quiet for a second, then,
+    /// if that freed less than a quarter of it, every other flow: a flood of new flows costs a
+    /// scan per quarter of the table at most, and a forgotten flow's next packet only asks
+    /// again.
+    fn store_ownerless(&mut self, key: StoredKey, entry: OwnerlessEntry) {
+        let limit = self.limits.ownerless;
+        if self.ownerless.len() >= limit && !self.ownerless.contains_key(&key) {
+            let now = entry.last_seen;
+            self.ownerless
+                .retain(|_, e| e.last_seen.quiet_until(now) < OWNERLESS_QUIET_MS);
+            if self.ownerless.len() > limit - limit / 4 {
+                let mut keep = false;
+                self.ownerless.retain(|_, _| {
+                    keep = !keep;
+                    keep
+                });
             }
         }
-        let entry = Entry::new(resolution, Tick::at(waiting.last_seen_ms), waiting.ended);
-        self.flows.insert(key, entry);
+        self.ownerless.insert(key, entry);
     }
 
     /// Gives up on flows the resolver did not answer in time, at every call; forgets idle
@@ -580,33 +835,39 @@ impl FlowTable {
             self.next_idle_scan_ms = now_ms.saturating_add(IDLE_SCAN_EVERY_MS);
             self.forget_idle(now_ms);
             shrink_mostly_empty(&mut self.flows);
+            shrink_mostly_empty(&mut self.ownerless);
             shrink_mostly_empty(&mut self.pending);
             rebuild_when_crowded(&mut self.flows);
+            rebuild_when_crowded(&mut self.ownerless);
             rebuild_when_crowded(&mut self.pending);
         }
     }
 
-    /// Flows waiting longer than the pending timeout become unattributed. Pending flows are
-    /// never forgotten for being idle: their bytes must land somewhere.
+    /// Flows waiting longer than the pending timeout become unattributed, to be asked again
+    /// while they carry traffic. Pending flows are never forgotten for being idle: their
+    /// bytes must land somewhere.
     fn expire_pending(&mut self, now_ms: u64) {
         let timeout = self.pending_timeout_ms;
-        let flows = &mut self.flows;
-        let unattributed = &mut self.unattributed;
-        let stats = &mut self.stats;
+        let mut expired = Vec::new();
         self.pending.retain(|key, waiting| {
             if now_ms.saturating_sub(waiting.asked_ms) < timeout {
                 return true;
             }
-            unattributed.merge(&waiting.held);
-            stats.unresolved += 1;
-            let entry = Entry::new(
-                Resolution::Unattributed,
+            expired.push((*key, *waiting));
+            false
+        });
+        for (key, waiting) in expired {
+            self.unattributed.merge(&waiting.held);
+            self.stats.unresolved += 1;
+            let mut entry = OwnerlessEntry::new(
+                Unowned::NotFoundInTime,
                 Tick::at(waiting.last_seen_ms),
                 waiting.ended,
             );
-            flows.insert(*key, entry);
-            false
-        });
+            // Its second chance is timed from now: it has just been given up on.
+            entry.ask_again = Tick::at(now_ms).after(SECOND_CHANCE_FIRST_MS);
+            self.store_ownerless(key, entry);
+        }
     }
 
     fn forget_idle(&mut self, now_ms: u64) {
@@ -616,15 +877,17 @@ impl FlowTable {
             self.unattributed_timeout_ms,
             self.ended_timeout_ms,
         );
-        self.flows.retain(|_, entry| {
-            let mut timeout = match entry.attribution {
-                Attribution::Unattributed => unattributed,
-                Attribution::Process | Attribution::Forwarded => idle,
-            };
-            if entry.ended {
-                timeout = timeout.min(ended);
+        let timeout = |base: u32, ended_flow: bool| {
+            if ended_flow {
+                base.min(ended)
+            } else {
+                base
             }
-            entry.last_seen.quiet_until(now) < timeout
+        };
+        self.flows
+            .retain(|_, entry| entry.last_seen.quiet_until(now) < timeout(idle, entry.ended));
+        self.ownerless.retain(|_, entry| {
+            entry.last_seen.quiet_until(now) < timeout(unattributed, entry.ended)
         });
     }
 
@@ -642,6 +905,12 @@ impl FlowTable {
 
     pub fn unattributed(&self) -> Traffic {
         self.unattributed
+    }
+
+    /// The part of [`unattributed`](Self::unattributed) credited there because a bound was
+    /// reached (flows not asked, or not kept).
+    pub fn shed(&self) -> Traffic {
+        self.shed
     }
 
     /// Copies that belong to no local socket of any namespace.
@@ -663,7 +932,11 @@ impl FlowTable {
     }
 
     pub fn tracked_flows(&self) -> usize {
-        self.flows.len() + self.pending.len()
+        self.flows.len() + self.ownerless.len() + self.pending.len()
+    }
+
+    pub fn waiting_flows(&self) -> usize {
+        self.pending.len()
     }
 }
 

@@ -43,6 +43,11 @@ fn key(local: &str, remote: &str) -> FlowKey {
     }
 }
 
+/// The flows to look up, without whether they were received.
+fn lookup_keys(t: &mut FlowTable) -> Vec<FlowKey> {
+    t.take_lookups().into_iter().map(|l| l.key).collect()
+}
+
 #[test]
 fn loopback_credits_each_side_once() {
     let mut t = FlowTable::new(5000, 60_000);
@@ -53,7 +58,7 @@ fn loopback_credits_each_side_once() {
     t.account(&out, &Loopback, 0);
     t.account(&inc, &Loopback, 0);
     assert_eq!(t.stats().loopback_copies_skipped, 1);
-    let lookups = t.take_lookups();
+    let lookups = lookup_keys(&mut t);
     assert_eq!(
         lookups,
         [
@@ -72,7 +77,10 @@ fn loopback_credits_each_side_once() {
     t.account(&inc, &Loopback, 1);
     assert_eq!(t.by_owner()[&A].tx_packets, 2);
     assert_eq!(t.by_owner()[&B].rx_packets, 2);
-    assert!(t.take_lookups().is_empty(), "each flow is looked up once");
+    assert!(
+        lookup_keys(&mut t).is_empty(),
+        "each flow is looked up once"
+    );
 }
 
 #[test]
@@ -84,7 +92,7 @@ fn unknown_direction_uses_local_addresses() {
         &Loopback,
         0,
     );
-    assert_eq!(t.take_lookups().len(), 2);
+    assert_eq!(lookup_keys(&mut t).len(), 2);
     // Neither end local: nobody's socket, passing through.
     t.account(
         &packet(Direction::Unknown, "10.0.0.1:1", "10.0.0.2:2", 100),
@@ -93,7 +101,7 @@ fn unknown_direction_uses_local_addresses() {
     );
     assert_eq!(t.forwarded().rx_bytes, 100);
     assert_eq!(t.unattributed(), Traffic::default());
-    assert!(t.take_lookups().is_empty());
+    assert!(lookup_keys(&mut t).is_empty());
 }
 
 /// The host: 10.9.0.1 on a veth to namespace 1 (10.9.0.2) and on a bridge whose ports lead
@@ -124,7 +132,7 @@ fn bridge_port(peer: NetnsId) -> Vantage<'static> {
 }
 
 fn resolve_all(t: &mut FlowTable) -> Vec<FlowKey> {
-    let keys = t.take_lookups();
+    let keys = lookup_keys(t);
     for k in &keys {
         let owner = Owner {
             pid: k.netns.0 * 100 + u32::from(k.local.port() % 100),
@@ -228,7 +236,7 @@ fn a_natted_flow_is_forwarded() {
     let back = packet(Direction::Incoming, "10.7.0.9:80", "10.9.0.1:61000", 60);
     t.account(&out, &Host, 0);
     t.account(&back, &Host, 0);
-    let keys = t.take_lookups();
+    let keys = lookup_keys(&mut t);
     assert_eq!(keys.len(), 1);
     t.resolved(&keys[0], Resolution::Forwarded);
     t.account(&out, &Host, 1);
@@ -244,7 +252,7 @@ fn equal_addresses_in_two_namespaces_are_two_flows() {
     let p = packet(Direction::Outgoing, "10.9.0.1:45", "10.9.0.2:80", 100);
     t.account_seen(&p, &bridge_port(N1), 0);
     t.account_seen(&p, &bridge_port(N2), 0);
-    let keys = t.take_lookups();
+    let keys = lookup_keys(&mut t);
     assert_eq!(keys.len(), 2);
     assert_ne!(keys[0].netns, keys[1].netns);
     assert_eq!(keys[0].local, keys[1].local);
@@ -275,7 +283,7 @@ fn unresolvable_and_late_flows_go_to_unattributed() {
     let p = packet(Direction::Outgoing, "127.0.0.1:1", "192.0.2.1:2", 60);
     t.account(&p, &Loopback, 0);
     t.account(&p, &Loopback, 10);
-    let lookups = t.take_lookups();
+    let lookups = lookup_keys(&mut t);
     t.resolved(&lookups[0], None);
     assert_eq!(t.unattributed().tx_bytes, 120);
     t.account(&p, &Loopback, 20);
@@ -322,7 +330,7 @@ fn every_byte_is_somewhere() {
         t.account(&p, &Loopback, u64::from(i) * 10);
         sent += u64::from(100 + i);
         if i % 13 == 0 {
-            for (n, k) in t.take_lookups().into_iter().enumerate() {
+            for (n, k) in lookup_keys(&mut t).into_iter().enumerate() {
                 t.resolved(&k, (n % 3 != 0).then_some(A));
             }
         }
@@ -345,7 +353,7 @@ fn ended_tcp_flows_are_forgotten_sooner() {
     let other = packet(Direction::Outgoing, "127.0.0.1:3", "192.0.2.1:2", 60);
     t.account(&data, &Loopback, 0);
     t.account(&other, &Loopback, 0);
-    for k in t.take_lookups() {
+    for k in lookup_keys(&mut t) {
         t.resolved(&k, Some(A));
     }
     t.account(&fin, &Loopback, 1000);
@@ -377,12 +385,12 @@ fn a_new_connection_on_a_reused_port_is_asked_again() {
     };
     t.account(&syn, &Loopback, 0);
     t.account(&data, &Loopback, 0);
-    let k = t.take_lookups();
+    let k = lookup_keys(&mut t);
     assert_eq!(k.len(), 1);
     t.resolved(&k[0], Some(A));
     // The same 4-tuple opened again (by whichever process got the port now).
     t.account(&syn, &Loopback, 600);
-    let again = t.take_lookups();
+    let again = lookup_keys(&mut t);
     assert_eq!(again, k, "looked up again");
     assert_eq!(t.pending().bytes(), 100, "held until answered");
     t.resolved(&again[0], Some(B));
@@ -396,7 +404,7 @@ fn a_new_connection_on_a_reused_port_is_asked_again() {
     // A retransmitted SYN while the answer is pending asks nothing more.
     t.account(&syn, &Loopback, 700);
     t.account(&syn, &Loopback, 701);
-    assert_eq!(t.take_lookups().len(), 1);
+    assert_eq!(lookup_keys(&mut t).len(), 1);
 }
 
 #[test]
@@ -404,13 +412,13 @@ fn idle_flows_are_forgotten_and_asked_again() {
     let mut t = FlowTable::new(5000, 1000);
     let p = packet(Direction::Outgoing, "127.0.0.1:1", "192.0.2.1:2", 60);
     t.account(&p, &Loopback, 0);
-    let k = t.take_lookups();
+    let k = lookup_keys(&mut t);
     t.resolved(&k[0], Some(A));
     t.expire(2000);
     assert_eq!(t.tracked_flows(), 0);
     t.account(&p, &Loopback, 2001);
     assert_eq!(
-        t.take_lookups().len(),
+        lookup_keys(&mut t).len(),
         1,
         "a reused 4-tuple may have a new owner"
     );
@@ -418,7 +426,7 @@ fn idle_flows_are_forgotten_and_asked_again() {
 }
 
 fn resolve_as(t: &mut FlowTable, resolution: Resolution) {
-    for k in t.take_lookups() {
+    for k in lookup_keys(t) {
         t.resolved(&k, resolution);
     }
 }
@@ -433,6 +441,7 @@ fn a_stored_flow_stays_small() {
     assert!(size_of::<Entry>() <= 20, "{}", size_of::<Entry>());
     assert!(align_of::<(StoredKey, Entry)>() <= 4);
     assert!(size_of::<(StoredKey, Entry)>() <= 64);
+    assert!(size_of::<(StoredKey, OwnerlessEntry)>() <= 56);
 }
 
 #[test]
@@ -457,7 +466,7 @@ fn a_stored_key_gives_back_the_flow_key() {
         pid: u32::MAX,
         starttime: u64::MAX - 1,
     };
-    let entry = Entry::new(Resolution::Process(owner), Tick(0), false);
+    let entry = Entry::new(Attribution::Process, owner, Tick(0), false);
     assert_eq!(entry.owner(), owner);
 }
 
@@ -478,7 +487,7 @@ fn nobodys_flows_are_asked_again_sooner_than_owned_ones() {
     t.expire(5999);
     assert_eq!(t.tracked_flows(), 2, "nobody's flow is forgotten after 5 s");
     t.account(&nobodys, &Loopback, 6000);
-    let again = t.take_lookups();
+    let again = lookup_keys(&mut t);
     assert_eq!(again.len(), 1, "and asked again");
     // The socket's process is known by now.
     t.resolved(&again[0], Some(B));
@@ -518,6 +527,11 @@ fn the_clock_may_pass_2_to_the_32_ms() {
 }
 
 /// Flows keyed by a counter: 127.0.0.1:port to 192.0.2.x:80.
+/// A table whose bounds no test of memory reaches: 1 M owned flows, 64 Ki waiting.
+fn roomy() -> FlowTable {
+    FlowTable::with_limits(5000, 30_000, FlowLimits::from_max_flows(1 << 20))
+}
+
 fn many_flows(t: &mut FlowTable, n: u32, now_ms: u64) {
     for i in 0..n {
         let p = FlowPacket {
@@ -531,7 +545,7 @@ fn many_flows(t: &mut FlowTable, n: u32, now_ms: u64) {
 
 #[test]
 fn memory_is_given_back_after_a_burst() {
-    let mut t = FlowTable::new(5000, 30_000);
+    let mut t = roomy();
     many_flows(&mut t, 20_000, 0);
     let pending_capacity = t.pending.capacity();
     assert!(pending_capacity >= 20_000);
@@ -564,7 +578,7 @@ fn memory_is_given_back_after_a_burst() {
 fn footprint() {
     use std::time::Instant;
     let n = 60_000;
-    let mut t = FlowTable::new(5000, 30_000);
+    let mut t = roomy();
     many_flows(&mut t, n, 0);
     resolve_as(&mut t, Resolution::Process(A));
     let size = std::mem::size_of::<(StoredKey, Entry)>();
@@ -578,7 +592,7 @@ fn footprint() {
         bytes as f64 / f64::from(n)
     );
     for n in [60_000, 200_000] {
-        let mut t = FlowTable::new(5000, 30_000);
+        let mut t = roomy();
         many_flows(&mut t, n, 0);
         resolve_as(&mut t, Resolution::Process(A));
         t.expire(0);
@@ -590,4 +604,275 @@ fn footprint() {
         let scan = started.elapsed();
         println!("{n} flows: expire {between:?} between scans, {scan:?} with an idle scan");
     }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Bounds and second chances
+
+const SMALL: FlowLimits = FlowLimits {
+    owned: 100,
+    ownerless: 64,
+    waiting: 16,
+};
+
+/// A datagram from 10.0.0.1:`port` to the local 127.0.0.1:53: a flow of its own, received.
+fn datagram_from(port: u16, ip_len: u32) -> FlowPacket {
+    FlowPacket {
+        transport: Transport::Udp,
+        src: SocketAddr::from(([10, 0, 0, 1], port)),
+        dst: SocketAddr::from(([127, 0, 0, 1], 53)),
+        ..packet(Direction::Incoming, "10.0.0.1:1", "127.0.0.1:53", ip_len)
+    }
+}
+
+/// Every byte accounted once: in a process, unattributed, forwarded or still held.
+fn total_bytes(t: &FlowTable, handed_over: u64) -> u64 {
+    handed_over
+        + t.by_owner().values().map(Traffic::bytes).sum::<u64>()
+        + t.unattributed().bytes()
+        + t.forwarded().bytes()
+        + t.pending().bytes()
+}
+
+#[test]
+fn waiting_flows_beyond_the_bound_are_shed_to_unattributed_and_counted() {
+    let mut t = FlowTable::with_limits(5000, 30_000, SMALL);
+    for port in 1..=40 {
+        t.account(&datagram_from(port, 100), &Loopback, 0);
+    }
+    assert_eq!(t.take_lookups().len(), 16, "only as many asked as may wait");
+    assert_eq!(t.pending().bytes(), 1600);
+    assert_eq!(t.unattributed().bytes(), 2400);
+    assert_eq!(t.shed(), t.unattributed(), "all of it shed");
+    assert_eq!(t.stats().flows_shed, 24);
+    assert_eq!(t.stats().flows, 40);
+    // A shed flow's later packets are shed too, and ask nothing before their second chance.
+    t.account(&datagram_from(40, 100), &Loopback, 500);
+    assert!(t.take_lookups().is_empty());
+    assert_eq!(t.shed().bytes(), 2500);
+    // Its second chance, once a second has passed: received, so the resolver may answer it
+    // from memory.
+    t.account(&datagram_from(40, 100), &Loopback, 1000);
+    let again = t.take_lookups();
+    assert_eq!(again.len(), 1);
+    assert!(again[0].received);
+    t.resolved(&again[0].key, Some(A));
+    t.account(&datagram_from(40, 100), &Loopback, 1100);
+    assert_eq!(t.by_owner()[&A].rx_bytes, 100, "from then on to its owner");
+    assert_eq!(t.shed().bytes(), 2600, "shed stays what was shed");
+    assert_eq!(t.stats().second_chances_found, 1);
+}
+
+#[test]
+fn a_lookup_the_queue_had_no_room_for_is_shed() {
+    let mut t = FlowTable::with_limits(5000, 30_000, SMALL);
+    let p = packet(Direction::Outgoing, "127.0.0.1:1", "192.0.2.1:2", 60);
+    t.account(&p, &Loopback, 0);
+    t.account(&p, &Loopback, 10);
+    let lookups = t.take_lookups();
+    assert!(!lookups[0].received, "sent from the local endpoint");
+    t.not_asked(&lookups[0].key);
+    assert_eq!(t.pending().bytes(), 0);
+    assert_eq!(t.unattributed().tx_bytes, 120);
+    assert_eq!(t.shed().tx_bytes, 120);
+    assert_eq!(t.stats().flows_shed, 1);
+    // A late answer to a lookup that never left changes nothing; a second chance does.
+    t.account(&p, &Loopback, 1010);
+    let again = lookup_keys(&mut t);
+    assert_eq!(again.len(), 1);
+    t.resolved(&again[0], Some(B));
+    t.account(&p, &Loopback, 1020);
+    assert_eq!(t.by_owner()[&B].tx_bytes, 60);
+    assert_eq!(total_bytes(&t, 0), 240);
+}
+
+#[test]
+fn a_flow_not_found_in_time_is_asked_again_less_and_less_often_until_found() {
+    let mut t = FlowTable::new(5000, 30_000);
+    let p = packet(Direction::Outgoing, "127.0.0.1:1", "192.0.2.1:2", 60);
+    t.account(&p, &Loopback, 0);
+    resolve_as(&mut t, Resolution::Lost);
+    assert_eq!(t.unattributed().tx_bytes, 60);
+    let mut asked_at = Vec::new();
+    // A packet every 100 ms for 20 s; the resolver says "lost" until 12 s, then finds it.
+    for ms in (100..20_000).step_by(100) {
+        t.account(&p, &Loopback, ms);
+        for k in lookup_keys(&mut t) {
+            asked_at.push(ms);
+            let answer = if ms < 12_000 {
+                Resolution::Lost
+            } else {
+                Resolution::Process(A)
+            };
+            t.resolved(&k, answer);
+        }
+        t.expire(ms);
+    }
+    // 1 s after the answer, then 2, 4, 8 s after each ask.
+    assert_eq!(asked_at, [1_000, 3_000, 7_000, 15_000]);
+    assert_eq!(t.stats().second_chances, 4);
+    assert_eq!(t.stats().second_chances_found, 1);
+    let owned = t.by_owner()[&A].tx_bytes;
+    assert_eq!(owned, 60 * (199 - 150), "every packet after 15 s");
+    assert_eq!(t.unattributed().tx_bytes + owned, 60 * 200);
+    assert_eq!(t.shed().bytes(), 0, "answered, not shed");
+}
+
+#[test]
+fn the_wait_between_second_chances_stops_growing_at_16_s() {
+    let mut t = FlowTable::new(60_000, 120_000);
+    let p = packet(Direction::Outgoing, "127.0.0.1:1", "192.0.2.1:2", 60);
+    t.account(&p, &Loopback, 0);
+    resolve_as(&mut t, Resolution::Lost);
+    let mut asked_at = Vec::new();
+    for ms in (500..100_000).step_by(500) {
+        t.account(&p, &Loopback, ms);
+        for k in lookup_keys(&mut t) {
+            asked_at.push(ms);
+            t.resolved(&k, Resolution::Lost);
+        }
+    }
+    let waits: Vec<u64> = asked_at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(
+        waits,
+        [2_000, 4_000, 8_000, 16_000, 16_000, 16_000, 16_000, 16_000]
+    );
+}
+
+#[test]
+fn flows_with_no_socket_or_no_more_traffic_are_not_asked_again() {
+    let mut t = FlowTable::new(5000, 30_000);
+    let nobodys = packet(Direction::Outgoing, "127.0.0.1:1", "192.0.2.1:2", 60);
+    let lost = packet(Direction::Outgoing, "127.0.0.1:3", "192.0.2.1:2", 60);
+    t.account(&nobodys, &Loopback, 0);
+    resolve_as(&mut t, Resolution::Unattributed);
+    t.account(&lost, &Loopback, 0);
+    resolve_as(&mut t, Resolution::Lost);
+    for ms in (100..4_000).step_by(100) {
+        t.account(&nobodys, &Loopback, ms);
+    }
+    assert!(t.take_lookups().is_empty(), "no socket: nothing to find");
+    // The lost flow carried no traffic after its answer: nothing asked for it either.
+    t.expire(4_000);
+    assert!(t.take_lookups().is_empty());
+    // A second chance whose answer is "no socket" ends the second chances.
+    t.account(&lost, &Loopback, 4_100);
+    let k = lookup_keys(&mut t);
+    assert_eq!(k.len(), 1);
+    t.resolved(&k[0], Resolution::Unattributed);
+    for ms in (4_200..9_000).step_by(100) {
+        t.account(&lost, &Loopback, ms);
+    }
+    assert!(t.take_lookups().is_empty());
+}
+
+#[test]
+fn a_flow_that_waited_too_long_gets_a_second_chance() {
+    let mut t = FlowTable::new(5000, 30_000);
+    let p = packet(Direction::Outgoing, "127.0.0.1:1", "192.0.2.1:2", 60);
+    for ms in [0, 2_000, 4_000] {
+        t.account(&p, &Loopback, ms);
+    }
+    let first = lookup_keys(&mut t);
+    t.expire(5_000);
+    assert_eq!(t.unattributed().tx_bytes, 180, "given up on");
+    t.account(&p, &Loopback, 5_500);
+    assert!(t.take_lookups().is_empty());
+    t.account(&p, &Loopback, 6_000);
+    assert_eq!(lookup_keys(&mut t), first, "asked again a second later");
+    t.resolved(&first[0], Some(A));
+    t.account(&p, &Loopback, 6_100);
+    assert_eq!(t.by_owner()[&A].tx_bytes, 60);
+}
+
+#[test]
+fn a_flood_of_ownerless_flows_stays_within_the_bounds_and_spares_owned_flows() {
+    let mut t = FlowTable::with_limits(5000, 30_000, SMALL);
+    // 10 owned flows (fewer than may wait), busy throughout.
+    let busy = |n: u16| {
+        packet(
+            Direction::Outgoing,
+            &format!("127.0.0.1:{n}"),
+            "192.0.2.1:80",
+            60,
+        )
+    };
+    for n in 1..=10 {
+        t.account(&busy(n), &Loopback, 0);
+    }
+    resolve_as(&mut t, Resolution::Process(A));
+    let mut handed_over = 0;
+    let mut sent = 10 * 60;
+    // 20,000 new flows nobody owns, 200 a millisecond; the resolver answers what was asked
+    // every millisecond, and housekeeping runs every 50.
+    for ms in 1..=100u64 {
+        for i in 0..200u64 {
+            let port = (ms * 200 + i) as u16;
+            t.account(&datagram_from(port, 100), &Loopback, ms);
+            sent += 100;
+        }
+        for n in 1..=10 {
+            t.account(&busy(n), &Loopback, ms);
+            sent += 60;
+        }
+        for l in t.take_lookups() {
+            t.resolved(&l.key, Resolution::Unattributed);
+        }
+        if ms % 50 == 0 {
+            t.expire(ms);
+            handed_over += t.take_by_owner().values().map(Traffic::bytes).sum::<u64>();
+        }
+        assert!(
+            t.tracked_flows() <= SMALL.owned + SMALL.ownerless + SMALL.waiting,
+            "{} flows at {ms} ms",
+            t.tracked_flows()
+        );
+        assert_eq!(total_bytes(&t, handed_over), sent, "every byte once");
+    }
+    handed_over += t.take_by_owner().values().map(Traffic::bytes).sum::<u64>();
+    assert_eq!(
+        handed_over,
+        10 * 60 * 101,
+        "the owned flows kept their owner throughout"
+    );
+    let shed = t.shed().bytes();
+    assert!(shed > 0 && shed <= t.unattributed().bytes(), "{shed}");
+    assert_eq!(
+        t.stats().flows_shed + t.stats().lookups_requested,
+        t.stats().flows,
+        "each flow asked or shed"
+    );
+}
+
+#[test]
+fn a_full_table_of_owned_flows_sheds_new_ones() {
+    let limits = FlowLimits { owned: 2, ..SMALL };
+    let mut t = FlowTable::with_limits(5000, 30_000, limits);
+    let p = |n: u16| {
+        packet(
+            Direction::Outgoing,
+            &format!("127.0.0.1:{n}"),
+            "192.0.2.1:80",
+            60,
+        )
+    };
+    for n in 1..=3 {
+        t.account(&p(n), &Loopback, 0);
+    }
+    resolve_as(&mut t, Resolution::Process(A));
+    assert_eq!(
+        t.by_owner()[&A].tx_bytes,
+        180,
+        "the answer's held bytes go to the owner"
+    );
+    for n in 1..=3 {
+        t.account(&p(n), &Loopback, 10);
+    }
+    assert_eq!(t.by_owner()[&A].tx_bytes, 300);
+    assert_eq!(
+        t.shed().tx_bytes,
+        60,
+        "the third flow's later bytes are shed"
+    );
+    assert_eq!(t.stats().flows_shed, 1);
 }

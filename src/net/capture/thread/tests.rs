@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use std::sync::mpsc::Receiver;
 
 /// An interface of the host's own, known to the topology from the start.
+/// The resolver's queue in these tests: more than any test sends.
+const QUEUE: usize = 100_000;
 const ETH0: u32 = 1;
 /// The host end of a veth into namespace `CONTAINER`, created after the capture started.
 const VETH: u32 = 7;
@@ -38,15 +40,20 @@ struct Rig {
 impl Rig {
     /// A capture of `any` (frames carry their interface) whose topology knows `ETH0` only.
     fn new() -> Rig {
+        Rig::with_queue(QUEUE)
+    }
+
+    /// [`Rig::new`] with a resolver queue of `queue` requests.
+    fn with_queue(queue: usize) -> Rig {
         let board = CaptureBoard::default();
         board.interfaces.lock().push(InterfaceTotals {
             interface: "any".into(),
             ..InterfaceTotals::default()
         });
         board.topology.publish(Arc::new(topology(1, false)));
-        let (to_resolver, requests) = mpsc::channel();
+        let (to_resolver, requests) = mpsc::sync_channel(queue);
         let t0 = Instant::now();
-        let state = CaptureState::new(0, &board.topology, to_resolver, t0);
+        let state = CaptureState::new(0, FlowLimits::default(), &board.topology, to_resolver, t0);
         Rig {
             board,
             state,
@@ -82,7 +89,7 @@ impl Rig {
         self.requests()
             .into_iter()
             .map(|request| match request {
-                Request::Lookup { key, reply } => (key, reply),
+                Request::Lookup { key, reply, .. } => (key, reply),
                 Request::Topology => panic!("a topology request where only lookups were due"),
             })
             .collect()
@@ -658,4 +665,43 @@ fn reopening_stops_with_the_plugin() {
     stopper.join().unwrap();
     // Stopped at 1.5 s, checked every 50 ms: well under a second later.
     assert!(waited < Duration::from_millis(2500), "{waited:?}");
+}
+
+/// The resolver's queue is full: the capture never waits for room. The flows that did not fit
+/// are shed (their bytes in `unattributed` and in `shed`, every byte still counted once) and
+/// asked again a second later while they carry traffic.
+#[test]
+fn lookups_the_full_queue_has_no_room_for_are_shed_not_waited_for() {
+    let mut rig = Rig::with_queue(3);
+    for port in 1..=10 {
+        rig.packet(incoming(port, 100), 1);
+    }
+    rig.after_read(50);
+    let lookups = rig.lookups();
+    assert_eq!(lookups.len(), 3, "as many as the queue holds");
+    for (key, reply) in &lookups {
+        reply
+            .send((*key, Resolution::Process(A)))
+            .expect("the capture listens");
+    }
+    rig.after_read(100);
+    let totals = rig.totals();
+    assert_eq!(totals.by_owner[&A], rx(300, 3));
+    assert_eq!(totals.shed, rx(700, 7));
+    assert_eq!(totals.unattributed, totals.shed);
+    assert_eq!(totals.flows.flows_shed, 7);
+    // A second later (by the housekeeping clock the flow table keeps) the shed flows'
+    // packets ask again, the queue having room now.
+    rig.after_read(1_100);
+    for port in 1..=10 {
+        rig.packet(incoming(port, 100), 1_100);
+    }
+    rig.after_read(1_150);
+    let again: Vec<u16> = rig.lookups().iter().map(|(k, _)| k.local.port()).collect();
+    assert_eq!(again, [4, 5, 6], "the first three that fit");
+    assert_eq!(
+        rig.totals().by_owner[&A],
+        rx(600, 6),
+        "the owned three, twice"
+    );
 }

@@ -19,13 +19,18 @@
 //! unit tests (`tests.rs`) drive it with a scripted world and, for `Retries`, a clock of their
 //! own; `Kernel` is the real world (sock_diag, the inode index, conntrack, the namespaces).
 
+mod negative;
+
 use super::inodes::{IndexStats, InodeIndex};
 use super::namespaces::{NamespaceError, Namespaces};
+use crate::faults;
 use crate::net::netlink::conntrack::Conntrack;
 use crate::net::netlink::sock_diag::{SockDiag, SocketInfo};
 use crate::net::topology::SharedTopology;
 use crate::net::types::{FlowKey, NetnsId, Request, Resolution, Transport};
 use crate::proc::ProcRoot;
+use crate::supervise::{guard, ThreadToken};
+use negative::NegativeAnswers;
 use parking_lot::Mutex;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +46,12 @@ const RETRY_FAST: Duration = Duration::from_micros(500);
 const RETRY_FAST_FOR: Duration = Duration::from_millis(50);
 const RETRY_SLOW: Duration = Duration::from_millis(20);
 const MAX_RETRIES_PER_ROUND: usize = 256;
+/// New lookups taken from the queue in one round at most: a round under a flood ends, so the
+/// topology and the stop flag are still looked at, and the rest wait in the (bounded) queue.
+const MAX_LOOKUPS_PER_ROUND: usize = 4096;
+/// Flows waiting to be asked again at most; beyond, a flow not found at once is answered
+/// [`Resolution::Lost`] (the flow table gives it a second chance later). Each costs ~100 bytes.
+const MAX_WAITING_RETRIES: usize = 16_384;
 /// The topology is read again this often, and when a capture thread asks.
 const TOPOLOGY_REFRESH: Duration = Duration::from_secs(1);
 /// With nothing to retry a round waits this long for a request: the stop flag and the topology
@@ -51,6 +62,9 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answer {
     Final(Resolution),
+    /// No socket at all for the flow's local endpoint: unattributed, and remembered briefly
+    /// for other flows to that endpoint ([`negative`]).
+    NoSocket,
     /// Not known yet; asking again may find it.
     Retry,
 }
@@ -58,6 +72,7 @@ enum Answer {
 /// A lookup not answered yet, and when it was first asked (the retries are timed from then).
 struct Pending {
     key: FlowKey,
+    received: bool,
     reply: Sender<(FlowKey, Resolution)>,
     first_asked: Instant,
 }
@@ -65,8 +80,9 @@ struct Pending {
 /// What the loop does to the world besides answering requests. The loop only decides when;
 /// [`OwnerLookup`]'s implementation decides how (the kernel's, or a test's script).
 trait OwnerLookup {
-    /// A round begins: publish what other threads read of the lookup (the index's counters).
-    fn round_begins(&mut self);
+    /// A round begins: publish what other threads read of the lookup (the index's counters,
+    /// and `negative_hits`: lookups answered from memory so far).
+    fn round_begins(&mut self, negative_hits: u64);
     /// The owner of one flow's socket, or [`Answer::Retry`] if asking again may find one.
     fn owner(&mut self, key: &FlowKey) -> Answer;
     /// Read the topology again and publish it to the capture threads.
@@ -105,15 +121,20 @@ impl Retries {
 
     /// A flow's answer: a final one goes to the capture thread that asked; "retry" waits for a
     /// later round, at the back of the turn, unless the flow has been asked for [`RETRY_FOR`]
-    /// already: then nobody will be found, and it is answered unattributed.
+    /// already, or [`MAX_WAITING_RETRIES`] wait: then it is answered [`Resolution::Lost`] (the
+    /// flow table asks again later while the flow carries traffic).
     fn settle(&mut self, pending: Pending, answer: Answer, now: Instant) {
         let resolution = match answer {
             Answer::Final(resolution) => resolution,
-            Answer::Retry if now.saturating_duration_since(pending.first_asked) < RETRY_FOR => {
+            Answer::NoSocket => Resolution::Unattributed,
+            Answer::Retry
+                if now.saturating_duration_since(pending.first_asked) < RETRY_FOR
+                    && self.waiting.len() < MAX_WAITING_RETRIES =>
+            {
                 self.waiting.push(pending);
                 return;
             }
-            Answer::Retry => Resolution::Unattributed,
+            Answer::Retry => Resolution::Lost,
         };
         // A capture thread that has ended needs no answer.
         let _ = pending.reply.send((pending.key, resolution));
@@ -206,14 +227,24 @@ fn warn_cannot_enter(cause: &str) {
     );
 }
 
-/// Runs until `stop` is set or every capture thread is gone. The inode index's counters are
-/// published to `index_stats` after every round.
+/// What the resolver publishes after every round.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResolverStats {
+    /// The inode index's counters.
+    pub index: IndexStats,
+    /// Lookups answered from what it remembers of endpoints with no socket, since the start.
+    pub answered_from_memory: u64,
+}
+
+/// Runs until `stop` is set or every capture thread is gone. Its counters are published to
+/// `stats` after every round.
 pub fn resolver_loop(
     queue: Receiver<Request>,
     namespaces: Namespaces,
     topology: &SharedTopology,
-    index_stats: &Mutex<IndexStats>,
+    stats: &Mutex<ResolverStats>,
     stop: &AtomicBool,
+    token: &ThreadToken,
 ) {
     let host = match SockDiag::new() {
         Ok(diag) => Some(diag),
@@ -246,10 +277,10 @@ pub fn resolver_loop(
         diags,
         index,
         topology,
-        index_stats,
+        stats,
         topology_said: false,
     };
-    run(&queue, &mut kernel, stop, topology_read);
+    run(&queue, &mut kernel, stop, topology_read, token);
 }
 
 /// The real world: sock_diag in the flow's namespace, then the inode index for the socket's
@@ -259,21 +290,27 @@ struct Kernel<'a> {
     diags: Diags,
     index: InodeIndex,
     topology: &'a SharedTopology,
-    index_stats: &'a Mutex<IndexStats>,
+    stats: &'a Mutex<ResolverStats>,
     /// Reading the topology failed once: said once.
     topology_said: bool,
 }
 
 impl OwnerLookup for Kernel<'_> {
-    fn round_begins(&mut self) {
-        *self.index_stats.lock() = self.index.stats();
+    fn round_begins(&mut self, negative_hits: u64) {
+        *self.stats.lock() = ResolverStats {
+            index: self.index.stats(),
+            answered_from_memory: negative_hits,
+        };
     }
 
     fn owner(&mut self, key: &FlowKey) -> Answer {
         match self.diags.find(key) {
             Found::Socket(found) => match found {
                 // No socket at all in this namespace: asking again will not make one.
-                Ok(None) => Answer::Final(self.diags.no_socket(key)),
+                Ok(None) => match self.diags.no_socket(key) {
+                    Resolution::Unattributed => Answer::NoSocket,
+                    other => Answer::Final(other),
+                },
                 // Found, but no process holds it yet (accept queue): it may get one.
                 Ok(Some(info)) if info.inode == 0 && info.may_get_an_owner() => Answer::Retry,
                 // Found, but no process holds it any more (TIME_WAIT, an orphan after
@@ -314,9 +351,11 @@ impl OwnerLookup for Kernel<'_> {
 }
 
 /// The loop, in rounds: publish the counters; wait for a request (less long while retries are
-/// waiting); take every request queued; read the topology if asked or due (before the lookups,
-/// so they see the interfaces that made a capture thread ask); ask this round's retries, then
-/// every new lookup; settle each answer. `topology_read`: when the topology was last read.
+/// waiting); take the requests queued (at most [`MAX_LOOKUPS_PER_ROUND`] lookups); read the
+/// topology if asked or due (before the lookups, so they see the interfaces that made a
+/// capture thread ask); ask this round's retries, then every new lookup — a received flow to
+/// an endpoint found with no socket a moment ago is answered [`Resolution::Lost`] without
+/// asking ([`negative`]); settle each answer. `topology_read`: when the topology was last read.
 ///
 /// Returns when `stop` is set (looked at between rounds: a round under way is finished) or
 /// when every sender is gone and no retry is waiting.
@@ -324,18 +363,59 @@ fn run(
     queue: &Receiver<Request>,
     world: &mut impl OwnerLookup,
     stop: &AtomicBool,
-    mut topology_read: Instant,
+    topology_read: Instant,
+    token: &ThreadToken,
 ) {
-    let mut retries = Retries::default();
+    let mut state = Loop {
+        retries: Retries::default(),
+        negative: NegativeAnswers::default(),
+        topology_read,
+    };
     while !stop.load(Ordering::Relaxed) {
-        world.round_begins();
+        // A bug in one round loses that round's lookups (their flows are asked again by the
+        // flow table, see `flows`' second chances), never the thread.
+        let round = guard(token, "a resolver round", || {
+            faults::inject("resolver-round");
+            state.round(queue, world)
+        });
+        if round == Some(Round::AllSendersGone) {
+            return;
+        }
+    }
+}
+
+/// What the loop keeps from one round to the next.
+struct Loop {
+    retries: Retries,
+    negative: NegativeAnswers,
+    /// When the topology was last read.
+    topology_read: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    Done,
+    /// Every capture thread is gone and no retry waits: the loop ends.
+    AllSendersGone,
+}
+
+impl Loop {
+    fn round(&mut self, queue: &Receiver<Request>, world: &mut impl OwnerLookup) -> Round {
+        let (retries, negative) = (&mut self.retries, &mut self.negative);
+        world.round_begins(negative.hits);
         let wait = retries.wait(Instant::now());
         // Retries are bounded per round; new lookups are never held back behind them.
         let mut batch = retries.due();
         let mut topology_wanted = false;
+        let most = batch.len() + MAX_LOOKUPS_PER_ROUND;
         let mut take = |request: Request, batch: &mut Vec<Pending>| match request {
-            Request::Lookup { key, reply } => batch.push(Pending {
+            Request::Lookup {
                 key,
+                received,
+                reply,
+            } => batch.push(Pending {
+                key,
+                received,
                 reply,
                 first_asked: Instant::now(),
             }),
@@ -346,20 +426,33 @@ fn run(
             Err(RecvTimeoutError::Timeout) => {}
             // Every capture thread is gone: end once no retry waits. Until then the queue
             // makes no round wait, and the retries are asked without pause until settled.
-            Err(RecvTimeoutError::Disconnected) if batch.is_empty() => return,
+            Err(RecvTimeoutError::Disconnected) if batch.is_empty() => {
+                return Round::AllSendersGone
+            }
             Err(RecvTimeoutError::Disconnected) => {}
         }
-        while let Ok(request) = queue.try_recv() {
+        while batch.len() < most {
+            let Ok(request) = queue.try_recv() else { break };
             take(request, &mut batch);
         }
-        if topology_wanted || topology_read.elapsed() >= TOPOLOGY_REFRESH {
+        if topology_wanted || self.topology_read.elapsed() >= TOPOLOGY_REFRESH {
             world.refresh_topology();
-            topology_read = Instant::now();
+            self.topology_read = Instant::now();
         }
         for pending in batch {
+            let now = Instant::now();
+            if pending.received && negative.knows_empty(&pending.key, now) {
+                retries.settle(pending, Answer::Final(Resolution::Lost), now);
+                continue;
+            }
             let answer = world.owner(&pending.key);
-            retries.settle(pending, answer, Instant::now());
+            let now = Instant::now();
+            if answer == Answer::NoSocket && pending.received {
+                negative.remember(&pending.key, now);
+            }
+            retries.settle(pending, answer, now);
         }
+        Round::Done
     }
 }
 

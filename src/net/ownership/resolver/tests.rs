@@ -10,6 +10,7 @@
 
 use super::*;
 use crate::net::types::Owner;
+use crate::supervise::ThreadBoard;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -38,6 +39,11 @@ fn number(key: &FlowKey) -> u16 {
     key.local.port()
 }
 
+/// The resolver thread's registration, on a board of its own.
+fn test_token() -> ThreadToken {
+    ThreadBoard::new().register("resolver")
+}
+
 fn owner(n: u16) -> Owner {
     Owner {
         pid: 1000 + u32::from(n),
@@ -48,6 +54,7 @@ fn owner(n: u16) -> Owner {
 fn lookup(n: u16, reply: &Sender<(FlowKey, Resolution)>) -> Request {
     Request::Lookup {
         key: flow(n),
+        received: false,
         reply: reply.clone(),
     }
 }
@@ -55,6 +62,7 @@ fn lookup(n: u16, reply: &Sender<(FlowKey, Resolution)>) -> Request {
 fn pending(n: u16, reply: &Sender<(FlowKey, Resolution)>, first_asked: Instant) -> Pending {
     Pending {
         key: flow(n),
+        received: false,
         reply: reply.clone(),
         first_asked,
     }
@@ -147,7 +155,7 @@ impl Script {
 }
 
 impl OwnerLookup for Script {
-    fn round_begins(&mut self) {
+    fn round_begins(&mut self, _negative_hits: u64) {
         self.rounds += 1;
         self.record(Did::Round);
         (self.on_round)(self.rounds);
@@ -169,7 +177,7 @@ fn spawn(mut script: Script, queue: Receiver<Request>, stop: &Arc<AtomicBool>) -
     let stop = Arc::clone(stop);
     let (done, returned) = mpsc::channel();
     std::thread::spawn(move || {
-        run(&queue, &mut script, &stop, Instant::now());
+        run(&queue, &mut script, &stop, Instant::now(), &test_token());
         let _ = done.send(script);
     });
     returned
@@ -212,7 +220,7 @@ fn retry_pace_is_fast_for_50_ms_then_slow_until_given_up() {
     assert!(retries.waiting.is_empty());
     assert_eq!(retries.wait(now), IDLE_WAIT);
     let answers: Vec<_> = replies.try_iter().collect();
-    assert_eq!(answers, [(flow(1), Resolution::Unattributed)]);
+    assert_eq!(answers, [(flow(1), Resolution::Lost)]);
     // Nothing holds the reply channel any more: no second answer can come.
     assert_eq!(replies.try_recv(), Err(mpsc::TryRecvError::Disconnected));
 }
@@ -268,7 +276,7 @@ fn given_up_once_retry_for_has_passed() {
     assert_eq!(
         answers,
         [
-            (flow(1), Resolution::Unattributed),
+            (flow(1), Resolution::Lost),
             (flow(2), Resolution::Process(owner(2)))
         ]
     );
@@ -316,7 +324,7 @@ fn the_loop_retries_at_the_pace_then_gives_up_once() {
     requests.send(lookup(1, &reply)).expect("loop runs");
     drop(reply);
     let answer = replies.recv_timeout(PATIENCE).expect("an answer");
-    assert_eq!(answer, (flow(1), Resolution::Unattributed));
+    assert_eq!(answer, (flow(1), Resolution::Lost));
     assert!(sent.elapsed() >= RETRY_FOR, "{:?}", sent.elapsed());
     // The loop keeps no copy of the reply channel: the flow will not be answered again.
     assert_eq!(
@@ -365,7 +373,7 @@ fn new_lookups_are_never_held_back_behind_retries() {
             _ => {}
         }
     });
-    run(&queue, &mut script, &stop, Instant::now());
+    run(&queue, &mut script, &stop, Instant::now(), &test_token());
     drop((requests, reply));
     let rounds: Vec<Vec<u16>> = script
         .rounds()
@@ -563,7 +571,7 @@ fn a_topology_request_refreshes_before_the_rounds_lookups() {
             _ => {}
         }
     });
-    run(&queue, &mut script, &stop, Instant::now());
+    run(&queue, &mut script, &stop, Instant::now(), &test_token());
     drop(requests);
     let rounds = script.rounds();
     assert_eq!(rounds.len(), 3);
@@ -601,4 +609,105 @@ fn topology_is_read_again_every_second() {
             pair[1] - pair[0]
         );
     }
+}
+
+// --- Bounds and what is remembered ---
+
+/// A lookup of flow `n` to the local endpoint 10.0.0.1:53 from remote port `n`.
+fn to_endpoint(n: u16, received: bool, reply: &Sender<(FlowKey, Resolution)>) -> Request {
+    Request::Lookup {
+        key: FlowKey {
+            remote: SocketAddr::from(([10, 0, 0, 2], n)),
+            local: SocketAddr::from(([10, 0, 0, 1], 53)),
+            ..flow(n)
+        },
+        received,
+        reply: reply.clone(),
+    }
+}
+
+/// (1) A received flow to an endpoint just found with no socket is answered `Lost` without
+/// asking the world; (2) a flow *sent* from that endpoint is asked all the same (its socket
+/// existed); (3) a socket the world cannot find in time is not remembered as none.
+#[test]
+fn flows_to_an_endpoint_with_no_socket_are_answered_from_memory_when_received() {
+    let (requests, queue) = mpsc::channel();
+    let (reply, replies): Replies = mpsc::channel();
+    for n in 1..=5 {
+        requests.send(to_endpoint(n, true, &reply)).unwrap();
+    }
+    requests.send(to_endpoint(6, false, &reply)).unwrap();
+    drop((requests, reply));
+    let stop = AtomicBool::new(false);
+    let mut script = Script::new(|_| Answer::NoSocket);
+    run(&queue, &mut script, &stop, Instant::now(), &test_token());
+    assert_eq!(
+        script.asks().len(),
+        2,
+        "the first received flow and the sent one"
+    );
+    let answers: Vec<Resolution> = replies.iter().map(|(_, r)| r).collect();
+    assert_eq!(
+        answers,
+        [
+            Resolution::Unattributed,
+            Resolution::Lost,
+            Resolution::Lost,
+            Resolution::Lost,
+            Resolution::Lost,
+            Resolution::Unattributed,
+        ]
+    );
+
+    let (requests, queue) = mpsc::channel();
+    let (reply, replies): Replies = mpsc::channel();
+    for n in 1..=3 {
+        requests.send(to_endpoint(n, true, &reply)).unwrap();
+    }
+    drop((requests, reply));
+    let mut script = Script::new(|_| Answer::Final(Resolution::Unattributed));
+    run(&queue, &mut script, &stop, Instant::now(), &test_token());
+    assert_eq!(script.asks().len(), 3, "only \"no socket\" is remembered");
+    assert_eq!(replies.iter().count(), 3);
+}
+
+/// A flood queued at once is taken in rounds of at most `MAX_LOOKUPS_PER_ROUND` (so the
+/// topology and the stop flag are still looked at), and every lookup is answered once.
+#[test]
+fn a_flood_of_lookups_is_taken_in_bounded_rounds() {
+    let (requests, queue) = mpsc::channel();
+    let (reply, replies): Replies = mpsc::channel();
+    let n = 10_000u16;
+    for i in 1..=n {
+        requests.send(lookup(i, &reply)).unwrap();
+    }
+    drop((requests, reply));
+    let stop = AtomicBool::new(false);
+    let mut script = Script::new(|_| Answer::Final(Resolution::Unattributed));
+    run(&queue, &mut script, &stop, Instant::now(), &test_token());
+    let sizes: Vec<usize> = script.rounds().iter().map(Vec::len).collect();
+    assert!(
+        sizes.iter().all(|&s| s <= MAX_LOOKUPS_PER_ROUND),
+        "{sizes:?}"
+    );
+    assert_eq!(sizes.iter().sum::<usize>(), usize::from(n));
+    let mut answered: Vec<u16> = replies.iter().map(|(k, _)| number(&k)).collect();
+    answered.sort_unstable();
+    assert_eq!(answered, (1..=n).collect::<Vec<_>>());
+}
+
+/// Beyond `MAX_WAITING_RETRIES` waiting, a flow not found at once is answered `Lost` at once
+/// instead of waiting its turn: the waiting retries are bounded too.
+#[test]
+fn retries_beyond_the_bound_are_answered_lost_at_once() {
+    let t0 = Instant::now();
+    let (reply, replies): Replies = mpsc::channel();
+    let mut retries = Retries::default();
+    for n in 0..MAX_WAITING_RETRIES {
+        retries.settle(pending(n as u16, &reply, t0), Answer::Retry, t0);
+    }
+    assert!(replies.try_recv().is_err(), "all of them wait");
+    retries.settle(pending(7, &reply, t0), Answer::Retry, t0);
+    assert_eq!(retries.waiting.len(), MAX_WAITING_RETRIES);
+    assert_eq!(replies.try_recv(), Ok((flow(7), Resolution::Lost)));
 }
