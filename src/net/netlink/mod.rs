@@ -9,5 +9,6 @@
 
 pub mod conntrack;
 pub mod rtnetlink;
+pub mod sock_destroy;
 pub mod sock_diag;
 pub mod socket;

@@ -78,7 +78,7 @@ pub(crate) enum RecvBuffer {
 /// A netlink socket with its sequence numbers and its request and receive buffers, reused for
 /// every request.
 pub(crate) struct Socket {
-    fd: OwnedFd,
+    pub(crate) fd: OwnedFd,
     seq: u32,
     request: Vec<u8>,
     buf: Vec<u8>,
