@@ -133,6 +133,8 @@ pub struct NetworkReport {
     pub flows_shed: u64,
     /// Lookups answered from what the resolver remembers of endpoints with no socket.
     pub lookups_from_memory: u64,
+    /// New lookups the resolver answered without asking, its budget being spent (a flood).
+    pub lookups_over_budget: u64,
     /// Flows asked again because their owner was not found in time, and those found so.
     pub second_chances: u64,
     pub second_chances_found: u64,

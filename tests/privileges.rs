@@ -204,7 +204,10 @@ const NOBODY_CASES: [Case; 5] = [
     },
     Case {
         dropped: "net_admin",
-        causes: &[&["conntrack", "CAP_NET_ADMIN"]],
+        causes: &[
+            &["conntrack", "CAP_NET_ADMIN"],
+            &["cannot follow closed sockets", "CAP_NET_ADMIN"],
+        ],
         check: |_| Ok(()),
     },
     Case {
@@ -246,7 +249,10 @@ const ROOT_CASES: [Case; 5] = [
     },
     Case {
         dropped: "net_admin",
-        causes: &[&["conntrack", "CAP_NET_ADMIN"]],
+        causes: &[
+            &["conntrack", "CAP_NET_ADMIN"],
+            &["cannot follow closed sockets", "CAP_NET_ADMIN"],
+        ],
         check: |_| Ok(()),
     },
     Case {

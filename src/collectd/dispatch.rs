@@ -57,6 +57,7 @@ pub fn snapshot(plugin: &str, snapshot: &Snapshot) {
         for (name, value) in [
             ("flows_shed", net.flows_shed),
             ("flow_lookups_from_memory", net.lookups_from_memory),
+            ("flow_lookups_over_budget", net.lookups_over_budget),
             ("flow_second_chances", net.second_chances),
             ("flow_second_chances_found", net.second_chances_found),
         ] {

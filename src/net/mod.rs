@@ -11,10 +11,12 @@
 //!   inode index, namespaces), off the packet path;
 //! - [`netlink`]: the kernel clients the resolver uses (sock_diag, rtnetlink, conntrack) and
 //!   their shared socket plumbing;
-//! - [`types`] and [`topology`]: the data the sides exchange (flows, owners, requests; the
-//!   topology the resolver publishes and the capture reads), importing none of them.
+//! - [`types`], [`topology`] and [`closed_sockets`]: the data the sides exchange (flows, owners,
+//!   requests; the topology and the destroyed sockets the resolver publishes and the capture
+//!   reads), importing none of them.
 
 pub mod capture;
+pub mod closed_sockets;
 pub mod monitor;
 pub mod netlink;
 pub mod ownership;
@@ -161,7 +163,7 @@ mod layering_tests {
 
     #[test]
     fn shared_data_imports_no_side() {
-        for part in ["types", "topology"] {
+        for part in ["types", "topology", "closed_sockets"] {
             let found = offending_lines(part, &["capture", "ownership", "netlink", "monitor"]);
             assert!(found.is_empty(), "{found:#?}");
         }

@@ -106,6 +106,7 @@ impl NetMonitor {
                     namespaces,
                     &thread_shared.capture.topology,
                     &thread_shared.resolver,
+                    &thread_shared.capture.closed,
                     &thread_shared.capture.stop,
                     token,
                 )
@@ -126,9 +127,9 @@ impl NetMonitor {
         self.shared.resolver.lock().index
     }
 
-    /// Lookups the resolver answered from what it remembers of endpoints with no socket.
-    pub fn answered_from_memory(&self) -> u64 {
-        self.shared.resolver.lock().answered_from_memory
+    /// The resolver's counters as of its last round.
+    pub fn resolver_stats(&self) -> ResolverStats {
+        *self.shared.resolver.lock()
     }
 
     /// Whether at least one interface is being captured.

@@ -347,7 +347,8 @@ impl Sampler {
         crate::maps::shrink_mostly_empty(&mut net.incoming);
         net.unseen = still_unseen;
 
-        let index = net.monitor.index_stats();
+        let resolver = net.monitor.resolver_stats();
+        let index = resolver.index;
         let mut report = NetworkReport {
             unattributed: net.unattributed,
             namespaces: net.monitor.namespaces() as u64,
@@ -355,7 +356,8 @@ impl Sampler {
             index_listings: index.listings,
             index_fd_reads: index.fds_read,
             index_sockets: index.sockets as u64,
-            lookups_from_memory: net.monitor.answered_from_memory(),
+            lookups_from_memory: resolver.answered_from_memory,
+            lookups_over_budget: resolver.over_budget,
             ..NetworkReport::default()
         };
         for iface in interfaces {

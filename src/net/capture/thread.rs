@@ -18,6 +18,7 @@ use super::host_addresses::LiveHostAddresses;
 use super::packet::{Direction, FlowPacket, Parsed, Parser};
 use super::pcap_source::{CaptureOptions, Next, PacketSource};
 use crate::faults;
+use crate::net::closed_sockets::{ClosedEndpoint, ClosedSockets};
 use crate::net::topology::{SharedTopology, Topology};
 use crate::net::types::{FlowKey, Owner, Request, Resolution, Traffic};
 use crate::supervise::{guard, ThreadToken};
@@ -76,6 +77,8 @@ pub struct InterfaceTotals {
 pub struct CaptureBoard {
     pub interfaces: Mutex<Vec<InterfaceTotals>>,
     pub topology: SharedTopology,
+    /// Local endpoints whose socket was destroyed, published by the resolver.
+    pub closed: ClosedSockets,
     pub stop: AtomicBool,
 }
 
@@ -229,6 +232,9 @@ struct CaptureState {
     skipped: u64,
     ip_packets: u64,
     pcap: Widened,
+    /// How far this thread has read `CaptureBoard::closed`.
+    closed_seen: u64,
+    closed: Vec<ClosedEndpoint>,
 }
 
 impl CaptureState {
@@ -267,6 +273,8 @@ impl CaptureState {
             skipped: 0,
             ip_packets: 0,
             pcap: Widened::default(),
+            closed_seen: 0,
+            closed: Vec::new(),
         }
     }
 
@@ -309,6 +317,15 @@ impl CaptureState {
         self.now_ms = now.saturating_duration_since(self.started).as_millis() as u64;
         self.crediting
             .housekeeping(&shared.topology, now, self.now_ms);
+        // Sockets destroyed since the last round first: an answer below may be about the
+        // endpoint's new socket, and must not be forgotten with the old one's flows.
+        if shared.closed.newer_than(self.closed_seen) {
+            let missed = shared
+                .closed
+                .read_since(&mut self.closed_seen, &mut self.closed);
+            self.crediting.table.forget_closed(&self.closed, missed);
+            self.closed.clear();
+        }
         while let Ok((key, owner)) = self.answers.try_recv() {
             self.crediting.table.resolved(&key, owner);
         }

@@ -1,9 +1,10 @@
-//! The kernel's netlink clients, hand-written on one shared plumbing. They block (with a
+//! The kernel's netlink clients, hand-written on one shared plumbing. Most block (with a
 //! receive timeout) and so are used from the resolver thread and at start, never from the
 //! packet path.
 //!
-//! - [`socket`]: the netlink socket, messages and attributes that the three clients share;
+//! - [`socket`]: the netlink socket, messages and attributes that the clients share;
 //! - [`sock_diag`]: the kernel's socket table: one socket by its addresses, in microseconds;
+//! - [`sock_destroy`]: sock_diag's announcements of destroyed sockets, read without blocking;
 //! - [`rtnetlink`]: the host's links, addresses and the ids of other namespaces;
 //! - [`conntrack`]: whether a flow no socket owns is a connection the host NATs.
 

@@ -50,6 +50,12 @@
 //! again after 1 s, then 2, 4, 8 and every 16 s, and once an answer names its owner its later
 //! bytes go to it. A flow with no socket at all is not asked again.
 //!
+//! Reuse: a socket's 4-tuple or port can be another process's a moment later. A TCP
+//! connection opens with a SYN, which asks again. For UDP the resolver hears of every
+//! destroyed socket ([`crate::net::closed_sockets`]) and the table forgets the flows of its
+//! endpoint ([`FlowTable::forget_closed`]); and a packet *sent* from an endpoint found with no
+//! socket asks again, since it proves a socket exists now.
+//!
 //! Expiry: a flow is forgotten once quiet for a while and a later packet asks the resolver
 //! again, which also catches a 4-tuple reused by another process. How long depends on what
 //! forgetting risks: a flow with an owner, 30 s (asking again is ~40 µs on the resolver's
@@ -62,6 +68,7 @@
 
 use super::packet::{Direction, FlowPacket, TcpSignal};
 use crate::maps::{rebuild_when_crowded, shrink_mostly_empty};
+use crate::net::closed_sockets::ClosedEndpoint;
 pub use crate::net::types::{FlowKey, Resolution, Traffic};
 use crate::net::types::{NetnsId, Owner, Side, Transport};
 use std::collections::{HashMap, HashSet};
@@ -376,6 +383,8 @@ pub struct FlowStats {
     /// that found it.
     pub second_chances: u64,
     pub second_chances_found: u64,
+    /// Flows with an owner forgotten because their socket was destroyed.
+    pub forgotten_closed: u64,
 }
 
 /// How many flows a table keeps, of each kind. A stored flow costs ~140 bytes with the map's
@@ -640,7 +649,12 @@ impl FlowTable {
             }
             self.flows.remove(&key);
         } else if let Some(entry) = self.ownerless.get_mut(&key) {
-            if !opens {
+            // A packet sent from an endpoint found with no socket proves it has one now (its
+            // port reused since, by this or another process): asked again, its bytes held,
+            // at most once a second for a flow (a raw socket's forged packets prove nothing).
+            let sent_from_nobody =
+                entry.why == Unowned::Nobody && side == Side::Tx && entry.ask_again.reached(now);
+            if !opens && !sent_from_nobody {
                 entry.last_seen = now;
                 entry.ended |= ends;
                 self.unattributed.add(side, packet.ip_len);
@@ -825,6 +839,43 @@ impl FlowTable {
             }
         }
         self.ownerless.insert(key, entry);
+    }
+
+    /// Forgets the flows with an owner whose local endpoint is one of `closed` (its socket was
+    /// destroyed), or, when notifications were `missed`, every flow of a transport they
+    /// cover: their next packet asks again, so a port reused by another process is credited
+    /// to it rather than to the old owner. Returns how many were forgotten.
+    pub fn forget_closed(&mut self, closed: &[ClosedEndpoint], missed: bool) -> usize {
+        if closed.is_empty() && !missed {
+            return 0;
+        }
+        let before = self.flows.len();
+        if missed {
+            // Only UDP is followed: a reused TCP 4-tuple opens with a SYN, asked again anyway.
+            self.flows.retain(|key, _| key.kind & StoredKey::UDP == 0);
+        } else {
+            let mut by_port: HashMap<u16, Vec<&ClosedEndpoint>> = HashMap::new();
+            for endpoint in closed {
+                by_port.entry(endpoint.port).or_default().push(endpoint);
+            }
+            self.flows.retain(|key, _| {
+                let Some(endpoints) = by_port.get(&key.local_port) else {
+                    return true;
+                };
+                let flow = key.flow_key();
+                !endpoints.iter().any(|e| {
+                    e.covers(
+                        flow.netns,
+                        flow.transport,
+                        flow.local.ip(),
+                        flow.local.port(),
+                    )
+                })
+            });
+        }
+        let forgotten = before - self.flows.len();
+        self.stats.forgotten_closed += forgotten as u64;
+        forgotten
     }
 
     /// Gives up on flows the resolver did not answer in time, at every call; forgets idle

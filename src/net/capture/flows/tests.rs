@@ -742,8 +742,9 @@ fn the_wait_between_second_chances_stops_growing_at_16_s() {
 #[test]
 fn flows_with_no_socket_or_no_more_traffic_are_not_asked_again() {
     let mut t = FlowTable::new(5000, 30_000);
-    let nobodys = packet(Direction::Outgoing, "127.0.0.1:1", "192.0.2.1:2", 60);
-    let lost = packet(Direction::Outgoing, "127.0.0.1:3", "192.0.2.1:2", 60);
+    // Received by an endpoint with no socket (a sent packet would prove one: see below).
+    let nobodys = packet(Direction::Incoming, "192.0.2.1:2", "127.0.0.1:1", 60);
+    let lost = packet(Direction::Incoming, "192.0.2.1:2", "127.0.0.1:3", 60);
     t.account(&nobodys, &Loopback, 0);
     resolve_as(&mut t, Resolution::Unattributed);
     t.account(&lost, &Loopback, 0);
@@ -875,4 +876,115 @@ fn a_full_table_of_owned_flows_sheds_new_ones() {
         "the third flow's later bytes are shed"
     );
     assert_eq!(t.stats().flows_shed, 1);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Reuse
+
+/// A UDP datagram sent from the local 127.0.0.1:`port` to the local server 127.0.0.1:9000,
+/// seen arriving (loopback): it credits the sender's and the server's flows.
+fn udp_from(port: u16, ip_len: u32) -> FlowPacket {
+    FlowPacket {
+        transport: Transport::Udp,
+        src: SocketAddr::from(([127, 0, 0, 1], port)),
+        dst: SocketAddr::from(([127, 0, 0, 1], 9000)),
+        ..packet(Direction::Incoming, "127.0.0.1:1", "127.0.0.1:9000", ip_len)
+    }
+}
+
+fn closed_udp(ip: &str, port: u16) -> ClosedEndpoint {
+    ClosedEndpoint {
+        netns: NetnsId::HOST,
+        transport: Transport::Udp,
+        ip: ip.parse().unwrap(),
+        port,
+    }
+}
+
+/// Answers each lookup: the sender's port is `sender`'s, the server's port the server's.
+fn resolve_udp(t: &mut FlowTable, sender: Owner, server: Owner) {
+    for k in lookup_keys(t) {
+        let owner = if k.local.port() == 9000 {
+            server
+        } else {
+            sender
+        };
+        t.resolved(&k, Some(owner));
+    }
+}
+
+#[test]
+fn a_destroyed_sockets_flows_are_forgotten_and_the_reused_port_asked_again() {
+    let server = Owner {
+        pid: 90,
+        starttime: 9,
+    };
+    let mut t = FlowTable::new(5000, 30_000);
+    t.account(&udp_from(4000, 100), &Loopback, 0);
+    resolve_udp(&mut t, A, server);
+    t.account(&udp_from(4000, 100), &Loopback, 10);
+    assert_eq!(t.by_owner()[&A].tx_bytes, 200);
+    // A closes its socket (bound to every address); B binds the port and sends.
+    let forgotten = t.forget_closed(&[closed_udp("0.0.0.0", 4000)], false);
+    assert_eq!(forgotten, 1, "the sender's flow, not the server's");
+    t.account(&udp_from(4000, 100), &Loopback, 1_500);
+    resolve_udp(&mut t, B, server);
+    assert_eq!(t.by_owner()[&B].tx_bytes, 100, "from B's first datagram on");
+    assert_eq!(t.by_owner()[&A].tx_bytes, 200, "A keeps only its own");
+    assert_eq!(t.by_owner()[&server].rx_bytes, 300);
+    assert_eq!(t.stats().forgotten_closed, 1);
+    // Another address, another port, TCP: not that endpoint.
+    t.account(
+        &packet(Direction::Outgoing, "127.0.0.1:4000", "192.0.2.1:80", 60),
+        &Loopback,
+        1_600,
+    );
+    resolve_as(&mut t, Resolution::Process(A));
+    let others = [closed_udp("127.0.0.2", 4000), closed_udp("127.0.0.1", 4001)];
+    assert_eq!(t.forget_closed(&others, false), 0);
+    // Notifications lost: every UDP flow goes, the TCP one stays.
+    assert_eq!(t.forget_closed(&[], true), 2);
+    assert_eq!(t.tracked_flows(), 1);
+}
+
+#[test]
+fn a_packet_sent_from_an_endpoint_found_with_no_socket_asks_again_and_is_held() {
+    let mut t = FlowTable::new(5000, 30_000);
+    // A datagram to the closed port 4000 (a late reply to A, which is gone): no socket.
+    let reply = FlowPacket {
+        transport: Transport::Udp,
+        ..packet(Direction::Incoming, "192.0.2.1:53", "127.0.0.1:4000", 100)
+    };
+    t.account(&reply, &Loopback, 0);
+    resolve_as(&mut t, Resolution::Unattributed);
+    t.account(&reply, &Loopback, 500);
+    assert!(t.take_lookups().is_empty(), "received: believed");
+    // B binds the port and sends to that peer 1.5 s later: the flow is asked again, and B's
+    // first datagram is held for the answer.
+    let sent = FlowPacket {
+        transport: Transport::Udp,
+        ..packet(Direction::Outgoing, "127.0.0.1:4000", "192.0.2.1:53", 80)
+    };
+    t.account(&sent, &Loopback, 1_500);
+    let again = t.take_lookups();
+    assert_eq!(again.len(), 1);
+    assert!(!again[0].received);
+    assert_eq!(t.pending().tx_bytes, 80);
+    t.resolved(&again[0].key, Some(B));
+    assert_eq!(t.by_owner()[&B].tx_bytes, 80);
+    assert_eq!(t.unattributed().rx_bytes, 200);
+    // A forger keeps sending from a port with no socket: asked at most once a second.
+    let forged = FlowPacket {
+        transport: Transport::Udp,
+        ..packet(Direction::Outgoing, "127.0.0.1:5000", "192.0.2.1:53", 80)
+    };
+    let mut asked = 0;
+    for ms in (2_000..12_000).step_by(10) {
+        t.account(&forged, &Loopback, ms);
+        for l in t.take_lookups() {
+            asked += 1;
+            t.resolved(&l.key, Resolution::Unattributed);
+        }
+    }
+    assert!((9..=11).contains(&asked), "{asked} lookups in 10 s");
 }

@@ -24,7 +24,9 @@ mod negative;
 use super::inodes::{IndexStats, InodeIndex};
 use super::namespaces::{NamespaceError, Namespaces};
 use crate::faults;
+use crate::net::closed_sockets::{ClosedEndpoint, ClosedSockets};
 use crate::net::netlink::conntrack::Conntrack;
+use crate::net::netlink::sock_destroy::{ClosedSocket, SockDestroy, Transports};
 use crate::net::netlink::sock_diag::{SockDiag, SocketInfo};
 use crate::net::topology::SharedTopology;
 use crate::net::types::{FlowKey, NetnsId, Request, Resolution, Transport};
@@ -49,6 +51,12 @@ const MAX_RETRIES_PER_ROUND: usize = 256;
 /// New lookups taken from the queue in one round at most: a round under a flood ends, so the
 /// topology and the stop flag are still looked at, and the rest wait in the (bounded) queue.
 const MAX_LOOKUPS_PER_ROUND: usize = 4096;
+/// New lookups asked of the kernel per second at most (and at once, after a quiet second): a
+/// flood of flows nobody owns from forged sources would otherwise cost a sock_diag request per
+/// flow, a whole core at 100,000 a second. Beyond, a new flow is answered [`Resolution::Lost`]
+/// at once, and the flow table asks again a second later if it still carries traffic. A busy
+/// host's real new flows (a few thousand a second) never come near it.
+const LOOKUPS_PER_SECOND: f64 = 20_000.0;
 /// Flows waiting to be asked again at most; beyond, a flow not found at once is answered
 /// [`Resolution::Lost`] (the flow table gives it a second chance later). Each costs ~100 bytes.
 const MAX_WAITING_RETRIES: usize = 16_384;
@@ -80,9 +88,9 @@ struct Pending {
 /// What the loop does to the world besides answering requests. The loop only decides when;
 /// [`OwnerLookup`]'s implementation decides how (the kernel's, or a test's script).
 trait OwnerLookup {
-    /// A round begins: publish what other threads read of the lookup (the index's counters,
-    /// and `negative_hits`: lookups answered from memory so far).
-    fn round_begins(&mut self, negative_hits: u64);
+    /// A round begins: publish what other threads read of the lookup (the index's counters;
+    /// lookups answered from memory, and over the budget, so far).
+    fn round_begins(&mut self, negative_hits: u64, over_budget: u64);
     /// The owner of one flow's socket, or [`Answer::Retry`] if asking again may find one.
     fn owner(&mut self, key: &FlowKey) -> Answer;
     /// Read the topology again and publish it to the capture threads.
@@ -234,6 +242,36 @@ pub struct ResolverStats {
     pub index: IndexStats,
     /// Lookups answered from what it remembers of endpoints with no socket, since the start.
     pub answered_from_memory: u64,
+    /// New lookups answered `Lost` without asking, the budget being spent, since the start.
+    pub over_budget: u64,
+}
+
+/// [`LOOKUPS_PER_SECOND`] as a token bucket: a second's worth at most, refilled as time goes.
+struct Budget {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Budget {
+    fn full(now: Instant) -> Budget {
+        Budget {
+            tokens: LOOKUPS_PER_SECOND,
+            refilled: now,
+        }
+    }
+
+    /// Takes one lookup's worth; false when none is left.
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.tokens = (self.tokens + elapsed * LOOKUPS_PER_SECOND).min(LOOKUPS_PER_SECOND);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Runs until `stop` is set or every capture thread is gone. Its counters are published to
@@ -243,6 +281,7 @@ pub fn resolver_loop(
     namespaces: Namespaces,
     topology: &SharedTopology,
     stats: &Mutex<ResolverStats>,
+    closed: &ClosedSockets,
     stop: &AtomicBool,
     token: &ThreadToken,
 ) {
@@ -273,12 +312,25 @@ pub fn resolver_loop(
     let topology_read = Instant::now();
     let mut index = InodeIndex::new(ProcRoot::system());
     index.warm_up();
+    // UDP only: a reused TCP 4-tuple opens with a SYN, which the capture asks about anyway.
+    let destroyed = match SockDestroy::new(Transports::UDP) {
+        Ok(destroyed) => Some(destroyed),
+        Err(e) => {
+            log::warn!(
+                "cannot follow closed sockets ({e}): a UDP port another process reuses within                  30 s may be credited to its previous owner for that time; following them                  needs CAP_NET_ADMIN"
+            );
+            None
+        }
+    };
     let mut kernel = Kernel {
         diags,
         index,
         topology,
         stats,
         topology_said: false,
+        destroyed,
+        closed,
+        destroyed_buffer: Vec::new(),
     };
     run(&queue, &mut kernel, stop, topology_read, token);
 }
@@ -293,17 +345,48 @@ struct Kernel<'a> {
     stats: &'a Mutex<ResolverStats>,
     /// Reading the topology failed once: said once.
     topology_said: bool,
+    /// The kernel's announcements of destroyed UDP sockets (host namespace), passed on to
+    /// the capture threads through `closed`; `None` without CAP_NET_ADMIN.
+    destroyed: Option<SockDestroy>,
+    closed: &'a ClosedSockets,
+    destroyed_buffer: Vec<ClosedSocket>,
 }
 
+/// Destroyed sockets read in one round at most; what is left is read next round (a round is at
+/// most 100 ms apart, and the kernel keeps ~6,500 announcements).
+const MAX_DESTROYED_PER_ROUND: usize = 65_536;
+
 impl OwnerLookup for Kernel<'_> {
-    fn round_begins(&mut self, negative_hits: u64) {
+    fn round_begins(&mut self, negative_hits: u64, over_budget: u64) {
+        if let Some(destroyed) = self.destroyed.as_mut() {
+            let buffer = &mut self.destroyed_buffer;
+            let drained = destroyed.drain(buffer, MAX_DESTROYED_PER_ROUND);
+            if !buffer.is_empty() || drained.overrun {
+                let endpoints = buffer
+                    .drain(..)
+                    // A socket that never had a port carried no traffic.
+                    .filter(|socket| socket.local.port() != 0)
+                    .map(|socket| ClosedEndpoint {
+                        netns: NetnsId::HOST,
+                        transport: socket.transport,
+                        ip: socket.local.ip(),
+                        port: socket.local.port(),
+                    });
+                self.closed.publish(endpoints, drained.overrun);
+            }
+        }
         *self.stats.lock() = ResolverStats {
             index: self.index.stats(),
             answered_from_memory: negative_hits,
+            over_budget,
         };
     }
 
     fn owner(&mut self, key: &FlowKey) -> Answer {
+        // Test-only (`fault-injection`): an owner "not found yet", as under a slow index.
+        if faults::lookup_fails() {
+            return Answer::Retry;
+        }
         match self.diags.find(key) {
             Found::Socket(found) => match found {
                 // No socket at all in this namespace: asking again will not make one.
@@ -369,6 +452,8 @@ fn run(
     let mut state = Loop {
         retries: Retries::default(),
         negative: NegativeAnswers::default(),
+        budget: Budget::full(Instant::now()),
+        over_budget: 0,
         topology_read,
     };
     while !stop.load(Ordering::Relaxed) {
@@ -388,6 +473,9 @@ fn run(
 struct Loop {
     retries: Retries,
     negative: NegativeAnswers,
+    budget: Budget,
+    /// New lookups answered `Lost` because the budget was spent, since the start.
+    over_budget: u64,
     /// When the topology was last read.
     topology_read: Instant,
 }
@@ -402,10 +490,11 @@ enum Round {
 impl Loop {
     fn round(&mut self, queue: &Receiver<Request>, world: &mut impl OwnerLookup) -> Round {
         let (retries, negative) = (&mut self.retries, &mut self.negative);
-        world.round_begins(negative.hits);
+        world.round_begins(negative.hits, self.over_budget);
         let wait = retries.wait(Instant::now());
         // Retries are bounded per round; new lookups are never held back behind them.
         let mut batch = retries.due();
+        let retried = batch.len();
         let mut topology_wanted = false;
         let most = batch.len() + MAX_LOOKUPS_PER_ROUND;
         let mut take = |request: Request, batch: &mut Vec<Pending>| match request {
@@ -439,9 +528,15 @@ impl Loop {
             world.refresh_topology();
             self.topology_read = Instant::now();
         }
-        for pending in batch {
+        for (n, pending) in batch.into_iter().enumerate() {
             let now = Instant::now();
             if pending.received && negative.knows_empty(&pending.key, now) {
+                retries.settle(pending, Answer::Final(Resolution::Lost), now);
+                continue;
+            }
+            // Retries were paid for when they were new.
+            if n >= retried && !self.budget.take(now) {
+                self.over_budget += 1;
                 retries.settle(pending, Answer::Final(Resolution::Lost), now);
                 continue;
             }

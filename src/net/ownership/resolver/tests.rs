@@ -155,7 +155,7 @@ impl Script {
 }
 
 impl OwnerLookup for Script {
-    fn round_begins(&mut self, _negative_hits: u64) {
+    fn round_begins(&mut self, _negative_hits: u64, _over_budget: u64) {
         self.rounds += 1;
         self.record(Did::Round);
         (self.on_round)(self.rounds);
@@ -710,4 +710,48 @@ fn retries_beyond_the_bound_are_answered_lost_at_once() {
     retries.settle(pending(7, &reply, t0), Answer::Retry, t0);
     assert_eq!(retries.waiting.len(), MAX_WAITING_RETRIES);
     assert_eq!(replies.try_recv(), Ok((flow(7), Resolution::Lost)));
+}
+
+/// The budget: a second's worth of new lookups at once, then as time refills it; what is over
+/// is answered `Lost` without asking (the flow table asks again if the flow goes on).
+#[test]
+fn new_lookups_beyond_the_budget_are_answered_lost_without_asking() {
+    let t0 = Instant::now();
+    let mut budget = Budget::full(t0);
+    let granted = (0..30_000).filter(|_| budget.take(t0)).count();
+    assert_eq!(granted as f64, LOOKUPS_PER_SECOND);
+    assert!(!budget.take(t0));
+    let later = t0 + Duration::from_millis(100);
+    let refilled = (0..30_000).filter(|_| budget.take(later)).count();
+    assert_eq!(refilled as f64, LOOKUPS_PER_SECOND / 10.0);
+    let much_later = later + Duration::from_secs(60);
+    let capped = (0..30_000).filter(|_| budget.take(much_later)).count();
+    assert_eq!(
+        capped as f64, LOOKUPS_PER_SECOND,
+        "a second's worth at most"
+    );
+
+    // In the loop: 25,000 queued at once. The world is asked for at most the budget and
+    // what time refilled meanwhile; every lookup is answered once.
+    let (requests, queue) = mpsc::channel();
+    let (reply, replies): Replies = mpsc::channel();
+    let n = 25_000u16;
+    for i in 1..=n {
+        requests.send(lookup(i, &reply)).unwrap();
+    }
+    drop((requests, reply));
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let mut script = Script::new(|_| Answer::Final(Resolution::Unattributed));
+    run(&queue, &mut script, &stop, Instant::now(), &test_token());
+    let refill = started.elapsed().as_secs_f64() * LOOKUPS_PER_SECOND;
+    let asked = script.asks().len() as f64;
+    assert!(
+        asked >= LOOKUPS_PER_SECOND && asked <= LOOKUPS_PER_SECOND + refill + 1.0,
+        "{asked} asked, {refill:.0} refilled"
+    );
+    let answers: Vec<Resolution> = replies.iter().map(|(_, r)| r).collect();
+    assert_eq!(answers.len(), usize::from(n));
+    let lost = answers.iter().filter(|r| **r == Resolution::Lost).count() as f64;
+    assert_eq!(lost + asked, f64::from(n));
 }
