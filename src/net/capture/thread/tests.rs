@@ -705,3 +705,48 @@ fn lookups_the_full_queue_has_no_room_for_are_shed_not_waited_for() {
         "the owned three, twice"
     );
 }
+
+/// A socket the resolver says was destroyed: at the next housekeeping round its endpoint's
+/// flows are forgotten, before the answers of that round are applied, so the next packet asks
+/// who has the port now.
+#[test]
+fn flows_of_a_destroyed_socket_are_asked_again() {
+    use crate::net::closed_sockets::ClosedEndpoint;
+    let mut rig = Rig::new();
+    let udp = |port| FlowPacket {
+        transport: Transport::Udp,
+        ..incoming(port, 100)
+    };
+    rig.packet(udp(5353), 1);
+    rig.after_read(50);
+    for (key, reply) in rig.lookups() {
+        reply
+            .send((key, Resolution::Process(A)))
+            .expect("listening");
+    }
+    rig.after_read(100);
+    rig.packet(udp(5353), 110);
+    assert!(rig.lookups().is_empty(), "known");
+    rig.board.closed.publish(
+        [ClosedEndpoint {
+            netns: NetnsId::HOST,
+            transport: Transport::Udp,
+            ip: "0.0.0.0".parse().expect("an address"),
+            port: 5353,
+        }],
+        false,
+    );
+    rig.after_read(150);
+    rig.packet(udp(5353), 160);
+    let again = rig.lookups();
+    assert_eq!(again.len(), 1, "asked again");
+    again[0]
+        .1
+        .send((again[0].0, Resolution::Process(B)))
+        .expect("listening");
+    rig.after_read(200);
+    let totals = rig.totals();
+    assert_eq!(totals.by_owner[&A], rx(200, 2));
+    assert_eq!(totals.by_owner[&B], rx(100, 1));
+    assert_eq!(totals.flows.forgotten_closed, 1);
+}
