@@ -95,9 +95,15 @@ fn network_options() {
         line("SnapLen", vec![n(200.0)]),
         line("BufferSize", vec![n(1048576.0)]),
         line("Promiscuous", vec![ConfigValue::Boolean(true)]),
+        line("MaxFlows", vec![n(4096.0)]),
     ])
     .unwrap();
     let net = c.network.unwrap();
+    assert_eq!(net.max_flows, 4096);
+    assert_eq!(
+        NetworkConfig::default().max_flows,
+        crate::net::capture::flows::DEFAULT_MAX_FLOWS
+    );
     assert_eq!(net.interfaces, ["lo", "eth0"]);
     assert_eq!(net.bpf_filter.as_deref(), Some("tcp or udp"));
     assert_eq!(
@@ -300,6 +306,10 @@ fn mistakes_name_option_value_and_what_is_accepted() {
         (
             vec![line("BufferSize", vec![n(10.0)])],
             &["`BufferSize` 10", "from 65536"],
+        ),
+        (
+            vec![line("MaxFlows", vec![n(100.0)])],
+            &["`MaxFlows` 100", "from 1024 to 16777216"],
         ),
         (
             vec![line("Interface", vec![s("a/b")])],
