@@ -25,11 +25,49 @@
 //!                                             send BYTES on each, keep it open HOLD_MS more (a
 //!                                             request waiting for its answer; default 0) and
 //!                                             close; print `sent`, then sleep SECS
-//! capture_workload udp-recv IP SECS           bind an unconnected UDP socket to IP:0 (prints
-//!                                             `port N`), count datagrams for SECS
+//! capture_workload udp-recv IP SECS [PORT]    bind an unconnected UDP socket to IP:PORT
+//!                                             (default 0: any; prints `port N`), count
+//!                                             datagrams for SECS
 //! capture_workload udp-send ADDR COUNT SIZE SECS
 //!                                             sendto COUNT datagrams of SIZE bytes to ADDR from
 //!                                             an unconnected socket; print `sent`, sleep SECS
+//!
+//! Long-lived flows, for second chances (`tests/second_chances.rs`):
+//!
+//! capture_workload tcp-stream ADDR CHUNK GAP_MS PAUSE RESUME BYTES SECS
+//!                                             one connection to ADDR, held throughout: send
+//!                                             CHUNK bytes every GAP_MS until the file PAUSE
+//!                                             exists, print `paused SENT` (payload bytes so
+//!                                             far), wait for the file RESUME, send BYTES more
+//!                                             at the same pace, print `sent SENT` (the total),
+//!                                             keep the connection SECS more and close it
+//! capture_workload udp-stream ADDR SIZE GAP_MS PAUSE RESUME COUNT SECS
+//!                                             the same with one unconnected UDP socket sending
+//!                                             datagrams of SIZE bytes; SENT counts datagrams
+//!
+//! A local endpoint used again, for reuse (`tests/reuse.rs`):
+//!
+//! capture_workload udp-send-from LOCAL ADDR COUNT SIZE SECS [GAP_MS]
+//!                                             bind an unconnected UDP socket to LOCAL (IP:PORT,
+//!                                             SO_REUSEADDR), sendto COUNT datagrams of SIZE
+//!                                             bytes to ADDR 2 ms apart, close it and print
+//!                                             `sent COUNT`; with GAP_MS, wait GAP_MS, bind
+//!                                             LOCAL again and do it once more (a process
+//!                                             reopening its port); then sleep SECS (alive, the
+//!                                             socket closed)
+//! capture_workload tcp-send-from LOCAL ADDR BYTES SECS [GAP_MS]
+//!                                             the same with a TCP connection from LOCAL
+//!                                             (SO_REUSEADDR) to ADDR: send BYTES, wait for the
+//!                                             server to close first (see `tcp-take`), close,
+//!                                             print `sent BYTES`
+//! capture_workload tcp-take IP SECS BYTES [HOLD_MS]
+//!                                             listen on IP:0 (prints `port N`), read BYTES from
+//!                                             each connection, keep it open HOLD_MS more
+//!                                             (default 0) and close it first, printing
+//!                                             `received BYTES`; stop after SECS. The server
+//!                                             keeps the TIME_WAIT, as a server closing first
+//!                                             does, so a client may connect again from the same
+//!                                             local port at once
 //!
 //! Modes for hostile-input and churn tests (`tests/hostile.rs`, `tests/churn.rs`):
 //!
@@ -75,8 +113,13 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: capture_workload burn SECS | fds N SECS | nofile LIMIT N SECS | write MB PATH SECS [sync] \
                      | touch MIB SECS | threads N SECS | sleep SECS | parent SECS -- CMD ARGS... \
-                     | tcp-serve IP SECS | tcp-send ADDR BYTES N SECS [HOLD_MS] | udp-recv IP SECS \
-                     | udp-send ADDR COUNT SIZE SECS | comm HEX MODE ARGS... \
+                     | tcp-serve IP SECS | tcp-send ADDR BYTES N SECS [HOLD_MS] \
+                     | udp-recv IP SECS [PORT] | udp-send ADDR COUNT SIZE SECS \
+                     | tcp-stream ADDR CHUNK GAP_MS PAUSE RESUME BYTES SECS \
+                     | udp-stream ADDR SIZE GAP_MS PAUSE RESUME COUNT SECS \
+                     | udp-send-from LOCAL ADDR COUNT SIZE SECS [GAP_MS] \
+                     | tcp-send-from LOCAL ADDR BYTES SECS [GAP_MS] | tcp-take IP SECS BYTES [HOLD_MS] \
+                     | comm HEX MODE ARGS... \
                      | as-user UID:GID MODE ARGS... | zombies N SECS | churn RATE SECS LIFE_MS [PID]";
 
 fn main() -> ExitCode {
@@ -200,49 +243,21 @@ fn run(args: &[String]) -> Result<(), String> {
                 [port] => number(port, "PORT")?,
                 _ => return Err(format!("unexpected arguments after SECS: {rest:?}")),
             };
-            let listener = std::net::TcpListener::bind((ip, port)).map_err(|e| e.to_string())?;
-            let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-            listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-            say(&format!("port {port}"));
-            let deadline = Instant::now() + secs;
-            while Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((mut stream, _)) => {
-                        stream.set_nonblocking(false).map_err(|e| e.to_string())?;
-                        let received = std::io::copy(&mut stream, &mut std::io::sink())
-                            .map_err(|e| e.to_string())?;
-                        say(&format!("received {received}"));
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    Err(e) => return Err(e.to_string()),
-                }
-            }
+            serve(ip, port, secs, |mut stream| {
+                std::io::copy(&mut stream, &mut std::io::sink()).map_err(|e| e.to_string())
+            })?;
         }
         ["tcp-send", addr, bytes, n, secs, rest @ ..] => {
             let addr = common::addr(addr, ALLOWED)?;
             let bytes: usize = number(bytes, "BYTES")?;
             let n: usize = number(n, "N")?;
             let secs = seconds(secs, "SECS")?;
-            let hold = match rest {
-                [] => Duration::ZERO,
-                [ms] => Duration::from_millis(number(ms, "HOLD_MS")?),
-                _ => return Err(format!("unexpected arguments after SECS: {rest:?}")),
-            };
+            let hold = optional_ms(rest, "HOLD_MS")?.unwrap_or_default();
             wait_for_go()?;
-            let chunk = vec![0x5au8; 64 * 1024];
             for _ in 0..n {
                 let mut stream =
                     std::net::TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
-                let mut left = bytes;
-                while left > 0 {
-                    let part = left.min(chunk.len());
-                    stream
-                        .write_all(&chunk[..part])
-                        .map_err(|e| e.to_string())?;
-                    left -= part;
-                }
+                write_bytes(&mut stream, bytes)?;
                 std::thread::sleep(hold);
                 // Wait for the peer to read everything: its read of 0 closes our side cleanly.
                 stream
@@ -253,10 +268,15 @@ fn run(args: &[String]) -> Result<(), String> {
             say("sent");
             std::thread::sleep(secs);
         }
-        ["udp-recv", ip, secs] => {
+        ["udp-recv", ip, secs, rest @ ..] => {
             let ip = common::ip(ip, ALLOWED)?;
             let secs = seconds(secs, "SECS")?;
-            let socket = std::net::UdpSocket::bind((ip, 0)).map_err(|e| e.to_string())?;
+            let port: u16 = match rest {
+                [] => 0,
+                [port] => number(port, "PORT")?,
+                _ => return Err(format!("unexpected arguments after SECS: {rest:?}")),
+            };
+            let socket = std::net::UdpSocket::bind((ip, port)).map_err(|e| e.to_string())?;
             let port = socket.local_addr().map_err(|e| e.to_string())?.port();
             socket
                 .set_read_timeout(Some(Duration::from_millis(50)))
@@ -278,13 +298,8 @@ fn run(args: &[String]) -> Result<(), String> {
             let size: usize = number(size, "SIZE")?;
             let secs = seconds(secs, "SECS")?;
             wait_for_go()?;
-            let any: std::net::IpAddr = match (addr.is_ipv4(), addr.ip().is_loopback()) {
-                (true, true) => std::net::Ipv4Addr::LOCALHOST.into(),
-                (false, true) => std::net::Ipv6Addr::LOCALHOST.into(),
-                (true, false) => std::net::Ipv4Addr::UNSPECIFIED.into(),
-                (false, false) => std::net::Ipv6Addr::UNSPECIFIED.into(),
-            };
-            let socket = std::net::UdpSocket::bind((any, 0)).map_err(|e| e.to_string())?;
+            let socket =
+                std::net::UdpSocket::bind((loopback_like(addr), 0)).map_err(|e| e.to_string())?;
             let payload = vec![0xa5u8; size];
             for _ in 0..count {
                 socket.send_to(&payload, addr).map_err(|e| e.to_string())?;
@@ -293,6 +308,96 @@ fn run(args: &[String]) -> Result<(), String> {
             }
             say("sent");
             std::thread::sleep(secs);
+        }
+        ["tcp-stream", addr, chunk, gap_ms, pause, resume, bytes, secs] => {
+            let addr = common::addr(addr, ALLOWED)?;
+            let chunk = vec![0x5au8; number(chunk, "CHUNK")?];
+            let pace = Pace::new(gap_ms, pause, resume, bytes, "BYTES", secs)?;
+            wait_for_go()?;
+            let mut stream =
+                std::net::TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+            pace.run(chunk.len() as u64, || {
+                stream.write_all(&chunk).map_err(|e| e.to_string())
+            })?;
+            drop(stream);
+        }
+        ["udp-stream", addr, size, gap_ms, pause, resume, count, secs] => {
+            let addr = common::addr(addr, ALLOWED)?;
+            let payload = vec![0xa5u8; number(size, "SIZE")?];
+            let pace = Pace::new(gap_ms, pause, resume, count, "COUNT", secs)?;
+            wait_for_go()?;
+            let socket =
+                std::net::UdpSocket::bind((loopback_like(addr), 0)).map_err(|e| e.to_string())?;
+            pace.run(1, || {
+                socket
+                    .send_to(&payload, addr)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            })?;
+            drop(socket);
+        }
+        ["udp-send-from", local, addr, count, size, secs, rest @ ..] => {
+            let local = common::addr(local, ALLOWED)?;
+            let addr = common::addr(addr, ALLOWED)?;
+            let count: usize = number(count, "COUNT")?;
+            let payload = vec![0xa5u8; number(size, "SIZE")?];
+            let secs = seconds(secs, "SECS")?;
+            let again = optional_ms(rest, "GAP_MS")?;
+            wait_for_go()?;
+            // Once, and once more after GAP_MS if given.
+            for wait in std::iter::once(Duration::ZERO).chain(again) {
+                std::thread::sleep(wait);
+                let socket: std::net::UdpSocket =
+                    bound(local, rustix::net::SocketType::DGRAM)?.into();
+                for _ in 0..count {
+                    socket.send_to(&payload, addr).map_err(|e| e.to_string())?;
+                    // Paced so the receiver's socket buffer never overflows, and the socket
+                    // lives long enough (100 datagrams: 200 ms) to be asked who holds it.
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                drop(socket);
+                say(&format!("sent {count}"));
+            }
+            std::thread::sleep(secs);
+        }
+        ["tcp-send-from", local, addr, bytes, secs, rest @ ..] => {
+            let local = common::addr(local, ALLOWED)?;
+            let addr = common::addr(addr, ALLOWED)?;
+            let bytes: usize = number(bytes, "BYTES")?;
+            let secs = seconds(secs, "SECS")?;
+            let again = optional_ms(rest, "GAP_MS")?;
+            wait_for_go()?;
+            // Once, and once more after GAP_MS if given.
+            for wait in std::iter::once(Duration::ZERO).chain(again) {
+                std::thread::sleep(wait);
+                let socket = bound(local, rustix::net::SocketType::STREAM)?;
+                rustix::net::connect(&socket, &addr).map_err(|e| format!("{addr}: {e}"))?;
+                let mut stream = std::net::TcpStream::from(socket);
+                write_bytes(&mut stream, bytes)?;
+                // The server closes first once it has read BYTES: its end keeps the TIME_WAIT,
+                // and this port is free again at once.
+                let _ = std::io::copy(&mut stream, &mut std::io::sink());
+                drop(stream);
+                say(&format!("sent {bytes}"));
+            }
+            std::thread::sleep(secs);
+        }
+        ["tcp-take", ip, secs, bytes, rest @ ..] => {
+            let ip = common::ip(ip, ALLOWED)?;
+            let secs = seconds(secs, "SECS")?;
+            let bytes: u64 = number(bytes, "BYTES")?;
+            let hold = optional_ms(rest, "HOLD_MS")?.unwrap_or_default();
+            serve(ip, 0, secs, |stream| {
+                let received = std::io::copy(
+                    &mut std::io::Read::take(&stream, bytes),
+                    &mut std::io::sink(),
+                )
+                .map_err(|e| e.to_string())?;
+                std::thread::sleep(hold);
+                // Closed here, before the client's end: this side sends the first FIN.
+                drop(stream);
+                Ok(received)
+            })?;
         }
         ["comm", hex, rest @ ..] if !rest.is_empty() => {
             set_comm(&hex_bytes(hex)?)?;
@@ -339,6 +444,141 @@ fn run(args: &[String]) -> Result<(), String> {
         _ => return Err(format!("bad arguments {args:?}")),
     }
     Ok(())
+}
+
+/// The local address an unconnected socket sending to `addr` binds: loopback of the same family
+/// for a loopback destination, else the family's wildcard.
+fn loopback_like(addr: std::net::SocketAddr) -> std::net::IpAddr {
+    match (addr.is_ipv4(), addr.ip().is_loopback()) {
+        (true, true) => std::net::Ipv4Addr::LOCALHOST.into(),
+        (false, true) => std::net::Ipv6Addr::LOCALHOST.into(),
+        (true, false) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        (false, false) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    }
+}
+
+/// An optional last argument in milliseconds (`[HOLD_MS]`, `[GAP_MS]`), named `what`.
+fn optional_ms(rest: &[&str], what: &str) -> Result<Option<Duration>, String> {
+    match rest {
+        [] => Ok(None),
+        [ms] => Ok(Some(Duration::from_millis(number(ms, what)?))),
+        _ => Err(format!("unexpected arguments before {what}: {rest:?}")),
+    }
+}
+
+/// Listens on `ip:port` (0: any; prints `port N`) and, for `secs`, hands each connection to
+/// `read`, which reads it and says how many bytes (printed as `received BYTES`).
+fn serve(
+    ip: std::net::IpAddr,
+    port: u16,
+    secs: Duration,
+    mut read: impl FnMut(std::net::TcpStream) -> Result<u64, String>,
+) -> Result<(), String> {
+    let listener = std::net::TcpListener::bind((ip, port)).map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    say(&format!("port {port}"));
+    let deadline = Instant::now() + secs;
+    while Instant::now() < deadline {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+                let received = read(stream)?;
+                say(&format!("received {received}"));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` bytes to `stream`, 64 KiB at a time.
+fn write_bytes(stream: &mut std::net::TcpStream, bytes: usize) -> Result<(), String> {
+    let chunk = vec![0x5au8; 64 * 1024];
+    let mut left = bytes;
+    while left > 0 {
+        let part = left.min(chunk.len());
+        stream
+            .write_all(&chunk[..part])
+            .map_err(|e| e.to_string())?;
+        left -= part;
+    }
+    Ok(())
+}
+
+/// A socket of `kind` with SO_REUSEADDR, bound to `local`: a port another socket held a moment
+/// ago (a TIME_WAIT included) is bound again.
+fn bound(
+    local: std::net::SocketAddr,
+    kind: rustix::net::SocketType,
+) -> Result<std::os::fd::OwnedFd, String> {
+    use rustix::net::AddressFamily;
+    let family = if local.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let socket = rustix::net::socket(family, kind, None).map_err(|e| e.to_string())?;
+    rustix::net::sockopt::set_socket_reuseaddr(&socket, true).map_err(|e| e.to_string())?;
+    rustix::net::bind(&socket, &local).map_err(|e| format!("binding {local}: {e}"))?;
+    Ok(socket)
+}
+
+/// The pace of `tcp-stream` and `udp-stream`: one send every `gap` until the file `pause`
+/// exists, then, once the file `resume` exists, `more` sends (in units of the send), then
+/// `hold` before the caller closes.
+struct Pace {
+    gap: Duration,
+    pause: std::path::PathBuf,
+    resume: std::path::PathBuf,
+    more: u64,
+    hold: Duration,
+}
+
+impl Pace {
+    fn new(
+        gap_ms: &str,
+        pause: &str,
+        resume: &str,
+        more: &str,
+        what: &str,
+        hold: &str,
+    ) -> Result<Pace, String> {
+        Ok(Pace {
+            gap: Duration::from_millis(number(gap_ms, "GAP_MS")?),
+            pause: pause.into(),
+            resume: resume.into(),
+            more: number(more, what)?,
+            hold: seconds(hold, "SECS")?,
+        })
+    }
+
+    /// Calls `send` (which sends `unit` of what is counted) at the pace, printing `paused SENT`
+    /// and `sent SENT`, then holds.
+    fn run(&self, unit: u64, mut send: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+        let mut sent = 0u64;
+        while !self.pause.exists() {
+            send()?;
+            sent += unit;
+            std::thread::sleep(self.gap);
+        }
+        say(&format!("paused {sent}"));
+        while !self.resume.exists() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let target = sent + self.more;
+        while sent < target {
+            send()?;
+            sent += unit;
+            std::thread::sleep(self.gap);
+        }
+        say(&format!("sent {sent}"));
+        std::thread::sleep(self.hold);
+        Ok(())
+    }
 }
 
 /// Spins on the CPU, in user space, for `duration` of wall time.

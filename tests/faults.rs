@@ -1,6 +1,6 @@
 //! A panic in each of the plugin's threads, injected in a real collectd (issue 14, panics): the
 //! plugin built with the test-only feature `fault-injection` panics where
-//! `CAPTURE_INJECT_PANIC` says (src/faults.rs), once. Each thread has its own test, so each can
+//! `CAPTURE_INJECT_FAULTS` says (src/faults.rs), once. Each thread has its own test, so each can
 //! be run alone:
 //!
 //! - the panic is logged once, naming the thread and the injected point;

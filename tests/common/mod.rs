@@ -96,7 +96,7 @@ fn preconditions() -> Result<(), String> {
 }
 
 /// The plugin built with the test-only cargo feature `fault-injection` (its `faults::inject`
-/// points panic as `CAPTURE_INJECT_PANIC` says), in its own target directory
+/// points panic, and its lookups fail, as `CAPTURE_INJECT_FAULTS` says), in its own target directory
 /// `target/it-faults`, once per test binary: the plain build of `target/it` never has it.
 fn faulty_plugin() -> &'static Path {
     static PLUGIN: OnceLock<PathBuf> = OnceLock::new();
@@ -248,6 +248,20 @@ pub fn now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .expect("clock before 1970")
         .as_secs_f64()
+}
+
+/// A port free on `ip` for `udp` or TCP now: bound to port 0 and let go, for a test that needs
+/// to know a workload's port before it starts (a capture filter on it, a port bound again).
+pub fn free_port_on(ip: &str, udp: bool) -> u16 {
+    let ip: std::net::IpAddr = ip.parse().expect("an IP address");
+    let found = if udp {
+        std::net::UdpSocket::bind((ip, 0)).and_then(|s| s.local_addr())
+    } else {
+        std::net::TcpListener::bind((ip, 0)).and_then(|s| s.local_addr())
+    };
+    found
+        .unwrap_or_else(|e| panic!("finding a free port on {ip}: {e}"))
+        .port()
 }
 
 /// Online CPUs as the plugin's percent-cpu sees them: the `cpuN` lines of /proc/stat.
@@ -522,8 +536,9 @@ impl Collectd {
     }
 
     /// Like [`start_alone`](Self::start_alone), with the plugin built with the feature
-    /// `fault-injection` and collectd started with `CAPTURE_INJECT_PANIC=inject` (e.g.
-    /// `sampler-cycle@8`: a panic at the 8th call of that point; see src/faults.rs).
+    /// `fault-injection` and collectd started with `CAPTURE_INJECT_FAULTS=inject` (e.g.
+    /// `sampler-cycle@8`: a panic at the 8th call of that point; `lookups-fail-ms@6000`: every
+    /// owner lookup fails for 6 s from the first; see src/faults.rs).
     pub fn start_injecting(capture_block: Option<&str>, inject: &str) -> Option<Collectd> {
         Self::start_full(
             capture_block,
@@ -544,7 +559,7 @@ impl Collectd {
     }
 
     /// [`start_with`](Self::start_with), and with `inject` the fault-injecting plugin and
-    /// `CAPTURE_INJECT_PANIC` (see [`start_injecting`](Self::start_injecting)).
+    /// `CAPTURE_INJECT_FAULTS` (see [`start_injecting`](Self::start_injecting)).
     fn start_full(
         capture_block: Option<&str>,
         alone: bool,
@@ -622,7 +637,7 @@ impl Collectd {
             }
         };
         if let Some(inject) = inject {
-            command.env("CAPTURE_INJECT_PANIC", inject);
+            command.env("CAPTURE_INJECT_FAULTS", inject);
         }
         let child = command
             .arg("-f")
@@ -795,6 +810,63 @@ impl Collectd {
             .last()
             .expect("a row")
             .get(ds)
+    }
+
+    /// The row of `name` of `instance` written for the dispatch at `epoch`, if written yet: the
+    /// plugin gives every value list of a cycle the same time, so rows of one cycle of
+    /// different instances share their epoch (within half an interval, to be safe).
+    pub fn row_at(&self, instance: &str, name: &str, epoch: f64) -> Option<Row> {
+        self.rows(instance, name)
+            .into_iter()
+            .find(|row| (row.epoch - epoch).abs() < INTERVAL / 2.0)
+    }
+
+    /// Data source `ds` of `name` of `instance` in the cycle at `epoch` (see
+    /// [`row_at`](Self::row_at)); 0 when there is no such row but the instance's `ps_cputime`
+    /// was written two intervals later (a counter never dispatched: nothing counted yet);
+    /// `None` while neither is known.
+    pub fn counter_at(&self, instance: &str, name: &str, ds: &str, epoch: f64) -> Option<f64> {
+        if let Some(row) = self.row_at(instance, name, epoch) {
+            return Some(row.get(ds));
+        }
+        let reported_later = self
+            .rows(instance, "ps_cputime")
+            .iter()
+            .any(|row| row.epoch >= epoch + 2.0 * INTERVAL);
+        reported_later.then_some(0.0)
+    }
+
+    /// [`counter_at`](Self::counter_at), waited for up to [`TIMEOUT`] (a cycle's rows are
+    /// written one value list at a time).
+    pub fn wait_counter_at(&self, instance: &str, name: &str, ds: &str, epoch: f64) -> f64 {
+        wait_for(
+            &format!("capture-{instance}/{name} {ds} in the cycle at {epoch:.3}"),
+            TIMEOUT,
+            || self.counter_at(instance, name, ds, epoch),
+        )
+    }
+
+    /// The epoch of the first cycle at or after `after` in which the capture holds nothing for
+    /// a lookup (`capture-self/bytes-pending` is 0) and `done(epoch)` holds, polled until
+    /// `within`; e.g. a counter complete in that cycle (see [`row_at`](Self::row_at)).
+    pub fn settled_cycle(
+        &self,
+        what: &str,
+        after: f64,
+        within: Duration,
+        done: impl Fn(f64) -> bool,
+    ) -> f64 {
+        wait_for(
+            &format!("a cycle after {after:.3} with nothing pending and {what}"),
+            within,
+            || {
+                self.rows("self", "bytes-pending")
+                    .iter()
+                    .filter(|row| row.epoch >= after && row.value() == 0.0)
+                    .map(|row| row.epoch)
+                    .find(|&epoch| done(epoch))
+            },
+        )
     }
 
     /// Sends 50 UDP datagrams over 127.0.0.1 between two fresh workloads and checks that the
