@@ -114,6 +114,10 @@ pub enum Request {
         /// sender proves its socket existed, a receiver does not, so only such lookups may be
         /// answered from what the resolver remembers of endpoints with no socket.
         received: bool,
+        /// The packet that asked opened a TCP connection (a SYN): a socket in TIME_WAIT on its
+        /// 4-tuple is the previous connection's, which the SYN is about to replace, not an
+        /// answer.
+        opens: bool,
         reply: Sender<(FlowKey, Resolution)>,
     },
     /// A packet came through an interface the topology does not know: read it again.

@@ -170,6 +170,7 @@ impl Crediting {
             let request = Request::Lookup {
                 key: lookup.key,
                 received: lookup.received,
+                opens: lookup.opens,
                 reply: self.reply.clone(),
             };
             if let Err(TrySendError::Full(_)) = self.requests.try_send(request) {

@@ -429,6 +429,9 @@ pub struct Lookup {
     /// Its packet that asked was received by the local endpoint, not sent from it (see
     /// [`crate::net::types::Request::Lookup`]).
     pub received: bool,
+    /// Its packet opened a TCP connection (a SYN): see
+    /// [`crate::net::types::Request::Lookup`].
+    pub opens: bool,
 }
 
 pub struct FlowTable {
@@ -438,7 +441,8 @@ pub struct FlowTable {
     ownerless: HashMap<StoredKey, OwnerlessEntry>,
     /// Flows waiting for the resolver.
     pending: HashMap<StoredKey, Waiting>,
-    to_resolve: Vec<(StoredKey, bool)>,
+    /// Flows to look up, with whether their packet was received and opened a connection.
+    to_resolve: Vec<(StoredKey, bool, bool)>,
     by_owner: HashMap<Owner, Traffic>,
     unattributed: Traffic,
     forwarded: Traffic,
@@ -670,7 +674,7 @@ impl FlowTable {
                     entry.ask_again = now.after(wait);
                     self.stats.second_chances += 1;
                     self.stats.lookups_requested += 1;
-                    self.to_resolve.push((key, side == Side::Rx));
+                    self.to_resolve.push((key, side == Side::Rx, false));
                 }
                 return;
             }
@@ -697,7 +701,7 @@ impl FlowTable {
             return;
         }
         self.stats.lookups_requested += 1;
-        self.to_resolve.push((key, side == Side::Rx));
+        self.to_resolve.push((key, side == Side::Rx, opens));
         let mut waiting = Waiting::asked_at(now_ms);
         waiting.ended = ends;
         waiting.held.add(side, packet.ip_len);
@@ -714,9 +718,10 @@ impl FlowTable {
         // Taken, not drained: a burst of new flows would otherwise keep its capacity for good.
         std::mem::take(&mut self.to_resolve)
             .into_iter()
-            .map(|(key, received)| Lookup {
+            .map(|(key, received, opens)| Lookup {
                 key: key.flow_key(),
                 received,
+                opens,
             })
             .collect()
     }

@@ -388,9 +388,12 @@ fn a_new_connection_on_a_reused_port_is_asked_again() {
     let k = lookup_keys(&mut t);
     assert_eq!(k.len(), 1);
     t.resolved(&k[0], Some(A));
-    // The same 4-tuple opened again (by whichever process got the port now).
+    // The same 4-tuple opened again (by whichever process got the port now): the lookup says
+    // it was a SYN, so the resolver does not take the old connection's TIME_WAIT for an answer.
     t.account(&syn, &Loopback, 600);
-    let again = lookup_keys(&mut t);
+    let lookups = t.take_lookups();
+    assert!(lookups.iter().all(|l| l.opens));
+    let again: Vec<FlowKey> = lookups.iter().map(|l| l.key).collect();
     assert_eq!(again, k, "looked up again");
     assert_eq!(t.pending().bytes(), 100, "held until answered");
     t.resolved(&again[0], Some(B));

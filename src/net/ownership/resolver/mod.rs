@@ -81,6 +81,7 @@ enum Answer {
 struct Pending {
     key: FlowKey,
     received: bool,
+    opens: bool,
     reply: Sender<(FlowKey, Resolution)>,
     first_asked: Instant,
 }
@@ -92,7 +93,8 @@ trait OwnerLookup {
     /// lookups answered from memory, and over the budget, so far).
     fn round_begins(&mut self, negative_hits: u64, over_budget: u64);
     /// The owner of one flow's socket, or [`Answer::Retry`] if asking again may find one.
-    fn owner(&mut self, key: &FlowKey) -> Answer;
+    /// `opens`: the packet that asked opened a TCP connection.
+    fn owner(&mut self, key: &FlowKey, opens: bool) -> Answer;
     /// Read the topology again and publish it to the capture threads.
     fn refresh_topology(&mut self);
 }
@@ -382,7 +384,7 @@ impl OwnerLookup for Kernel<'_> {
         };
     }
 
-    fn owner(&mut self, key: &FlowKey) -> Answer {
+    fn owner(&mut self, key: &FlowKey, opens: bool) -> Answer {
         // Test-only (`fault-injection`): an owner "not found yet", as under a slow index.
         if faults::lookup_fails() {
             return Answer::Retry;
@@ -396,6 +398,9 @@ impl OwnerLookup for Kernel<'_> {
                 },
                 // Found, but no process holds it yet (accept queue): it may get one.
                 Ok(Some(info)) if info.inode == 0 && info.may_get_an_owner() => Answer::Retry,
+                // A SYN on the 4-tuple of a connection in TIME_WAIT (a client port reused at
+                // once): the kernel replaces it with the new connection in a moment.
+                Ok(Some(info)) if info.inode == 0 && opens => Answer::Retry,
                 // Found, but no process holds it any more (TIME_WAIT, an orphan after
                 // close): nobody will, and retrying for two seconds would cost a core
                 // under churn.
@@ -501,10 +506,12 @@ impl Loop {
             Request::Lookup {
                 key,
                 received,
+                opens,
                 reply,
             } => batch.push(Pending {
                 key,
                 received,
+                opens,
                 reply,
                 first_asked: Instant::now(),
             }),
@@ -540,7 +547,7 @@ impl Loop {
                 retries.settle(pending, Answer::Final(Resolution::Lost), now);
                 continue;
             }
-            let answer = world.owner(&pending.key);
+            let answer = world.owner(&pending.key, pending.opens);
             let now = Instant::now();
             if answer == Answer::NoSocket && pending.received {
                 negative.remember(&pending.key, now);

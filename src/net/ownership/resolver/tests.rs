@@ -55,6 +55,7 @@ fn lookup(n: u16, reply: &Sender<(FlowKey, Resolution)>) -> Request {
     Request::Lookup {
         key: flow(n),
         received: false,
+        opens: false,
         reply: reply.clone(),
     }
 }
@@ -63,6 +64,7 @@ fn pending(n: u16, reply: &Sender<(FlowKey, Resolution)>, first_asked: Instant) 
     Pending {
         key: flow(n),
         received: false,
+        opens: false,
         reply: reply.clone(),
         first_asked,
     }
@@ -161,7 +163,7 @@ impl OwnerLookup for Script {
         (self.on_round)(self.rounds);
     }
 
-    fn owner(&mut self, key: &FlowKey) -> Answer {
+    fn owner(&mut self, key: &FlowKey, _opens: bool) -> Answer {
         let n = number(key);
         self.record(Did::Ask(n));
         (self.answer)(n)
@@ -622,6 +624,7 @@ fn to_endpoint(n: u16, received: bool, reply: &Sender<(FlowKey, Resolution)>) ->
             ..flow(n)
         },
         received,
+        opens: false,
         reply: reply.clone(),
     }
 }
