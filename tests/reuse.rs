@@ -105,7 +105,16 @@ impl Lab {
     fn start(family: &'static Family, transport: Transport) -> Option<Lab> {
         let udp = transport == Transport::Udp;
         let port = free_port_on(family.ip, udp);
-        let config = format!("GroupBy \"{{comm}}\"\nInterface \"lo\"\nBPFFilter \"port {port}\"");
+        // The filter names the family and the transport too: the tests run side by side, and
+        // another test's TCP connection on the same port number, or its IPv6 one on the same
+        // port of ::1, would otherwise show up here (a short connection of theirs, seen only
+        // in part, made this test's `unattributed` grow).
+        let filter = format!(
+            "{} and {} port {port}",
+            if family.ip.contains(':') { "ip6" } else { "ip" },
+            if udp { "udp" } else { "tcp" },
+        );
+        let config = format!("GroupBy \"{{comm}}\"\nInterface \"lo\"\nBPFFilter \"{filter}\"");
         let collectd = Collectd::start(Some(&config))?;
         let tcp_bytes = format!("{TCP_BYTES}");
         let serve: &[&str] = if udp {
