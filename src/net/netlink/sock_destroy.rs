@@ -15,9 +15,9 @@
 //! or later:
 //! - The groups are `SKNLGRP_INET_TCP_DESTROY` 1, `SKNLGRP_INET_UDP_DESTROY` 2,
 //!   `SKNLGRP_INET6_TCP_DESTROY` 3 and `SKNLGRP_INET6_UDP_DESTROY` 4 (uapi linux/sock_diag.h),
-//!   joined here by binding with `nl_groups` bits 0..3. Joining needs `CAP_NET_ADMIN` in the
-//!   namespace's user namespace (`EPERM` from `bind` otherwise); nothing else can send to the
-//!   socket without that capability either.
+//!   joined here by binding with `nl_groups` bits 0..3. No privilege is needed: sock_diag's
+//!   kernel socket is made with `NL_CFG_F_NONROOT_RECV` (checked: collectd as `nobody` with
+//!   no capability subscribes, `tests/privileges.rs`); only the kernel sends to the groups.
 //! - A socket is announced when the kernel frees it, from a workqueue: for UDP that is right
 //!   after the last `close()` (measured tens of microseconds on 6.18); for TCP, once the
 //!   connection is torn down (the TIME_WAIT entry that may follow is not a socket, and is not
@@ -158,7 +158,7 @@ pub struct SockDestroy {
 
 impl SockDestroy {
     /// Subscribes, in the calling thread's network namespace, to the destruction of the sockets
-    /// `transports` names. `EPERM` without `CAP_NET_ADMIN`; `InvalidInput` when `transports`
+    /// `transports` names. `InvalidInput` when `transports`
     /// names none.
     pub fn new(transports: Transports) -> io::Result<SockDestroy> {
         SockDestroy::open(transports, RECEIVE_BUFFER)

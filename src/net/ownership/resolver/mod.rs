@@ -319,7 +319,9 @@ pub fn resolver_loop(
         Ok(destroyed) => Some(destroyed),
         Err(e) => {
             log::warn!(
-                "cannot follow closed sockets ({e}): a UDP port another process reuses within                  30 s may be credited to its previous owner for that time; following them                  needs CAP_NET_ADMIN"
+                "cannot follow closed sockets ({e}): a UDP port another process reuses within \
+                 30 s may be credited to its previous owner for that time; following them \
+                 needs Linux 4.10 or later"
             );
             None
         }
