@@ -639,7 +639,6 @@ impl FlowTable {
         let ends = matches!(packet.tcp, TcpSignal::Ends);
         let now = Tick::at(now_ms);
         // Most packets belong to a flow whose owner is known: one lookup, no other work.
-        let mut known = true;
         if let Some(entry) = self.flows.get_mut(&key) {
             if !opens {
                 entry.last_seen = now;
@@ -687,9 +686,6 @@ impl FlowTable {
             waiting.held.add(side, packet.ip_len);
             return;
         } else {
-            known = false;
-        }
-        if !known {
             self.stats.flows += 1;
         }
         if self.pending.len() >= self.limits.waiting {
