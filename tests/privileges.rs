@@ -36,6 +36,8 @@ struct Run {
     inside_rx: f64,
     /// Whether the loopback sender has any `if_octets` row at all.
     sender_has_network: bool,
+    /// The last values of `self` and `unattributed`, for a failure to say where bytes went.
+    where_bytes_went: String,
 }
 
 /// Who collectd runs as.
@@ -163,6 +165,11 @@ fn run_without(who: Who, dropped: Option<&str>) -> Option<Run> {
         sender_tx: last(&sender.comm, "tx"),
         inside_rx: last(&inside.comm, "rx"),
         sender_has_network: !collectd.rows(&sender.comm, "if_octets").is_empty(),
+        where_bytes_went: format!(
+            "capture-self:\n{}capture-unattributed:\n{}",
+            collectd.last_values("self"),
+            collectd.last_values("unattributed")
+        ),
     })
 }
 
@@ -356,7 +363,10 @@ fn check_each_missing(who: Who, cases: &[Case]) {
 
     // The complete set restores everything: root's I/O, loopback and namespace traffic.
     if let Err(problem) = all_readable(&control) {
-        panic!("{who:?} with every capability: {problem}\n{}", control.log);
+        panic!(
+            "{who:?} with every capability: {problem}\n{}{}",
+            control.where_bytes_went, control.log
+        );
     }
     let baseline: Vec<String> = control.warnings.iter().map(|w| cause(w)).collect();
     for said in &baseline {
@@ -398,8 +408,9 @@ fn check_each_missing(who: Who, cases: &[Case]) {
         }
         if !problems.is_empty() {
             failures.push(format!(
-                "{who:?} without {capability}:\n  {}\n--- log ---\n{}",
+                "{who:?} without {capability}:\n  {}\n{}--- log ---\n{}",
                 problems.join("\n  "),
+                run.where_bytes_went,
                 run.log
             ));
         }

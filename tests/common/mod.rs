@@ -762,6 +762,36 @@ impl Collectd {
         read_rows(&self.host_dir().join(format!("capture-{instance}")), name)
     }
 
+    /// The last row of every value of capture instance `instance`, a line each (`name: ds=v
+    /// ...`): what a failing test prints of `self` or `unattributed` to say where bytes went.
+    pub fn last_values(&self, instance: &str) -> String {
+        let dir = self.host_dir().join(format!("capture-{instance}"));
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return format!("(no {})", dir.display());
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|entry| {
+                let file = entry.ok()?.file_name().into_string().ok()?;
+                // `<name>-YYYY-MM-DD`: the date is the last 11 characters.
+                Some(file.get(..file.len().checked_sub(11)?)?.to_owned())
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        let mut out = String::new();
+        for name in names {
+            if let Some(row) = self.rows(instance, &name).last() {
+                let values: Vec<String> = row
+                    .values
+                    .iter()
+                    .map(|(ds, v)| format!("{ds}={v}"))
+                    .collect();
+                out.push_str(&format!("  {name} @{}: {}\n", row.epoch, values.join(" ")));
+            }
+        }
+        out
+    }
+
     /// Rows of `name` of a plugin without instance, e.g. `rows_of_plugin("load", "load")`.
     pub fn rows_of_plugin(&self, plugin: &str, name: &str) -> Vec<Row> {
         read_rows(&self.host_dir().join(plugin), name)
