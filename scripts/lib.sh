@@ -6,9 +6,12 @@
 # Repository root (this file lives in <root>/scripts).
 CAPTURE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# Debian packages the plugin needs to build, test and run.
+# Debian packages the plugin needs to build, test and run: clang and libbpf-dev compile the eBPF
+# owner programs (build.rs); libelf-dev and zlib1g-dev are what libbpf, built into the plugin,
+# links against.
 # shellcheck disable=SC2034 # used by the scripts that source this file
-CAPTURE_APT_PACKAGES=(collectd-core libpcap-dev build-essential pkg-config iproute2)
+CAPTURE_APT_PACKAGES=(collectd-core libpcap-dev build-essential pkg-config iproute2 clang
+  libbpf-dev libelf-dev zlib1g-dev)
 
 # What the test command adds: nftables (the NAT test), prometheus (the Prometheus, alerting and
 # dashboard tests), and the libraries of the stock collectd plugins the tests load, which

@@ -11,6 +11,7 @@
 //! first cycle.
 
 use crate::config::Config;
+use crate::net::ownership::ebpf::OwnerRecords;
 use crate::sampler::Sampler;
 use crate::snapshot::Snapshot;
 use crate::supervise::{self, guard, ThreadBoard, ThreadToken};
@@ -41,11 +42,19 @@ pub struct Runtime {
 impl Runtime {
     /// Starts the sampler thread — and the capture threads when the network is collected;
     /// its first cycle begins at once.
-    pub fn start(config: Config, interval: Duration) -> std::io::Result<Runtime> {
+    /// `owner_records`: the eBPF owner source, loaded (`net::load_owner_source`).
+    pub fn start(
+        config: Config,
+        interval: Duration,
+        owner_records: Option<OwnerRecords>,
+    ) -> std::io::Result<Runtime> {
         let board = ThreadBoard::new();
         let network = config.network.clone();
         let mut sampler = Sampler::new(config);
-        if let Some(monitor) = network.as_ref().and_then(|n| crate::net::start(n, &board)) {
+        if let Some(monitor) = network
+            .as_ref()
+            .and_then(|n| crate::net::start(n, owner_records, &board))
+        {
             sampler.set_network(monitor);
         }
         Self::start_with(sampler, board, interval)
@@ -134,7 +143,8 @@ mod tests {
 
     #[test]
     fn cycles_on_request_and_stops_promptly() {
-        let mut runtime = Runtime::start(Config::default(), Duration::from_millis(100)).unwrap();
+        let mut runtime =
+            Runtime::start(Config::default(), Duration::from_millis(100), None).unwrap();
         let first = wait_for_snapshot(&runtime, 0);
         runtime.request_cycle();
         let second = wait_for_snapshot(&runtime, first.seq);

@@ -135,6 +135,13 @@ pub struct NetworkReport {
     pub lookups_from_memory: u64,
     /// New lookups the resolver answered without asking, its budget being spent (a flood).
     pub lookups_over_budget: u64,
+    /// The eBPF owner source: records read, lost (ring buffer full), kept now, and lookups
+    /// they answered (by live socket, by endpoint of a closed one). All 0 without it.
+    pub records_received: u64,
+    pub records_lost: u64,
+    pub records_kept: u64,
+    pub lookups_by_record: u64,
+    pub lookups_by_closed_record: u64,
     /// Flows asked again because their owner was not found in time, and those found so.
     pub second_chances: u64,
     pub second_chances_found: u64,

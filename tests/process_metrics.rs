@@ -49,9 +49,17 @@ fn cpu_burner_reports_cputime_and_percent_cpu() {
     let total_us = burner.zombie_cputime_us();
     let done = now();
 
-    // Rows stamped in [start + SETTLE, end] report samples taken while the burner burned.
+    // Rows sampled while the burner burned: each shows more CPU time than the row before
+    // (the first row is left out: its interval may have begun before the burn). Read from the
+    // rows themselves, not from when this thread read "ready" and "done": on a loaded machine
+    // this thread reads them late (a run with two CPU hogs and a benchmark beside it put
+    // `start` so late that only two rows fell between it and `end`).
     let cpu_rows = collectd.wait_row_after(&comm, "ps_cputime", done + SETTLE);
-    let burning = between(&cpu_rows, start + SETTLE, end);
+    let burning: Vec<Row> = cpu_rows
+        .windows(2)
+        .filter(|pair| cputime(&pair[1]) > cputime(&pair[0]))
+        .map(|pair| pair[1].clone())
+        .collect();
     assert!(
         burning.len() >= 3,
         "expected rows spanning at least 2 intervals while burning: {}",

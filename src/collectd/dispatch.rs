@@ -60,6 +60,13 @@ pub fn snapshot(plugin: &str, snapshot: &Snapshot) {
             ("flow_lookups_over_budget", net.lookups_over_budget),
             ("flow_second_chances", net.second_chances),
             ("flow_second_chances_found", net.second_chances_found),
+            ("owner_records", net.records_received),
+            ("owner_records_lost", net.records_lost),
+            ("flow_lookups_by_record", net.lookups_by_record),
+            (
+                "flow_lookups_by_closed_record",
+                net.lookups_by_closed_record,
+            ),
         ] {
             out.dispatch("derive", name, &[Value::Derive(value)]);
         }
@@ -74,6 +81,11 @@ pub fn snapshot(plugin: &str, snapshot: &Snapshot) {
             "count",
             "index_sockets",
             &[Value::Gauge(net.index_sockets as f64)],
+        );
+        out.dispatch(
+            "count",
+            "owner_records",
+            &[Value::Gauge(net.records_kept as f64)],
         );
         for iface in &net.interfaces {
             let name = crate::names::sanitize(&iface.name);

@@ -71,17 +71,18 @@ impl PluginManager for CaptureManager {
         abi::check(abi::daemon_symbols())?;
         let mut lifecycle = LIFECYCLE.lock();
         let config = match lifecycle.config.take() {
-            Some(Ok(config)) => {
-                if let Some(network) = &config.network {
-                    crate::net::validate(network).map_err(|e| Box::new(Refused(e)))?;
-                }
-                config
-            }
+            Some(Ok(config)) => config,
             Some(Err(e)) => return Err(Box::new(Refused(e))),
             None => Config::default(),
         };
+        let mut owner_records = None;
+        if let Some(network) = &config.network {
+            crate::net::validate(network).map_err(|e| Box::new(Refused(e)))?;
+            owner_records =
+                crate::net::load_owner_source(network).map_err(|e| Box::new(Refused(e)))?;
+        }
         let interval = plugin_interval();
-        lifecycle.runtime = Some(Runtime::start(config, interval)?);
+        lifecycle.runtime = Some(Runtime::start(config, interval, owner_records)?);
         Ok(())
     }
 

@@ -146,6 +146,20 @@ pub struct NetworkConfig {
     /// Flows with an owner each capture thread keeps at most (`MaxFlows`); the bounds of its
     /// other tables follow from it (`net::capture::flows::FlowLimits`).
     pub max_flows: usize,
+    /// Where owners of flows come from first (`OwnerSource`).
+    pub owner_source: OwnerSource,
+}
+
+/// `OwnerSource`: which process owns a flow's socket is asked first of what eBPF programs
+/// recorded in the kernel, or only of /proc and sock_diag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerSource {
+    /// eBPF when the programs load; /proc otherwise, saying why once.
+    Auto,
+    /// eBPF, or the plugin refuses to start.
+    Ebpf,
+    /// /proc and sock_diag only.
+    Proc,
 }
 
 pub const DEFAULT_SNAPLEN: u32 = 128;
@@ -167,6 +181,7 @@ impl Default for NetworkConfig {
             buffer_size: DEFAULT_BUFFER_SIZE,
             promiscuous: false,
             max_flows: crate::net::capture::flows::DEFAULT_MAX_FLOWS,
+            owner_source: OwnerSource::Auto,
         }
     }
 }
@@ -215,11 +230,12 @@ impl Default for Config {
 /// The options of `<Plugin capture>`, for error messages.
 const OPTIONS: &str = "Process, ProcessMatch, <Match>, GroupBy, MaxInstances, \
                        CollectFileHandles, CollectIO, Notifications, MetaData, CollectNetwork, \
-                       Interface, BPFFilter, SnapLen, BufferSize, Promiscuous, MaxFlows";
+                       Interface, BPFFilter, SnapLen, BufferSize, Promiscuous, MaxFlows, \
+                       OwnerSource";
 const MATCH_OPTIONS: &str = "Comm, Cmdline, Exe, User, Cgroup";
 
 /// The option names of [`OPTIONS`] and [`MATCH_OPTIONS`], for suggestions (and fuzzing).
-pub const OPTION_NAMES: [&str; 16] = [
+pub const OPTION_NAMES: [&str; 17] = [
     "Process",
     "ProcessMatch",
     "Match",
@@ -236,6 +252,7 @@ pub const OPTION_NAMES: [&str; 16] = [
     "BufferSize",
     "Promiscuous",
     "MaxFlows",
+    "OwnerSource",
 ];
 pub const MATCH_OPTION_NAMES: [&str; 5] = ["Comm", "Cmdline", "Exe", "User", "Cgroup"];
 
@@ -368,6 +385,14 @@ impl Config {
                 }
                 "promiscuous" => network.promiscuous = boolean(node)?,
                 "maxflows" => network.max_flows = integer(node, 1024, 16 << 20)? as usize,
+                "ownersource" => {
+                    network.owner_source = match one_string(node)?.to_ascii_lowercase().as_str() {
+                        "auto" => OwnerSource::Auto,
+                        "ebpf" => OwnerSource::Ebpf,
+                        "proc" => OwnerSource::Proc,
+                        _ => return Err(error(node, "expected \"auto\", \"ebpf\" or \"proc\"")),
+                    };
+                }
                 _ if closest(&key, &OPTION_NAMES).is_none()
                     && MATCH_OPTION_NAMES
                         .iter()

@@ -23,9 +23,10 @@ pub mod ownership;
 pub mod topology;
 pub mod types;
 
-use crate::config::{ConfigError, NetworkConfig};
+use crate::config::{ConfigError, NetworkConfig, OwnerSource};
 use capture::pcap_source::{self, CaptureOptions, OpenError};
 use monitor::NetMonitor;
+use ownership::ebpf::OwnerRecords;
 
 /// Checks what the configuration alone cannot: that the interfaces exist and the BPF filter
 /// compiles. Needs no privilege.
@@ -63,6 +64,39 @@ pub fn validate(config: &NetworkConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The eBPF owner source as `OwnerSource` says: loaded for "auto" when it can be (and why not,
+/// said once, when it cannot), always for "ebpf" (its failure is a refusal, as a bad option's),
+/// never for "proc". Says once which source is in use.
+pub fn load_owner_source(config: &NetworkConfig) -> Result<Option<OwnerRecords>, ConfigError> {
+    match config.owner_source {
+        OwnerSource::Proc => {
+            log::info!("owner source: /proc and sock_diag (OwnerSource \"proc\")");
+            Ok(None)
+        }
+        OwnerSource::Auto | OwnerSource::Ebpf => match OwnerRecords::load() {
+            Ok(records) => {
+                log::info!("owner source: eBPF ({}), then /proc", records.coverage);
+                Ok(Some(records))
+            }
+            Err(e) if config.owner_source == OwnerSource::Auto => {
+                log::warn!(
+                    "owner source: /proc and sock_diag; the eBPF programs did not load: {e}. \
+                     Short connections and processes that exit before their packets are \
+                     looked at count as unattributed"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(ConfigError {
+                option: "OwnerSource".into(),
+                value: "\"ebpf\"".into(),
+                problem: format!(
+                    "the eBPF programs did not load: {e}; \"auto\" falls back to /proc"
+                ),
+            }),
+        },
+    }
+}
+
 /// Opens the captures and starts their threads, registered on `board`. What cannot be opened
 /// is logged once per cause; without the privilege to capture, one warning, and every process
 /// metric goes on.
@@ -70,6 +104,7 @@ pub fn validate(config: &NetworkConfig) -> Result<(), ConfigError> {
 /// rather than zeros that would look like a quiet network.
 pub fn start(
     config: &NetworkConfig,
+    owner_records: Option<OwnerRecords>,
     board: &std::sync::Arc<crate::supervise::ThreadBoard>,
 ) -> Option<NetMonitor> {
     let options: Vec<CaptureOptions> = config
@@ -84,7 +119,7 @@ pub fn start(
         })
         .collect();
     let limits = capture::flows::FlowLimits::from_max_flows(config.max_flows);
-    let (monitor, errors) = NetMonitor::start(&options, limits, board);
+    let (monitor, errors) = NetMonitor::start(&options, limits, owner_records, board);
     let mut privilege_warned = false;
     for (interface, error) in errors {
         match error {

@@ -12,6 +12,7 @@ use super::capture::flows::FlowLimits;
 use super::capture::pcap_source::{CaptureOptions, OpenError, PacketSource};
 pub use super::capture::thread::InterfaceTotals;
 use super::capture::thread::{capture_loop, CaptureBoard, READ_TIMEOUT_MS};
+use super::ownership::ebpf::OwnerRecords;
 use super::ownership::inodes::IndexStats;
 use super::ownership::namespaces::Namespaces;
 use super::ownership::resolver::{resolver_loop, ResolverStats};
@@ -46,6 +47,7 @@ impl NetMonitor {
     pub fn start(
         options: &[CaptureOptions],
         limits: FlowLimits,
+        owner_records: Option<OwnerRecords>,
         board: &Arc<ThreadBoard>,
     ) -> (NetMonitor, Vec<(String, OpenError)>) {
         let shared = Arc::new(Shared::default());
@@ -104,6 +106,7 @@ impl NetMonitor {
                 resolver_loop(
                     lookup_queue,
                     namespaces,
+                    owner_records,
                     &thread_shared.capture.topology,
                     &thread_shared.resolver,
                     &thread_shared.capture.closed,
@@ -179,7 +182,7 @@ mod tests {
             promiscuous: false,
         }];
         let (mut monitor, errors) =
-            NetMonitor::start(&options, FlowLimits::default(), &ThreadBoard::new());
+            NetMonitor::start(&options, FlowLimits::default(), None, &ThreadBoard::new());
         if !errors.is_empty() {
             eprintln!("SKIP: {errors:?}");
             return;

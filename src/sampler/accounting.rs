@@ -169,6 +169,9 @@ struct Instance {
     reported: Counters,
     admitted: bool,
     last_live_cycle: u64,
+    /// Counters were credited to it after its members exited (network bytes resolved late),
+    /// since it was last reported: it is reported once more, as if live, so they are seen.
+    credited_late: bool,
     // Per-cycle sums, cleared when a cycle begins and when it ends.
     live: Counters,
     cpu_delta: u64,
@@ -402,7 +405,7 @@ impl Accounting {
         // the order they were first seen.
         let mut admitted = 0;
         for inst in self.instances.iter_mut() {
-            let live = inst.last_live_cycle == cycle;
+            let live = inst.last_live_cycle == cycle || inst.credited_late;
             inst.admitted = inst.fixed || (inst.admitted && live);
             if inst.admitted {
                 admitted += 1;
@@ -410,7 +413,8 @@ impl Accounting {
         }
         let mut outcome = CycleOutcome::default();
         for inst in self.instances.iter_mut() {
-            if inst.admitted || inst.last_live_cycle != cycle || inst.name.is_empty() {
+            let live = inst.last_live_cycle == cycle || inst.credited_late;
+            if inst.admitted || !live || inst.name.is_empty() {
                 continue;
             }
             if admitted < self.max_instances {
@@ -453,6 +457,7 @@ impl Accounting {
                     single,
                 });
             }
+            inst.credited_late = false;
             inst.clear_cycle_sums();
         }
         self.forget_long_idle();
@@ -505,9 +510,11 @@ impl Accounting {
         let Some(&id) = self.by_name.get(name) else {
             return false;
         };
-        for (base, &v) in self.instances[id].base.iter_mut().zip(extra.iter()) {
+        let instance = &mut self.instances[id];
+        for (base, &v) in instance.base.iter_mut().zip(extra.iter()) {
             *base += i128::from(v);
         }
+        instance.credited_late |= extra.iter().any(|&v| v > 0);
         true
     }
 

@@ -358,6 +358,11 @@ impl Sampler {
             index_sockets: index.sockets as u64,
             lookups_from_memory: resolver.answered_from_memory,
             lookups_over_budget: resolver.over_budget,
+            records_received: resolver.records.received,
+            records_lost: resolver.records.lost,
+            records_kept: resolver.records.kept,
+            lookups_by_record: resolver.records.answered_by_socket,
+            lookups_by_closed_record: resolver.records.answered_by_endpoint,
             ..NetworkReport::default()
         };
         for iface in interfaces {

@@ -392,6 +392,31 @@ fn late_credits_reach_the_instance_of_an_exited_process() {
     assert_eq!(find(&report, "curl").counters[NET_TX_BYTES], 1000);
 }
 
+/// An instance whose last process exited is reported once more when bytes resolved after the
+/// exit were credited to it — with no process, as it has none — and not after.
+#[test]
+fn late_credits_are_reported_once_after_the_last_member_left() {
+    let mut acc = Accounting::new(10);
+    let mut o = obs(5, 9, 0, 0, 1);
+    o.counters[NET_TX_BYTES] = 100;
+    acc.observe("curl", o);
+    acc.end_cycle();
+    let (report, _) = acc.end_cycle(); // curl exited
+    assert!(
+        report.iter().all(|t| t.name != "curl"),
+        "no live member, nothing new"
+    );
+    let mut late = [0; COUNTERS];
+    late[NET_TX_BYTES] = 900;
+    assert!(acc.credit_departed(&key(5, 9), &late));
+    let (report, _) = acc.end_cycle();
+    let curl = find(&report, "curl");
+    assert_eq!(curl.counters[NET_TX_BYTES], 1000);
+    assert_eq!((curl.processes, curl.threads), (0, 0));
+    let (report, _) = acc.end_cycle();
+    assert!(report.iter().all(|t| t.name != "curl"), "reported once");
+}
+
 /// A cycle that never reached `end_cycle` (a panic caught by the sampler thread, a stop) must
 /// not leave its sums behind for the next one: no doubled totals, no spike, no flat line after.
 #[test]

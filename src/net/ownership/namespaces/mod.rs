@@ -403,6 +403,20 @@ impl Namespaces {
         Ok(self.topology.clone())
     }
 
+    /// The nsfs inode of namespace `id` (what `ns.inum` is in the kernel, and eBPF records
+    /// carry), once a scan has identified it.
+    pub fn inode_of(&self, id: NetnsId) -> Option<u64> {
+        if id == NetnsId::HOST {
+            return self.home.as_ref().map(|(_, identity)| identity.ino);
+        }
+        self.registry
+            .by_nsid
+            .values()
+            .find(|known| known.id == id)
+            .and_then(|known| known.identity)
+            .map(|identity| identity.ino)
+    }
+
     /// The topology of the last refresh.
     pub fn topology(&self) -> Arc<Topology> {
         self.topology.clone()

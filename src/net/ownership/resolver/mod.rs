@@ -21,6 +21,8 @@
 
 mod negative;
 
+use super::ebpf::table::RecordTable;
+use super::ebpf::OwnerRecords;
 use super::inodes::{IndexStats, InodeIndex};
 use super::namespaces::{NamespaceError, Namespaces};
 use crate::faults;
@@ -29,7 +31,7 @@ use crate::net::netlink::conntrack::Conntrack;
 use crate::net::netlink::sock_destroy::{ClosedSocket, SockDestroy, Transports};
 use crate::net::netlink::sock_diag::{SockDiag, SocketInfo};
 use crate::net::topology::SharedTopology;
-use crate::net::types::{FlowKey, NetnsId, Request, Resolution, Transport};
+use crate::net::types::{FlowKey, NetnsId, Owner, Request, Resolution, Transport};
 use crate::proc::ProcRoot;
 use crate::supervise::{guard, ThreadToken};
 use negative::NegativeAnswers;
@@ -60,6 +62,9 @@ const LOOKUPS_PER_SECOND: f64 = 20_000.0;
 /// Flows waiting to be asked again at most; beyond, a flow not found at once is answered
 /// [`Resolution::Lost`] (the flow table gives it a second chance later). Each costs ~100 bytes.
 const MAX_WAITING_RETRIES: usize = 16_384;
+/// Owner records read from the ring buffer in one round at most: the rest wait there (the
+/// programs count what does not fit as lost).
+const MAX_RECORDS_PER_ROUND: usize = 65_536;
 /// The topology is read again this often, and when a capture thread asks.
 const TOPOLOGY_REFRESH: Duration = Duration::from_secs(1);
 /// With nothing to retry a round waits this long for a request: the stop flag and the topology
@@ -84,7 +89,21 @@ struct Pending {
     opens: bool,
     reply: Sender<(FlowKey, Resolution)>,
     first_asked: Instant,
+    /// The same, CLOCK_MONOTONIC ns: the clock of the kernel's owner records.
+    first_asked_ns: u64,
 }
+
+/// CLOCK_MONOTONIC now, in ns: what `bpf_ktime_get_ns` gives the owner records.
+fn monotonic_ns() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(now.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(now.tv_nsec).unwrap_or(0)
+}
+
+/// A connection's opening packet is credited by a record of its 4-tuple made at most this long
+/// before it was first asked about: its own connect()'s record comes after its SYN, and a
+/// previous connection on the same 4-tuple was recorded at least a second before (the kernel
+/// reuses a 4-tuple in TIME_WAIT only a second after its last packet, `tcp_tw_reuse`).
+const OPENING_RECORD_WINDOW_NS: u64 = 500_000_000;
 
 /// What the loop does to the world besides answering requests. The loop only decides when;
 /// [`OwnerLookup`]'s implementation decides how (the kernel's, or a test's script).
@@ -93,8 +112,9 @@ trait OwnerLookup {
     /// lookups answered from memory, and over the budget, so far).
     fn round_begins(&mut self, negative_hits: u64, over_budget: u64);
     /// The owner of one flow's socket, or [`Answer::Retry`] if asking again may find one.
-    /// `opens`: the packet that asked opened a TCP connection.
-    fn owner(&mut self, key: &FlowKey, opens: bool) -> Answer;
+    /// `opens`: the packet that asked opened a TCP connection; `asked_ns`: when the flow was
+    /// first asked about (CLOCK_MONOTONIC ns).
+    fn owner(&mut self, key: &FlowKey, opens: bool, asked_ns: u64) -> Answer;
     /// Read the topology again and publish it to the capture threads.
     fn refresh_topology(&mut self);
 }
@@ -246,6 +266,23 @@ pub struct ResolverStats {
     pub answered_from_memory: u64,
     /// New lookups answered `Lost` without asking, the budget being spent, since the start.
     pub over_budget: u64,
+    /// The eBPF owner source's counters (all 0 when it is not loaded).
+    pub records: RecordStats,
+}
+
+/// What the eBPF owner source did, since the start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordStats {
+    /// Records read from the kernel.
+    pub received: u64,
+    /// Records the kernel could not deliver (ring buffer full) or that did not parse.
+    pub lost: u64,
+    /// Records kept now.
+    pub kept: u64,
+    /// Lookups answered from a record: by the socket's inode, or by its endpoint once the
+    /// socket was gone.
+    pub answered_by_socket: u64,
+    pub answered_by_endpoint: u64,
 }
 
 /// [`LOOKUPS_PER_SECOND`] as a token bucket: a second's worth at most, refilled as time goes.
@@ -278,9 +315,11 @@ impl Budget {
 
 /// Runs until `stop` is set or every capture thread is gone. Its counters are published to
 /// `stats` after every round.
+#[allow(clippy::too_many_arguments)]
 pub fn resolver_loop(
     queue: Receiver<Request>,
     namespaces: Namespaces,
+    records: Option<OwnerRecords>,
     topology: &SharedTopology,
     stats: &Mutex<ResolverStats>,
     closed: &ClosedSockets,
@@ -335,6 +374,9 @@ pub fn resolver_loop(
         destroyed,
         closed,
         destroyed_buffer: Vec::new(),
+        records,
+        table: RecordTable::default(),
+        record_stats: RecordStats::default(),
     };
     run(&queue, &mut kernel, stop, topology_read, token);
 }
@@ -354,6 +396,66 @@ struct Kernel<'a> {
     destroyed: Option<SockDestroy>,
     closed: &'a ClosedSockets,
     destroyed_buffer: Vec<ClosedSocket>,
+    /// The eBPF owner source, when loaded, and the records it gave.
+    records: Option<OwnerRecords>,
+    table: RecordTable,
+    record_stats: RecordStats,
+}
+
+impl Kernel<'_> {
+    /// The records written since the last round, kept; and the counters.
+    fn read_records(&mut self) {
+        let Some(records) = self.records.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        for record in records.drain(MAX_RECORDS_PER_ROUND) {
+            self.table.insert(&record, now);
+            self.record_stats.received += 1;
+        }
+        self.record_stats.lost = records.lost();
+        self.record_stats.kept = self.table.kept() as u64;
+    }
+
+    /// The recorded owner of the flow's socket: by its inode while the kernel has it, else by
+    /// the flow's endpoint (a record made at `recorded_since` or later). Records written since
+    /// the round began are read first when none is kept yet: on loopback a connect()'s record
+    /// is written before the capture has even seen its SYN.
+    fn recorded_owner(
+        &mut self,
+        key: &FlowKey,
+        socket_inode: Option<u64>,
+        recorded_since: u64,
+    ) -> Option<Owner> {
+        self.records.as_ref()?;
+        let netns = self
+            .diags
+            .namespaces
+            .inode_of(key.netns)
+            .and_then(|inode| u32::try_from(inode).ok());
+        let find = |table: &RecordTable| {
+            let now = Instant::now();
+            match socket_inode {
+                Some(inode) => table.by_socket(inode, now),
+                None => table.by_endpoint(
+                    netns?,
+                    key.transport,
+                    (key.local, key.remote),
+                    recorded_since,
+                    now,
+                ),
+            }
+        };
+        let owner = find(&self.table).or_else(|| {
+            self.read_records();
+            find(&self.table)
+        })?;
+        match socket_inode {
+            Some(_) => self.record_stats.answered_by_socket += 1,
+            None => self.record_stats.answered_by_endpoint += 1,
+        }
+        Some(owner)
+    }
 }
 
 /// Destroyed sockets read in one round at most; what is left is read next round (a round is at
@@ -376,45 +478,93 @@ impl OwnerLookup for Kernel<'_> {
                         ip: socket.local.ip(),
                         port: socket.local.port(),
                     });
+                let host = self
+                    .diags
+                    .namespaces
+                    .inode_of(NetnsId::HOST)
+                    .and_then(|inode| u32::try_from(inode).ok());
+                let table = &mut self.table;
+                let endpoints = endpoints.inspect(|closed| {
+                    if let Some(host) = host {
+                        let local = std::net::SocketAddr::new(closed.ip, closed.port);
+                        table.forget_endpoint(host, closed.transport, local);
+                    }
+                });
                 self.closed.publish(endpoints, drained.overrun);
             }
         }
+        // After the destroyed sockets: a record of a port's new socket is kept, not forgotten.
+        self.read_records();
         *self.stats.lock() = ResolverStats {
             index: self.index.stats(),
             answered_from_memory: negative_hits,
             over_budget,
+            records: self.record_stats,
         };
     }
 
-    fn owner(&mut self, key: &FlowKey, opens: bool) -> Answer {
+    fn owner(&mut self, key: &FlowKey, opens: bool, asked_ns: u64) -> Answer {
+        // A closed socket's record, for a packet that opened a connection: one made for this
+        // connection, not for an earlier one on the same 4-tuple.
+        let recorded_since = if opens {
+            asked_ns.saturating_sub(OPENING_RECORD_WINDOW_NS)
+        } else {
+            0
+        };
         // Test-only (`fault-injection`): an owner "not found yet", as under a slow index.
         if faults::lookup_fails() {
             return Answer::Retry;
         }
-        match self.diags.find(key) {
-            Found::Socket(found) => match found {
-                // No socket at all in this namespace: asking again will not make one.
-                Ok(None) => match self.diags.no_socket(key) {
+        let found = match self.diags.find(key) {
+            Found::Socket(found) => found,
+            // A namespace that cannot be entered: what the kernel recorded for the endpoint.
+            Found::CannotAsk => {
+                return Answer::Final(self.recorded_owner(key, None, recorded_since).into());
+            }
+        };
+        let info = match found {
+            Ok(Some(info)) => info,
+            // No socket any more: the process the kernel recorded for the flow's endpoint;
+            // without one, asking again will not make a socket.
+            Ok(None) => {
+                if let Some(owner) = self.recorded_owner(key, None, recorded_since) {
+                    return Answer::Final(Resolution::Process(owner));
+                }
+                return match self.diags.no_socket(key) {
                     Resolution::Unattributed => Answer::NoSocket,
                     other => Answer::Final(other),
-                },
+                };
+            }
+            Err(_) => return Answer::Retry,
+        };
+        if info.inode == 0 {
+            return if info.may_get_an_owner() {
                 // Found, but no process holds it yet (accept queue): it may get one.
-                Ok(Some(info)) if info.inode == 0 && info.may_get_an_owner() => Answer::Retry,
-                // A SYN on the 4-tuple of a connection in TIME_WAIT (a client port reused at
-                // once): the kernel replaces it with the new connection in a moment.
-                Ok(Some(info)) if info.inode == 0 && opens => Answer::Retry,
-                // Found, but no process holds it any more (TIME_WAIT, an orphan after
-                // close): nobody will, and retrying for two seconds would cost a core
-                // under churn.
-                Ok(Some(info)) if info.inode == 0 => Answer::Final(Resolution::Unattributed),
-                Ok(Some(info)) => match self.index.lookup(info.inode, Some(info.uid)) {
+                Answer::Retry
+            } else if opens {
+                // A connection that opened and is closed already (its record), or a SYN on the
+                // 4-tuple of an earlier connection in TIME_WAIT (a client port reused at once):
+                // the kernel replaces it with the new connection in a moment.
+                match self.recorded_owner(key, None, recorded_since) {
                     Some(owner) => Answer::Final(Resolution::Process(owner)),
-                    // The index works in bounded steps: the next one may find it.
                     None => Answer::Retry,
-                },
-                Err(_) => Answer::Retry,
-            },
-            Found::CannotAsk => Answer::Final(Resolution::Unattributed),
+                }
+            } else {
+                // No process holds it any more (TIME_WAIT, an orphan after close): the one the
+                // kernel recorded for its 4-tuple; else nobody will, and retrying for two
+                // seconds would cost a core under churn.
+                Answer::Final(self.recorded_owner(key, None, 0).into())
+            };
+        }
+        // A live socket the kernel recorded a user of: that process, for certain.
+        if let Some(owner) = self.recorded_owner(key, Some(info.inode), 0) {
+            return Answer::Final(Resolution::Process(owner));
+        }
+        match self.index.lookup(info.inode, Some(info.uid)) {
+            Some(owner) => Answer::Final(Resolution::Process(owner)),
+            // The index works in bounded steps (and a record may arrive): the next one may
+            // find it.
+            None => Answer::Retry,
         }
     }
 
@@ -516,6 +666,7 @@ impl Loop {
                 opens,
                 reply,
                 first_asked: Instant::now(),
+                first_asked_ns: monotonic_ns(),
             }),
             Request::Topology => topology_wanted = true,
         };
@@ -549,7 +700,7 @@ impl Loop {
                 retries.settle(pending, Answer::Final(Resolution::Lost), now);
                 continue;
             }
-            let answer = world.owner(&pending.key, pending.opens);
+            let answer = world.owner(&pending.key, pending.opens, pending.first_asked_ns);
             let now = Instant::now();
             if answer == Answer::NoSocket && pending.received {
                 negative.remember(&pending.key, now);

@@ -67,6 +67,7 @@ fn pending(n: u16, reply: &Sender<(FlowKey, Resolution)>, first_asked: Instant) 
         opens: false,
         reply: reply.clone(),
         first_asked,
+        first_asked_ns: 0,
     }
 }
 
@@ -163,7 +164,7 @@ impl OwnerLookup for Script {
         (self.on_round)(self.rounds);
     }
 
-    fn owner(&mut self, key: &FlowKey, _opens: bool) -> Answer {
+    fn owner(&mut self, key: &FlowKey, _opens: bool, _asked_ns: u64) -> Answer {
         let n = number(key);
         self.record(Did::Ask(n));
         (self.answer)(n)
