@@ -142,6 +142,11 @@ pub struct NetworkReport {
     pub records_kept: u64,
     pub lookups_by_record: u64,
     pub lookups_by_closed_record: u64,
+    /// Processes no cycle saw alive whose traffic went to an instance from their kernel
+    /// record, and those whose traffic went to `unattributed` because a rule needed a fact
+    /// nobody could read.
+    pub processes_placed_from_records: u64,
+    pub processes_undecidable: u64,
     /// Flows asked again because their owner was not found in time, and those found so.
     pub second_chances: u64,
     pub second_chances_found: u64,

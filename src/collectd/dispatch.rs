@@ -67,6 +67,8 @@ pub fn snapshot(plugin: &str, snapshot: &Snapshot) {
                 "flow_lookups_by_closed_record",
                 net.lookups_by_closed_record,
             ),
+            ("processes_from_records", net.processes_placed_from_records),
+            ("processes_undecidable", net.processes_undecidable),
         ] {
             out.dispatch("derive", name, &[Value::Derive(value)]);
         }

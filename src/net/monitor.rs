@@ -12,11 +12,12 @@ use super::capture::flows::FlowLimits;
 use super::capture::pcap_source::{CaptureOptions, OpenError, PacketSource};
 pub use super::capture::thread::InterfaceTotals;
 use super::capture::thread::{capture_loop, CaptureBoard, READ_TIMEOUT_MS};
+use super::ownership::ebpf::processes::RecordedProcesses;
 use super::ownership::ebpf::OwnerRecords;
 use super::ownership::inodes::IndexStats;
 use super::ownership::namespaces::Namespaces;
 use super::ownership::resolver::{resolver_loop, ResolverStats};
-use super::types::{Owner, Request, Traffic};
+use super::types::{Owner, RecordedProcess, Request, Traffic};
 use crate::supervise::{self, ThreadBoard};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -33,6 +34,8 @@ struct Shared {
     capture: CaptureBoard,
     /// The resolver's counters, as of its last round.
     resolver: Mutex<ResolverStats>,
+    /// Processes the kernel recorded using sockets (eBPF owner source), for the sampler.
+    recorded_processes: RecordedProcesses,
 }
 
 pub struct NetMonitor {
@@ -107,6 +110,7 @@ impl NetMonitor {
                     lookup_queue,
                     namespaces,
                     owner_records,
+                    &thread_shared.recorded_processes,
                     &thread_shared.capture.topology,
                     &thread_shared.resolver,
                     &thread_shared.capture.closed,
@@ -133,6 +137,11 @@ impl NetMonitor {
     /// The resolver's counters as of its last round.
     pub fn resolver_stats(&self) -> ResolverStats {
         *self.shared.resolver.lock()
+    }
+
+    /// What the kernel recorded of a process that used a socket (eBPF owner source).
+    pub fn recorded_process(&self, owner: &Owner) -> Option<RecordedProcess> {
+        self.shared.recorded_processes.get(owner)
     }
 
     /// Whether at least one interface is being captured.

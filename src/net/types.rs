@@ -15,6 +15,24 @@ pub struct Owner {
     pub starttime: u64,
 }
 
+/// What is known of a process the kernel recorded using a socket (the eBPF owner source), for
+/// placing it in an instance when the sampler never saw it alive. `comm` and `uid` come with
+/// every record; the others were read from /proc when the record arrived, if the process still
+/// lived (`None`: it did not, or they could not be read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedProcess {
+    pub owner: Owner,
+    pub comm: String,
+    /// The real uid.
+    pub uid: u32,
+    /// Arguments joined by spaces.
+    pub cmdline: Option<String>,
+    /// Full path of the executable.
+    pub exe: Option<String>,
+    /// The cgroup path that represents it (`proc::pid_cgroup::parse`).
+    pub cgroup: Option<String>,
+}
+
 /// A network namespace, as the plugin numbers them: [`NetnsId::HOST`] is the one the plugin
 /// runs in, the others get 1, 2, ... as they are found, never reused while the plugin runs
 /// (flows keyed by one never meet another namespace's).

@@ -518,6 +518,17 @@ impl Accounting {
         true
     }
 
+    /// Adds the counters of a process no cycle saw alive (its traffic, which the kernel
+    /// recorded) to instance `name`, creating it if needed: reported with no process for it.
+    pub fn credit_unseen(&mut self, name: &str, extra: &Counters) {
+        let id = self.instance_id(name);
+        let instance = &mut self.instances[id];
+        for (base, &v) in instance.base.iter_mut().zip(extra.iter()) {
+            *base += i128::from(v);
+        }
+        instance.credited_late |= extra.iter().any(|&v| v > 0);
+    }
+
     /// Number of processes tracked.
     pub fn tracked_processes(&self) -> usize {
         self.members.len()

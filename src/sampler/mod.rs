@@ -17,6 +17,7 @@
 pub mod accounting;
 mod facts;
 pub mod grouping;
+mod recorded;
 
 use crate::config::Config;
 use crate::names;
@@ -33,6 +34,7 @@ use crate::users::UserNames;
 use accounting::{Accounting, Gauges, Observation, ProcessKey, COUNTERS};
 use facts::ProcFacts;
 use grouping::Assignment;
+use recorded::Placement;
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
@@ -110,6 +112,18 @@ struct NetworkState {
     unseen: HashMap<Owner, u64>,
     /// Traffic of processes never seen, given up on: reported with `unattributed`.
     unattributed: Traffic,
+    /// Processes never seen alive whose traffic was placed from their kernel record, and
+    /// those that could not be (a rule needed a fact nobody could read), since the start.
+    placed_from_records: u64,
+    undecidable: u64,
+}
+
+/// Whether the process `owner` is still there (a zombie too: a cycle samples it).
+fn is_alive(proc: &mut ProcRoot, owner: &Owner) -> bool {
+    proc.read(Some(owner.pid), "stat", 4096)
+        .ok()
+        .and_then(crate::proc::pid_stat::parse)
+        .is_some_and(|stat| stat.starttime == owner.starttime)
 }
 
 /// Cycles the traffic of a process nobody has seen is held before it counts as unattributed.
@@ -164,6 +178,8 @@ impl Sampler {
             incoming: HashMap::new(),
             unseen: HashMap::new(),
             unattributed: Traffic::default(),
+            placed_from_records: 0,
+            undecidable: 0,
         });
     }
 
@@ -328,6 +344,7 @@ impl Sampler {
         let cycle = self.seq + 1;
         let mut still_unseen = HashMap::new();
         let accounting = &mut self.accounting;
+        let (config, users, proc) = (&self.config, &mut self.users, &mut self.proc);
         net.incoming.retain(|owner, traffic| {
             let key = ProcessKey {
                 pid: owner.pid,
@@ -335,6 +352,24 @@ impl Sampler {
             };
             if accounting.credit_departed(&key, &network_counters(traffic)) {
                 return false;
+            }
+            // A process the kernel recorded, gone before any cycle saw it: placed by the rules
+            // from what the record kept.
+            if let Some(process) = net.monitor.recorded_process(owner) {
+                if !is_alive(proc, owner) {
+                    match recorded::place(config, &process, users) {
+                        Placement::Instance(name) => {
+                            accounting.credit_unseen(&name, &network_counters(traffic));
+                            net.placed_from_records += 1;
+                        }
+                        Placement::Dropped => {}
+                        Placement::Undecidable => {
+                            net.unattributed.merge(traffic);
+                            net.undecidable += 1;
+                        }
+                    }
+                    return false;
+                }
             }
             let since = net.unseen.get(owner).copied().unwrap_or(cycle);
             if cycle - since >= UNSEEN_CYCLES {
@@ -363,6 +398,8 @@ impl Sampler {
             records_kept: resolver.records.kept,
             lookups_by_record: resolver.records.answered_by_socket,
             lookups_by_closed_record: resolver.records.answered_by_endpoint,
+            processes_placed_from_records: net.placed_from_records,
+            processes_undecidable: net.undecidable,
             ..NetworkReport::default()
         };
         for iface in interfaces {

@@ -452,3 +452,24 @@ fn a_cycle_cut_short_leaves_nothing_behind() {
     assert_eq!(web.counters[USER_TICKS], 135);
     assert_eq!(web.cpu_delta_ticks, Some(5));
 }
+
+/// A process no cycle saw alive (its traffic recorded by the kernel) makes its instance
+/// appear with that traffic and no process; its counters stay after.
+#[test]
+fn an_unseen_process_makes_its_instance_appear_with_its_traffic_only() {
+    let mut acc = Accounting::new(10);
+    acc.end_cycle();
+    let mut traffic = [0; COUNTERS];
+    traffic[NET_TX_BYTES] = 500;
+    acc.credit_unseen("cron-job", &traffic);
+    acc.credit_unseen("cron-job", &traffic);
+    let (report, _) = acc.end_cycle();
+    let job = find(&report, "cron-job");
+    assert_eq!(job.counters[NET_TX_BYTES], 1000);
+    assert_eq!((job.processes, job.threads), (0, 0));
+    let (report, _) = acc.end_cycle();
+    assert!(report.iter().all(|t| t.name != "cron-job"));
+    acc.credit_unseen("cron-job", &traffic);
+    let (report, _) = acc.end_cycle();
+    assert_eq!(find(&report, "cron-job").counters[NET_TX_BYTES], 1500);
+}

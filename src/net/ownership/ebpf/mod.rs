@@ -17,6 +17,7 @@
 //! Loader: libbpf through `libbpf-rs` (the object compiled by clang in `build.rs` with
 //! `libbpf-cargo`, embedded in the plugin, relocated to the running kernel's BTF at load).
 
+pub mod processes;
 pub mod record;
 pub mod table;
 
@@ -256,20 +257,73 @@ fn missing(present: &[bool]) -> String {
 /// A failed load, in one line: the privilege it lacks, or libbpf's last word (the verifier's
 /// message).
 fn load_failure(error: &libbpf_rs::Error) -> LoadError {
-    let said = libbpf_messages::last();
     if error.kind() == libbpf_rs::ErrorKind::PermissionDenied {
         return LoadError(format!(
-            "loading the programs was refused ({}): it needs CAP_BPF and CAP_PERFMON (Linux \
-             5.8 or later; CAP_SYS_ADMIN before)",
-            reason(error)
+            "loading them was refused ({}): {}",
+            reason(error),
+            privilege::needed(privilege::effective())
         ));
     }
-    match said {
-        Some(said) => LoadError(format!("the kernel refused the programs: {said}")),
-        None => LoadError(format!(
-            "the kernel refused the programs: {}",
-            reason(error)
-        )),
+    match libbpf_messages::last() {
+        Some(said) => LoadError(format!("the kernel refused them: {said}")),
+        None => LoadError(format!("the kernel refused them: {}", reason(error))),
+    }
+}
+
+/// Which capabilities loading needs, and which of them this thread lacks.
+mod privilege {
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+
+    /// This thread's effective capabilities (`CapEff` of /proc/thread-self/status); `None`
+    /// when unreadable.
+    pub fn effective() -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
+        let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+        u64::from_str_radix(hex.trim(), 16).ok()
+    }
+
+    /// What to say about the capabilities `effective` has: the ones missing, by name.
+    pub fn needed(effective: Option<u64>) -> String {
+        let has = |cap: u32| effective.is_some_and(|caps| caps & (1u64 << cap) != 0);
+        let mut missing = Vec::new();
+        if !has(CAP_BPF) && !has(CAP_SYS_ADMIN) {
+            missing.push("CAP_BPF");
+        }
+        if !has(CAP_PERFMON) && !has(CAP_SYS_ADMIN) {
+            missing.push("CAP_PERFMON");
+        }
+        match (effective, missing.as_slice()) {
+            (None, _) | (_, []) => "it needs CAP_BPF and CAP_PERFMON (Linux 5.8 or later; \
+                                    CAP_SYS_ADMIN before), or an LSM refused it"
+                .to_string(),
+            (_, missing) => format!(
+                "it needs CAP_BPF and CAP_PERFMON (Linux 5.8 or later), and {} missing",
+                match missing {
+                    [one] => format!("{one} is"),
+                    _ => format!("{} are", missing.join(" and ")),
+                }
+            ),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_missing_capability_is_named() {
+            let bpf = 1u64 << CAP_BPF;
+            let perfmon = 1u64 << CAP_PERFMON;
+            let admin = 1u64 << CAP_SYS_ADMIN;
+            assert!(needed(Some(perfmon)).ends_with("CAP_BPF is missing"));
+            assert!(needed(Some(bpf)).ends_with("CAP_PERFMON is missing"));
+            assert!(needed(Some(0)).ends_with("CAP_BPF and CAP_PERFMON are missing"));
+            assert!(needed(Some(admin)).contains("or an LSM refused it"));
+            assert!(needed(Some(bpf | perfmon)).contains("or an LSM refused it"));
+            assert!(needed(None).contains("CAP_BPF and CAP_PERFMON"));
+        }
     }
 }
 

@@ -29,7 +29,7 @@ pub enum Event {
 /// A process, as the kernel saw it when it used a socket: enough to key it as the sampler does
 /// and to place it in an instance if the sampler never sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedProcess {
+pub struct KernelProcess {
     pub owner: Owner,
     /// The thread group leader's comm (what /proc/PID/stat and /proc/PID/comm say).
     pub comm: String,
@@ -42,7 +42,7 @@ pub struct RecordedProcess {
 /// One record: which process used which socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnerRecord {
-    pub process: RecordedProcess,
+    pub process: KernelProcess,
     /// The socket's inode, as sock_diag and /proc/PID/fd name it; 0 for a socket no file
     /// refers to (never the case for one a process used, but not trusted).
     pub socket_inode: u64,
@@ -101,7 +101,7 @@ pub fn parse(bytes: &[u8]) -> Option<OwnerRecord> {
     // A peer is set when the socket is connected: a port (a connected socket always has one).
     let remote = (remote_port != 0).then_some(SocketAddr::new(remote_ip, remote_port));
     Some(OwnerRecord {
-        process: RecordedProcess {
+        process: KernelProcess {
             owner: Owner {
                 pid: tgid,
                 starttime: start_boottime_ns / NS_PER_TICK,

@@ -21,6 +21,7 @@
 
 mod negative;
 
+use super::ebpf::processes::{self, RecordedProcesses};
 use super::ebpf::table::RecordTable;
 use super::ebpf::OwnerRecords;
 use super::inodes::{IndexStats, InodeIndex};
@@ -320,6 +321,7 @@ pub fn resolver_loop(
     queue: Receiver<Request>,
     namespaces: Namespaces,
     records: Option<OwnerRecords>,
+    recorded_processes: &RecordedProcesses,
     topology: &SharedTopology,
     stats: &Mutex<ResolverStats>,
     closed: &ClosedSockets,
@@ -377,6 +379,8 @@ pub fn resolver_loop(
         records,
         table: RecordTable::default(),
         record_stats: RecordStats::default(),
+        recorded_processes,
+        proc: ProcRoot::system(),
     };
     run(&queue, &mut kernel, stop, topology_read, token);
 }
@@ -400,6 +404,9 @@ struct Kernel<'a> {
     records: Option<OwnerRecords>,
     table: RecordTable,
     record_stats: RecordStats,
+    /// What is known of each recorded process, for the sampler.
+    recorded_processes: &'a RecordedProcesses,
+    proc: ProcRoot,
 }
 
 impl Kernel<'_> {
@@ -412,6 +419,10 @@ impl Kernel<'_> {
         for record in records.drain(MAX_RECORDS_PER_ROUND) {
             self.table.insert(&record, now);
             self.record_stats.received += 1;
+            if !self.recorded_processes.knows(&record.process.owner) {
+                let process = processes::with_proc_facts(&record.process, &mut self.proc);
+                self.recorded_processes.keep(process);
+            }
         }
         self.record_stats.lost = records.lost();
         self.record_stats.kept = self.table.kept() as u64;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::net::ownership::ebpf::record::{Event, RecordedProcess};
+use crate::net::ownership::ebpf::record::{Event, KernelProcess};
 
 const HOST: u32 = 4026531840;
 
@@ -11,7 +11,7 @@ fn record(
     recorded_ns: u64,
 ) -> OwnerRecord {
     OwnerRecord {
-        process: RecordedProcess {
+        process: KernelProcess {
             owner: Owner { pid, starttime: 7 },
             comm: "p".into(),
             uid: 0,

@@ -1,0 +1,169 @@
+//! Processes and connections shorter than a poll keep their traffic (issue 15): with the eBPF
+//! owner source, the process that used a socket is recorded in the kernel when it uses it, so
+//! a client that connects, sends, closes and exits, or a process that sends a few datagrams and
+//! exits, is credited every byte — to its own instance, which appears with its traffic even
+//! though no sampler cycle ever saw the process alive.
+//!
+//! The measure is the receiver: a long-lived server on loopback, whose own bytes /proc finds
+//! anyway. On loopback every packet is seen once, credited `tx` to its sender and `rx` to its
+//! receiver, so the clients' `tx` must equal the server's `rx` (and the clients' `rx` its `tx`).
+//! The bounds: at least 99% (what the issue asks), and never more than the server saw.
+
+mod common;
+
+use common::{format_rows, unique_comm, Collectd, Workload};
+use std::time::{Duration, Instant};
+
+/// Short-lived processes of each kind, per address family.
+const PROCESSES: usize = 50;
+/// What each TCP client sends before it closes and exits.
+const TCP_BYTES: &str = "200000";
+/// Datagrams of each UDP sender, and their payload size.
+const DATAGRAMS: &str = "10";
+const DATAGRAM_SIZE: &str = "1000";
+
+/// How long the counters are waited for: the last bytes are credited a cycle or two after the
+/// last process exits; on a loaded machine, later.
+const SETTLE_FOR: Duration = Duration::from_secs(60);
+
+/// The sum of `ds` over the last `if_octets` row of each instance.
+fn octets(collectd: &Collectd, instances: &[&str], ds: &str) -> f64 {
+    instances
+        .iter()
+        .map(|instance| {
+            collectd
+                .rows(instance, "if_octets")
+                .last()
+                .map_or(0.0, |row| row.get(ds))
+        })
+        .sum()
+}
+
+/// Starts `PROCESSES` workloads at once, each `args` under `comm`, and waits for them to exit.
+fn run_many(collectd: &Collectd, comm: &str, args: &[&str]) {
+    let workloads: Vec<Workload> = (0..PROCESSES).map(|_| collectd.spawn(comm, args)).collect();
+    for mut workload in workloads {
+        let status = workload.wait();
+        assert!(status.success(), "{comm} {args:?}: {status}");
+    }
+}
+
+/// Waits until the clients' `tx` reaches `share` of the server's `rx` (both read at once), or
+/// SETTLE_FOR; returns (clients tx, clients rx, server rx, server tx).
+fn settle(collectd: &Collectd, clients: &str, server: &str, share: f64) -> (f64, f64, f64, f64) {
+    let deadline = Instant::now() + SETTLE_FOR;
+    loop {
+        let read = (
+            octets(collectd, &[clients], "tx"),
+            octets(collectd, &[clients], "rx"),
+            octets(collectd, &[server], "rx"),
+            octets(collectd, &[server], "tx"),
+        );
+        if (read.2 > 0.0 && read.0 >= share * read.2) || Instant::now() > deadline {
+            // One more interval: what is still held for the last flows is credited.
+            std::thread::sleep(Duration::from_secs(2));
+            return (
+                octets(collectd, &[clients], "tx"),
+                octets(collectd, &[clients], "rx"),
+                octets(collectd, &[server], "rx"),
+                octets(collectd, &[server], "tx"),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn check_share(what: &str, credited: f64, truth: f64, collectd: &Collectd, instance: &str) {
+    assert!(
+        truth > 0.0 && credited >= 0.99 * truth && credited <= truth * 1.0001,
+        "{what}: {credited} credited of {truth} ({:.1}%)\nrows of {instance}: {}\nunattributed: {}\n\
+         instances: {:?}\nself:\n{}\nlog:\n{}",
+        100.0 * credited / truth.max(1.0),
+        format_rows(&collectd.rows(instance, "if_octets")),
+        format_rows(&collectd.rows("unattributed", "if_octets")),
+        collectd.instances(),
+        collectd.last_values("self"),
+        collectd.log()
+    );
+}
+
+/// TCP clients that each connect, send 200 KB, close and exit; processes that each send ten
+/// datagrams and exit: every byte to their own instance, IPv4 and IPv6.
+#[test]
+fn processes_that_send_and_exit_keep_their_bytes() {
+    // Every process of the machine is reported by its comm: other tests running beside this
+    // one make hundreds of names, which must not crowd these out (MaxInstances).
+    let block = "GroupBy \"{comm}\"\nMaxInstances 1000000";
+    let Some(collectd) = Collectd::start(Some(block)) else {
+        return;
+    };
+    if !collectd.log().contains("owner source: eBPF") {
+        let reason = format!("the eBPF owner source did not load:\n{}", collectd.log());
+        assert!(std::env::var_os("CI").is_none(), "{reason}");
+        eprintln!("SKIP: {reason}");
+        return;
+    }
+    for (family, ip) in [("4", "127.0.0.1"), ("6", "::1")] {
+        // The servers live throughout: /proc finds them, whatever the owner source.
+        let server_comm = unique_comm(&format!("cw_sls{family}_"));
+        let mut server = collectd.spawn(&server_comm, &["tcp-serve", ip, "120"]);
+        let port = server.expect_line_starting("port ");
+        let receiver_comm = unique_comm(&format!("cw_slr{family}_"));
+        let mut receiver = collectd.spawn(&receiver_comm, &["udp-recv", ip, "120"]);
+        let udp_port = receiver.expect_line_starting("port ");
+        let addr = |port: &str| match family {
+            "4" => format!("{ip}:{port}"),
+            _ => format!("[{ip}]:{port}"),
+        };
+
+        let clients = unique_comm(&format!("cw_slc{family}_"));
+        run_many(
+            &collectd,
+            &clients,
+            &["tcp-send", &addr(&port), TCP_BYTES, "1", "0"],
+        );
+        let senders = unique_comm(&format!("cw_slu{family}_"));
+        run_many(
+            &collectd,
+            &senders,
+            &["udp-send", &addr(&udp_port), DATAGRAMS, DATAGRAM_SIZE, "0"],
+        );
+
+        let (tx, rx, server_rx, server_tx) = settle(&collectd, &clients, &server_comm, 0.99);
+        eprintln!("IPv{family} TCP: clients tx {tx} rx {rx}, server rx {server_rx} tx {server_tx}");
+        check_share(
+            &format!("IPv{family} TCP clients' tx"),
+            tx,
+            server_rx,
+            &collectd,
+            &clients,
+        );
+        check_share(
+            &format!("IPv{family} TCP clients' rx"),
+            rx,
+            server_tx,
+            &collectd,
+            &clients,
+        );
+        let (sent, _, received, _) = settle(&collectd, &senders, &receiver_comm, 0.99);
+        eprintln!("IPv{family} UDP: senders tx {sent}, receiver rx {received}");
+        check_share(
+            &format!("IPv{family} UDP senders' tx"),
+            sent,
+            received,
+            &collectd,
+            &senders,
+        );
+        // They are instances with traffic, never with processes they did not have.
+        for instance in [&clients, &senders] {
+            let counts = collectd.rows(instance, "ps_count");
+            assert!(
+                counts
+                    .iter()
+                    .all(|row| row.get("processes") <= PROCESSES as f64),
+                "{instance}: {}",
+                format_rows(&counts)
+            );
+        }
+    }
+}
