@@ -40,6 +40,13 @@ if [[ $status -eq 0 ]]; then
   log "cargo test --lib --bins --tests --no-fail-fast $*"
   cargo test --lib --bins --tests --no-fail-fast "$@" || status=$?
 fi
+# The attribution tests again with /proc as the only owner source (OwnerSource "proc"): what a
+# host without eBPF gets must not regress. As root only (as a user they skip anyway).
+if [[ $status -eq 0 && $EUID -eq 0 ]]; then
+  log "CAPTURE_TEST_OWNER_SOURCE=proc cargo test (the attribution tests, /proc as owner source)"
+  CAPTURE_TEST_OWNER_SOURCE=proc cargo test --no-fail-fast --test network --test namespaces \
+    --test reuse --test second_chances --test privileges "$@" || status=$?
+fi
 # Silent; cargo's own summary stays the last thing printed.
 fix_ownership >/dev/null 2>&1 || true
 exit "$status"

@@ -23,6 +23,10 @@ const HOSTILE: &[(&str, &[&str])] = &[
     ),
     (r#"Comm "^x""#, &["Comm", "\"^x\"", "criterion of a <Match"]),
     (
+        r#"OwnerSource "kernel""#,
+        &["OwnerSource", "\"kernel\"", "\"auto\", \"ebpf\" or \"proc\""],
+    ),
+    (
         "<Matc \"m\">\n  Comm \"x\"\n</Matc>",
         &["Matc", "\"m\"", "did you mean `Match`?"],
     ),
@@ -107,7 +111,9 @@ fn every_hostile_configuration_is_refused_with_one_clear_error() {
         let outcomes: Vec<Result<Option<String>, String>> = std::thread::scope(|scope| {
             let threads: Vec<_> = batch
                 .iter()
-                .map(|(block, needles)| scope.spawn(move || check_refused(block, needles)))
+                .map(|(block, needles)| {
+                    scope.spawn(move || check_refused(block, needles, |b| Collectd::start(Some(b))))
+                })
                 .collect();
             threads
                 .into_iter()
@@ -151,8 +157,12 @@ fn every_hostile_configuration_is_refused_with_one_clear_error() {
 /// error line of the plugin, containing every one of `needles` (ignoring case); collectd still
 /// running, with `load` still being written; no capture instance at all. `Ok(None)` when the
 /// tests are skipped here, `Ok(Some(line))` with the error line, `Err` with what went wrong.
-fn check_refused(block: &str, needles: &[&str]) -> Result<Option<String>, String> {
-    let Some(mut collectd) = Collectd::start(Some(block)) else {
+fn check_refused(
+    block: &str,
+    needles: &[&str],
+    start: impl FnOnce(&str) -> Option<Collectd>,
+) -> Result<Option<String>, String> {
+    let Some(mut collectd) = start(block) else {
         return Ok(None);
     };
     let started = now();
@@ -198,6 +208,46 @@ fn check_refused(block: &str, needles: &[&str]) -> Result<Option<String>, String
     Ok(Some(line.clone()))
 }
 
+/// `OwnerSource "ebpf"` where the programs cannot load (collectd as nobody without CAP_BPF and
+/// CAP_PERFMON) refuses to start, naming why; `auto` there starts on /proc and says why once.
+#[test]
+fn an_explicit_ebpf_owner_source_that_cannot_load_refuses_to_start() {
+    let as_nobody = |block: &str| Collectd::start_as_nobody(Some(block), &["net_raw"]);
+    match check_refused(
+        r#"OwnerSource "ebpf""#,
+        &[
+            "OwnerSource",
+            "\"ebpf\"",
+            "the eBPF programs did not load",
+            "CAP_BPF and CAP_PERFMON are missing",
+            "\"auto\" falls back to /proc",
+        ],
+        as_nobody,
+    ) {
+        Ok(Some(line)) => eprintln!("refused: {line}"),
+        Ok(None) => return,
+        Err(problem) => panic!("{problem}"),
+    }
+    let Some(collectd) = Collectd::start_as_nobody(Some(r#"OwnerSource "auto""#), &["net_raw"])
+    else {
+        return;
+    };
+    collectd.wait_rows("self", "duration-sampler", "a sampler row", |rows| {
+        !rows.is_empty()
+    });
+    let fallbacks: Vec<String> = collectd
+        .plugin_log_lines("warning")
+        .into_iter()
+        .filter(|l| l.contains("owner source: /proc and sock_diag; the eBPF programs did not load"))
+        .collect();
+    assert_eq!(fallbacks.len(), 1, "{}", collectd.log());
+    assert!(
+        collectd.plugin_log_lines("error").is_empty(),
+        "{}",
+        collectd.log()
+    );
+}
+
 #[test]
 fn every_documented_option_is_accepted() {
     // The options of collectd.conf.example, each with a non-default value where it has one.
@@ -221,6 +271,7 @@ fn every_documented_option_is_accepted() {
   MaxInstances 100000
   CollectFileHandles false
   CollectIO false
+  OwnerSource "proc"
 "#
     );
     let Some(collectd) = Collectd::start(Some(&block)) else {

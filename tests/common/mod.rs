@@ -1028,7 +1028,8 @@ fn config_text(root: &Path, capture_block: Option<&str>, extra: &Extra<'_>) -> S
     );
     if !extra.without_capture {
         config.push_str("\nLoadPlugin capture\n");
-        if let Some(block) = capture_block {
+        let block = with_owner_source(capture_block);
+        if let Some(block) = block {
             writeln!(config, "<Plugin capture>\n{block}\n</Plugin>").expect("writing to a String");
         }
     }
@@ -1040,6 +1041,28 @@ fn config_text(root: &Path, capture_block: Option<&str>, extra: &Extra<'_>) -> S
         writeln!(config, "\n{text}").expect("writing to a String");
     }
     config
+}
+
+/// The owner source every harness collectd uses when the test run names one
+/// (`CAPTURE_TEST_OWNER_SOURCE=proc`: scripts/test.sh runs the attribution tests again so, to
+/// show /proc alone still does what it did): `capture_block` with `OwnerSource` added, unless
+/// the test sets it itself.
+fn with_owner_source(capture_block: Option<&str>) -> Option<String> {
+    let Some(source) = forced_owner_source() else {
+        return capture_block.map(str::to_owned);
+    };
+    match capture_block {
+        Some(block) if block.contains("OwnerSource") => Some(block.to_owned()),
+        Some(block) => Some(format!("{block}\nOwnerSource \"{source}\"")),
+        None => Some(format!("OwnerSource \"{source}\"")),
+    }
+}
+
+/// `CAPTURE_TEST_OWNER_SOURCE`, when set.
+pub fn forced_owner_source() -> Option<String> {
+    std::env::var("CAPTURE_TEST_OWNER_SOURCE")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 /// Who collectd runs as, with which capabilities.
