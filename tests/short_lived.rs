@@ -11,6 +11,7 @@
 
 mod common;
 
+use common::netns::{ip, Netns};
 use common::{format_rows, unique_comm, Collectd, Workload};
 use std::time::{Duration, Instant};
 
@@ -39,9 +40,15 @@ fn octets(collectd: &Collectd, instances: &[&str], ds: &str) -> f64 {
         .sum()
 }
 
-/// Starts `PROCESSES` workloads at once, each `args` under `comm`, and waits for them to exit.
-fn run_many(collectd: &Collectd, comm: &str, args: &[&str]) {
-    let workloads: Vec<Workload> = (0..PROCESSES).map(|_| collectd.spawn(comm, args)).collect();
+/// Starts `PROCESSES` workloads at once, each `args` under `comm` (inside `netns` if given),
+/// and waits for them to exit.
+fn run_many(collectd: &Collectd, netns: Option<&Netns>, comm: &str, args: &[&str]) {
+    let workloads: Vec<Workload> = (0..PROCESSES)
+        .map(|_| match netns {
+            Some(netns) => netns.spawn(collectd, comm, args),
+            None => collectd.spawn(comm, args),
+        })
+        .collect();
     for mut workload in workloads {
         let status = workload.wait();
         assert!(status.success(), "{comm} {args:?}: {status}");
@@ -125,12 +132,14 @@ fn processes_that_send_and_exit_keep_their_bytes() {
         let clients = unique_comm(&format!("cw_slc{family}_"));
         run_many(
             &collectd,
+            None,
             &clients,
             &["tcp-send", &addr(&port), TCP_BYTES, "1", "0"],
         );
         let senders = unique_comm(&format!("cw_slu{family}_"));
         run_many(
             &collectd,
+            None,
             &senders,
             &["udp-send", &addr(&udp_port), DATAGRAMS, DATAGRAM_SIZE, "0"],
         );
@@ -172,4 +181,92 @@ fn processes_that_send_and_exit_keep_their_bytes() {
             );
         }
     }
+}
+
+/// The same inside a container's network namespace (a veth into it, as `tests/namespaces.rs`
+/// sets up): short-lived clients and senders inside, their server on the host's end of the
+/// veth. The records carry the socket's namespace; the flows are keyed by it.
+#[test]
+fn processes_that_send_and_exit_inside_a_namespace_keep_their_bytes() {
+    let Some(lab) = Netns::create("short") else {
+        return;
+    };
+    let host_end = format!("csl{}", lab.id);
+    let _veth = lab.veth(&host_end);
+    ip(&[
+        "addr",
+        "add",
+        &format!("{}/24", lab.v4(1)),
+        "dev",
+        &host_end,
+    ]);
+    let block = "GroupBy \"{comm}\"\nMaxInstances 1000000";
+    let Some(collectd) = Collectd::start(Some(block)) else {
+        return;
+    };
+    if common::forced_owner_source().is_some_and(|source| source == "proc") {
+        eprintln!(
+            "SKIP: the owner source is /proc (CAPTURE_TEST_OWNER_SOURCE): this is eBPF's test"
+        );
+        return;
+    }
+    if !collectd.log().contains("owner source: eBPF") {
+        let reason = format!("the eBPF owner source did not load:\n{}", collectd.log());
+        assert!(std::env::var_os("CI").is_none(), "{reason}");
+        eprintln!("SKIP: {reason}");
+        return;
+    }
+    let host = lab.v4(1);
+    let server_comm = unique_comm("cw_slns_");
+    let mut server = collectd.spawn(&server_comm, &["tcp-serve", &host, "120"]);
+    let port = server.expect_line_starting("port ");
+    let receiver_comm = unique_comm("cw_slnr_");
+    let mut receiver = collectd.spawn(&receiver_comm, &["udp-recv", &host, "120"]);
+    let udp_port = receiver.expect_line_starting("port ");
+
+    let clients = unique_comm("cw_slnc_");
+    run_many(
+        &collectd,
+        Some(&lab),
+        &clients,
+        &["tcp-send", &format!("{host}:{port}"), TCP_BYTES, "1", "0"],
+    );
+    let senders = unique_comm("cw_slnu_");
+    run_many(
+        &collectd,
+        Some(&lab),
+        &senders,
+        &[
+            "udp-send",
+            &format!("{host}:{udp_port}"),
+            DATAGRAMS,
+            DATAGRAM_SIZE,
+            "0",
+        ],
+    );
+    let (tx, rx, server_rx, server_tx) = settle(&collectd, &clients, &server_comm, 0.99);
+    eprintln!("namespace TCP: clients tx {tx} rx {rx}, server rx {server_rx} tx {server_tx}");
+    check_share(
+        "namespace TCP clients' tx",
+        tx,
+        server_rx,
+        &collectd,
+        &clients,
+    );
+    check_share(
+        "namespace TCP clients' rx",
+        rx,
+        server_tx,
+        &collectd,
+        &clients,
+    );
+    let (sent, _, received, _) = settle(&collectd, &senders, &receiver_comm, 0.99);
+    eprintln!("namespace UDP: senders tx {sent}, receiver rx {received}");
+    check_share(
+        "namespace UDP senders' tx",
+        sent,
+        received,
+        &collectd,
+        &senders,
+    );
 }
