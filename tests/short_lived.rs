@@ -58,26 +58,49 @@ fn run_many(collectd: &Collectd, netns: Option<&Netns>, comm: &str, args: &[&str
 /// Waits until the clients' `tx` reaches `share` of the server's `rx` (both read at once), or
 /// SETTLE_FOR; returns (clients tx, clients rx, server rx, server tx).
 fn settle(collectd: &Collectd, clients: &str, server: &str, share: f64) -> (f64, f64, f64, f64) {
-    let deadline = Instant::now() + SETTLE_FOR;
-    loop {
-        let read = (
+    settle_with(collectd, clients, server, share, |read| read)
+}
+
+/// [`settle`], with the four numbers passed through `adjust` (to count from a starting point).
+fn settle_with(
+    collectd: &Collectd,
+    clients: &str,
+    server: &str,
+    share: f64,
+    adjust: impl Fn((f64, f64, f64, f64)) -> (f64, f64, f64, f64),
+) -> (f64, f64, f64, f64) {
+    let read = || {
+        adjust((
             octets(collectd, &[clients], "tx"),
             octets(collectd, &[clients], "rx"),
             octets(collectd, &[server], "rx"),
             octets(collectd, &[server], "tx"),
-        );
-        if (read.2 > 0.0 && read.0 >= share * read.2) || Instant::now() > deadline {
+        ))
+    };
+    let deadline = Instant::now() + SETTLE_FOR;
+    loop {
+        let now = read();
+        if (now.2 > 0.0 && now.0 >= share * now.2) || Instant::now() > deadline {
             // One more interval: what is still held for the last flows is credited.
             std::thread::sleep(Duration::from_secs(2));
-            return (
-                octets(collectd, &[clients], "tx"),
-                octets(collectd, &[clients], "rx"),
-                octets(collectd, &[server], "rx"),
-                octets(collectd, &[server], "tx"),
-            );
+            return read();
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// Waits until the server has received (since `before`) and `client` has been credited at least
+/// 99% of it, or SETTLE_FOR; returns (client tx, client rx, server rx, server tx) since then.
+fn settle_since(
+    collectd: &Collectd,
+    client: &str,
+    server: &str,
+    (rx_before, tx_before): (f64, f64),
+) -> (f64, f64, f64, f64) {
+    let (tx, rx, server_rx, server_tx) = settle_with(collectd, client, server, 0.99, |read| {
+        (read.0, read.1, read.2 - rx_before, read.3 - tx_before)
+    });
+    (tx, rx, server_rx, server_tx)
 }
 
 fn check_share(what: &str, credited: f64, truth: f64, collectd: &Collectd, instance: &str) {
@@ -129,6 +152,9 @@ fn processes_that_send_and_exit_keep_their_bytes() {
             _ => format!("[{ip}]:{port}"),
         };
 
+        // What goes to `unattributed` meanwhile (both directions, every interface).
+        let unattributed_before =
+            octets(&collectd, &["unattributed"], "tx") + octets(&collectd, &["unattributed"], "rx");
         let clients = unique_comm(&format!("cw_slc{family}_"));
         run_many(
             &collectd,
@@ -169,6 +195,55 @@ fn processes_that_send_and_exit_keep_their_bytes() {
             &collectd,
             &senders,
         );
+        // A 20 MB upload by one process that closes and exits at once: both sides.
+        let uploader = unique_comm(&format!("cw_slb{family}_"));
+        let server_rx_before = octets(&collectd, &[&server_comm], "rx");
+        let server_tx_before = octets(&collectd, &[&server_comm], "tx");
+        let mut upload =
+            collectd.spawn(&uploader, &["tcp-send", &addr(&port), "20000000", "1", "0"]);
+        assert!(upload.wait().success(), "the upload failed");
+        let (tx, rx, server_rx, server_tx) = settle_since(
+            &collectd,
+            &uploader,
+            &server_comm,
+            (server_rx_before, server_tx_before),
+        );
+        eprintln!(
+            "IPv{family} upload: client tx {tx} rx {rx}, server rx {server_rx} tx {server_tx}"
+        );
+        assert!(
+            server_rx >= 20e6,
+            "the server saw {server_rx} bytes of a 20 MB upload"
+        );
+        check_share(
+            &format!("IPv{family} uploader's tx"),
+            tx,
+            server_rx,
+            &collectd,
+            &uploader,
+        );
+        check_share(
+            &format!("IPv{family} uploader's rx"),
+            rx,
+            server_tx,
+            &collectd,
+            &uploader,
+        );
+
+        // Everything local processes sent here is someone's: at most 1% unattributed.
+        let unattributed = octets(&collectd, &["unattributed"], "tx")
+            + octets(&collectd, &["unattributed"], "rx")
+            - unattributed_before;
+        let local = octets(&collectd, &[&server_comm, &receiver_comm], "rx")
+            + octets(&collectd, &[&server_comm], "tx");
+        eprintln!("IPv{family}: {unattributed} bytes unattributed meanwhile, {local} local");
+        assert!(
+            unattributed <= 0.01 * local,
+            "IPv{family}: {unattributed} bytes went to unattributed while local processes \
+             exchanged {local}: {}",
+            format_rows(&collectd.rows("unattributed", "if_octets"))
+        );
+
         // They are instances with traffic, never with processes they did not have.
         for instance in [&clients, &senders] {
             let counts = collectd.rows(instance, "ps_count");
