@@ -39,6 +39,8 @@
 #   SOCKETS=0        TCP sockets held open by other processes (e.g. 30000: 15,000 in each of
 #                    two when RLIMIT_NOFILE cannot be raised), to make the fd tables larger
 #   STRACE_SECS=5    length of the strace burst (0: skip it; installs strace if missing)
+#   OWNER_SOURCE=    the plugin's OwnerSource (auto, ebpf, proc); empty: its default (auto).
+#                    Run it once with ebpf and once with proc to compare the two side by side
 #   SETTLE=8         seconds after the burst before the last reading (retries for 2 s,
 #                    held bytes given up after 5 s, one interval to write them)
 #   NETNS=1          run collectd and the workload in a private network namespace (only `lo`),
@@ -85,7 +87,14 @@ for role in cb_client cb_server cb_holder; do
   cp "$load" "$tmp/$role"
 done
 make_plugin_dir "$tmp/plugins" "$so" logfile csv
-collectd_conf "$tmp" csv "LoadPlugin capture"
+if [[ -n ${OWNER_SOURCE:-} ]]; then
+  collectd_conf "$tmp" csv "LoadPlugin capture
+<Plugin capture>
+  OwnerSource \"$OWNER_SOURCE\"
+</Plugin>"
+else
+  collectd_conf "$tmp" csv "LoadPlugin capture"
+fi
 
 spawn_sleepers "$N" 100000
 [[ $SOCKETS -gt 0 ]] && hold_sockets "$tmp/cb_holder" "$SOCKETS"

@@ -106,6 +106,12 @@ fn monotonic_ns() -> u64 {
 /// reuses a 4-tuple in TIME_WAIT only a second after its last packet, `tcp_tw_reuse`).
 const OPENING_RECORD_WINDOW_NS: u64 = 500_000_000;
 
+/// A SYN whose 4-tuple is found in TIME_WAIT is asked again for this long (about ten times at
+/// the fast pace): long enough for the kernel to replace an earlier connection's TIME_WAIT with
+/// the new one, short enough that a burst of connections closed before they were looked up
+/// (their own TIME_WAIT) costs ten sock_diag requests each, not a hundred.
+const OPENING_REPLACED_WITHIN_NS: u64 = 5_000_000;
+
 /// What the loop does to the world besides answering requests. The loop only decides when;
 /// [`OwnerLookup`]'s implementation decides how (the kernel's, or a test's script).
 trait OwnerLookup {
@@ -555,10 +561,17 @@ impl OwnerLookup for Kernel<'_> {
             } else if opens {
                 // A connection that opened and is closed already (its record), or a SYN on the
                 // 4-tuple of an earlier connection in TIME_WAIT (a client port reused at once):
-                // the kernel replaces it with the new connection in a moment.
+                // the kernel replaces that with the new connection within microseconds of the
+                // SYN, so asking again briefly finds it; a TIME_WAIT still there after that is
+                // the connection's own, closed already.
                 match self.recorded_owner(key, None, recorded_since) {
                     Some(owner) => Answer::Final(Resolution::Process(owner)),
-                    None => Answer::Retry,
+                    None if monotonic_ns().saturating_sub(asked_ns)
+                        < OPENING_REPLACED_WITHIN_NS =>
+                    {
+                        Answer::Retry
+                    }
+                    None => Answer::Final(Resolution::Unattributed),
                 }
             } else {
                 // No process holds it any more (TIME_WAIT, an orphan after close): the one the
