@@ -56,14 +56,15 @@ bench_at_exit "echo $stats_before >/proc/sys/kernel/bpf_stats_enabled"
 
 # send PHASE ROUND: one run of the sender; appends "PHASE cpu_ms sent" to $tmp/runs.
 send() {
-  local phase=$1 round=$2 port out="$tmp/$1.$2"
+  local phase=$1 round=$2 port out="$tmp/$1.$2" receiver
   "$tmp/oc_recv" recv 127.0.0.1:0 $((SECS + 30)) >"$out.recv" 2>&1 &
-  bench_track $!
+  receiver=$!
+  bench_track "$receiver"
   wait_for "$out.recv" '^port ' 10 || die "the receiver did not start: $(cat "$out.recv")"
   port=$(sed -n 's/^port //p' "$out.recv")
   "$tmp/oc_send" send "127.0.0.1:$port" "$RATE" "$SIZE" "$SECS" >"$out.send" 2>&1 ||
     die "the sender failed: $(cat "$out.send")"
-  wait || true
+  wait "$receiver" || true
   echo "$phase $(sed -n 's/^cpu_ms //p' "$out.send") $(sed -n 's/^sent //p' "$out.send" | cut -d' ' -f1)" >>"$tmp/runs"
 }
 

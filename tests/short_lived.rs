@@ -111,7 +111,12 @@ fn check_share(what: &str, credited: f64, truth: f64, collectd: &Collectd, insta
         100.0 * credited / truth.max(1.0),
         format_rows(&collectd.rows(instance, "if_octets")),
         format_rows(&collectd.rows("unattributed", "if_octets")),
-        collectd.instances(),
+        collectd
+            .instances()
+            .iter()
+            .map(|i| (i.clone(), octets(collectd, &[i], "tx")))
+            .filter(|(_, tx)| *tx > 0.0)
+            .collect::<Vec<_>>(),
         collectd.last_values("self"),
         collectd.log()
     );

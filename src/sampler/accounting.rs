@@ -169,9 +169,10 @@ struct Instance {
     reported: Counters,
     admitted: bool,
     last_live_cycle: u64,
-    /// Counters were credited to it after its members exited (network bytes resolved late),
-    /// since it was last reported: it is reported once more, as if live, so they are seen.
-    credited_late: bool,
+    /// Counters were credited to it after its members exited (network bytes resolved late,
+    /// a process no cycle saw alive): it is reported as if live up to this cycle, so they are
+    /// seen — for a few cycles, since collectd reads only the latest of the sampler's cycles.
+    late_until_cycle: u64,
     // Per-cycle sums, cleared when a cycle begins and when it ends.
     live: Counters,
     cpu_delta: u64,
@@ -238,6 +239,11 @@ fn fd_percent(open: u64, soft_limit: u64) -> f64 {
     }
     open as f64 * 100.0 / soft_limit as f64
 }
+
+/// Cycles an instance with no live process is reported after late counters were credited to
+/// it: the sampler runs two cycles per collectd interval and collectd dispatches the latest, so
+/// four make sure at least one is read.
+const LATE_CYCLES: u64 = 4;
 
 /// How many cycles late credits for an exited process are accepted.
 const DEPARTED_CYCLES: u64 = 60;
@@ -405,7 +411,7 @@ impl Accounting {
         // the order they were first seen.
         let mut admitted = 0;
         for inst in self.instances.iter_mut() {
-            let live = inst.last_live_cycle == cycle || inst.credited_late;
+            let live = inst.last_live_cycle == cycle || cycle <= inst.late_until_cycle;
             inst.admitted = inst.fixed || (inst.admitted && live);
             if inst.admitted {
                 admitted += 1;
@@ -413,7 +419,7 @@ impl Accounting {
         }
         let mut outcome = CycleOutcome::default();
         for inst in self.instances.iter_mut() {
-            let live = inst.last_live_cycle == cycle || inst.credited_late;
+            let live = inst.last_live_cycle == cycle || cycle <= inst.late_until_cycle;
             if inst.admitted || !live || inst.name.is_empty() {
                 continue;
             }
@@ -457,7 +463,6 @@ impl Accounting {
                     single,
                 });
             }
-            inst.credited_late = false;
             inst.clear_cycle_sums();
         }
         self.forget_long_idle();
@@ -510,11 +515,14 @@ impl Accounting {
         let Some(&id) = self.by_name.get(name) else {
             return false;
         };
+        let until = self.cycle + LATE_CYCLES - 1;
         let instance = &mut self.instances[id];
         for (base, &v) in instance.base.iter_mut().zip(extra.iter()) {
             *base += i128::from(v);
         }
-        instance.credited_late |= extra.iter().any(|&v| v > 0);
+        if extra.iter().any(|&v| v > 0) {
+            instance.late_until_cycle = until;
+        }
         true
     }
 
@@ -522,11 +530,14 @@ impl Accounting {
     /// recorded) to instance `name`, creating it if needed: reported with no process for it.
     pub fn credit_unseen(&mut self, name: &str, extra: &Counters) {
         let id = self.instance_id(name);
+        let until = self.cycle + LATE_CYCLES - 1;
         let instance = &mut self.instances[id];
         for (base, &v) in instance.base.iter_mut().zip(extra.iter()) {
             *base += i128::from(v);
         }
-        instance.credited_late |= extra.iter().any(|&v| v > 0);
+        if extra.iter().any(|&v| v > 0) {
+            instance.late_until_cycle = until;
+        }
     }
 
     /// Number of processes tracked.

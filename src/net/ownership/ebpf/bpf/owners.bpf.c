@@ -83,14 +83,17 @@ static __always_inline void current_process(struct seen *seen)
 	BPF_CORE_READ_STR_INTO(&seen->comm, leader, comm);
 }
 
-/* An IPv4 or IPv6 TCP or UDP socket: the only kind the capture attributes. */
+/* An IPv4 or IPv6 TCP or UDP socket: the only kind the capture attributes. The socket is the
+ * tracepoint's own argument, a pointer the verifier trusts: its fields are read directly (a
+ * load each, relocated by CO-RE), not through bpf_probe_read_kernel (a helper call each), which
+ * matters on a path that runs on every send and receive. */
 static __always_inline bool is_inet_transport(struct sock *sk, __u16 *family, __u8 *protocol)
 {
-	*family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	*family = sk->__sk_common.skc_family;
 	if (*family != AF_INET && *family != AF_INET6)
 		return false;
-	__u16 type = BPF_CORE_READ(sk, sk_type);
-	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	__u16 type = sk->sk_type;
+	__u16 proto = sk->sk_protocol;
 	if (type == SOCK_STREAM && proto == IPPROTO_TCP)
 		*protocol = IPPROTO_TCP;
 	else if (type == SOCK_DGRAM && proto == IPPROTO_UDP)
@@ -103,10 +106,10 @@ static __always_inline bool is_inet_transport(struct sock *sk, __u16 *family, __
 static __always_inline __u32 remote_hash(struct sock *sk, __u16 family)
 {
 	if (family == AF_INET)
-		return BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		return sk->__sk_common.skc_daddr;
 	__u32 h = 0;
 	for (int i = 0; i < 4; i++)
-		h = h * 31 + BPF_CORE_READ(sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32[i]);
+		h = h * 31 + sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
 	return h;
 }
 
@@ -162,7 +165,7 @@ static __always_inline void used(struct sock *sk, __u8 event)
 		return;
 	__u64 now = bpf_ktime_get_ns();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u16 remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u16 remote_port = bpf_ntohs(sk->__sk_common.skc_dport);
 	__u32 hash = remote_hash(sk, family);
 	if (seen->recorded_ns && seen->tgid == tgid && seen->remote_port == remote_port &&
 	    seen->remote_addr_hash == hash && now - seen->recorded_ns < REFRESH_NS)
