@@ -12,8 +12,9 @@
 #   ebpf   collectd with `OwnerSource "ebpf"`: the programs run on every send and receive.
 # Both collectds capture only `udp port 9` on lo (nothing here), so the capture's own cost does
 # not compete with the sender: what differs between proc and ebpf is the programs alone.
-# During the ebpf rounds the kernel's BPF statistics are on (sysctl kernel.bpf_stats_enabled,
-# restored after): run count and run time of each program, read with bpftool.
+# Then one more ebpf run with the kernel's BPF statistics on (sysctl kernel.bpf_stats_enabled,
+# restored after; they time every run, so they stay off while the slowdown is measured): run
+# count and run time of each program, read with bpftool.
 #
 #   sudo bench/owner_source_cost.sh
 #   sudo RATE=100000 SECS=3 ROUNDS=3 bench/owner_source_cost.sh
@@ -68,19 +69,22 @@ send() {
   echo "$phase $(sed -n 's/^cpu_ms //p' "$out.send") $(sed -n 's/^sent //p' "$out.send" | cut -d' ' -f1)" >>"$tmp/runs"
 }
 
-# with_collectd SOURCE ROUND: send while a collectd with OwnerSource SOURCE runs.
+# with_collectd SOURCE ROUND [stats]: send while a collectd with OwnerSource SOURCE runs; with
+# `stats`, the programs' statistics are taken around it.
 with_collectd() {
-  local source=$1 round=$2
+  local source=$1 round=$2 stats=${3-}
   start_collectd "$tmp/$source"
   local pid=$bench_pid
   wait_for "$tmp/$source/collectd.log" 'owner source' 15 || die "collectd ($source) did not start: $(tail -5 "$tmp/$source/collectd.log")"
   if [[ $source == ebpf ]]; then
     grep -q 'owner source: eBPF' "$tmp/$source/collectd.log" || die "the programs did not load: $(grep capture "$tmp/$source/collectd.log")"
+  fi
+  if [[ $stats == stats ]]; then
     echo 1 >/proc/sys/kernel/bpf_stats_enabled
     bpftool -j prog show >"$tmp/stats.before.$round"
   fi
   send "$source" "$round"
-  if [[ $source == ebpf ]]; then
+  if [[ $stats == stats ]]; then
     bpftool -j prog show >"$tmp/stats.after.$round"
     echo "$stats_before" >/proc/sys/kernel/bpf_stats_enabled
   fi
@@ -94,6 +98,8 @@ for round in $(seq "$ROUNDS"); do
   with_collectd proc "$round"
   with_collectd ebpf "$round"
 done
+log "one more run with the programs' statistics on"
+with_collectd ebpf stats stats
 
 "$python" - "$tmp" "$ROUNDS" "$RATE" <<'EOF'
 import json, statistics, sys
@@ -105,7 +111,7 @@ for line in open(f"{tmp}/runs"):
 print(f"\nsender CPU per datagram ({rate}/s), median of {rounds} rounds (all rounds):")
 med = {}
 for phase in ("none", "proc", "ebpf"):
-    values = per.get(phase, [])
+    values = per.get(phase, [])[:rounds]
     med[phase] = statistics.median(values)
     print(f"  {phase:5} {med[phase]:8.0f} ns   ({', '.join(f'{v:.0f}' for v in values)})")
 slowdown = 100.0 * (med["ebpf"] / med["proc"] - 1.0)
@@ -118,14 +124,11 @@ def progs(path):
             out[p["name"]] = (p.get("run_cnt", 0), p.get("run_time_ns", 0))
     return out
 runs = {}
-for r in range(1, rounds + 1):
-    before, after = progs(f"{tmp}/stats.before.{r}"), progs(f"{tmp}/stats.after.{r}")
-    for name, (cnt, ns) in after.items():
-        c0, n0 = before.get(name, (0, 0))
-        total = runs.setdefault(name, [0, 0])
-        total[0] += cnt - c0
-        total[1] += ns - n0
-print("\nthe programs' own run time (kernel.bpf_stats_enabled), over the ebpf rounds:")
+before, after = progs(f"{tmp}/stats.before.stats"), progs(f"{tmp}/stats.after.stats")
+for name, (cnt, ns) in after.items():
+    c0, n0 = before.get(name, (0, 0))
+    runs[name] = [cnt - c0, ns - n0]
+print("\nthe programs' own run time (kernel.bpf_stats_enabled, one more ebpf run):")
 for name, (cnt, ns) in sorted(runs.items()):
     print(f"  {name:13} {cnt:10} runs  {ns / cnt if cnt else 0:6.0f} ns a run")
 send = runs.get("on_send", [0, 0])
