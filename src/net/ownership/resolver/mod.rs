@@ -187,6 +187,8 @@ struct Diags {
     namespaces: Namespaces,
     /// Entering a namespace failed once: said once.
     enter_failure_said: bool,
+    /// The eBPF owner source is loaded (what a failure to enter costs is less).
+    owner_records: bool,
 }
 
 enum Found {
@@ -240,7 +242,7 @@ impl Diags {
                 if e.kind() == io::ErrorKind::PermissionDenied && !self.enter_failure_said {
                     self.enter_failure_said = true;
                     let cause = NamespaceError::of(&e).map_or_else(|| e.to_string(), cause);
-                    warn_cannot_enter(&cause);
+                    warn_cannot_enter(&cause, self.owner_records);
                 }
                 Found::CannotAsk
             }
@@ -257,11 +259,20 @@ fn cause(problem: &NamespaceError) -> String {
 }
 
 /// Said once: traffic inside other namespaces cannot be tied to its processes.
-fn warn_cannot_enter(cause: &str) {
-    log::warn!(
-        "cannot enter other network namespaces ({cause}): traffic of processes in them is \
-         unattributed; entering a namespace needs CAP_SYS_ADMIN"
-    );
+fn warn_cannot_enter(cause: &str, owner_records: bool) {
+    if owner_records {
+        log::warn!(
+            "cannot enter other network namespaces ({cause}): traffic of processes in them is \
+             attributed only where the eBPF owner source recorded the socket's use (sockets \
+             used since the plugin started), the rest is unattributed; entering a namespace \
+             needs CAP_SYS_ADMIN"
+        );
+    } else {
+        log::warn!(
+            "cannot enter other network namespaces ({cause}): traffic of processes in them is \
+             unattributed; entering a namespace needs CAP_SYS_ADMIN"
+        );
+    }
 }
 
 /// What the resolver publishes after every round.
@@ -347,6 +358,7 @@ pub fn resolver_loop(
         conntrack: Conntrack::new().ok(),
         namespaces,
         enter_failure_said: false,
+        owner_records: records.is_some(),
     };
     // Without the udp_diag module the kernel answers UDP lookups with "not found": every UDP
     // byte would be unattributed for a reason the operator can fix, so say it once.
@@ -608,7 +620,7 @@ impl OwnerLookup for Kernel<'_> {
         if let Some(problem) = diags.namespaces.take_warning() {
             if !diags.enter_failure_said {
                 diags.enter_failure_said = true;
-                warn_cannot_enter(&cause(&problem));
+                warn_cannot_enter(&cause(&problem), diags.owner_records);
             }
         }
     }
