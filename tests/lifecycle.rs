@@ -193,3 +193,60 @@ fn telemetry_describes_the_sampler() {
         "{directories} instance directories for {reported} reported instances"
     );
 }
+
+/// The eBPF owner programs live as long as collectd: the ones this collectd loaded (found by
+/// the program ids in its descriptors' fdinfo) are gone once it stopped — nothing is pinned or
+/// left attached.
+#[test]
+fn the_owner_programs_are_gone_when_collectd_stops() {
+    let Some(mut collectd) = Collectd::start(None) else {
+        return;
+    };
+    if !collectd.log().contains("owner source: eBPF") {
+        let reason = format!("the eBPF owner source did not load:\n{}", collectd.log());
+        let forced = common::forced_owner_source().is_some_and(|source| source == "proc");
+        assert!(std::env::var_os("CI").is_none() || forced, "{reason}");
+        eprintln!("SKIP: {reason}");
+        return;
+    }
+    let ids = loaded_program_ids(collectd.pid());
+    assert!(
+        ids.len() >= 3,
+        "collectd holds {} BPF programs, the owner source has three: {ids:?}",
+        ids.len()
+    );
+    let (_, status) = collectd.terminate();
+    assert!(status.is_some_and(|s| s.success()), "collectd: {status:?}");
+    // The kernel frees a program once its last descriptor and link are closed: at exit.
+    let left: Vec<u32> = wait_for("the programs to be freed", Duration::from_secs(10), || {
+        let loaded: Vec<u32> = libbpf_rs::query::ProgInfoIter::default()
+            .map(|info| info.id)
+            .filter(|id| ids.contains(id))
+            .collect();
+        loaded.is_empty().then_some(loaded)
+    });
+    assert!(left.is_empty());
+}
+
+/// The ids of the BPF programs process `pid` holds a descriptor of (`prog_id:` in fdinfo).
+fn loaded_program_ids(pid: u32) -> Vec<u32> {
+    let mut ids = Vec::new();
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return ids;
+    };
+    for entry in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        if let Some(id) = text
+            .lines()
+            .find_map(|line| line.strip_prefix("prog_id:"))
+            .and_then(|id| id.trim().parse().ok())
+        {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
