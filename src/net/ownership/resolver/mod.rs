@@ -546,9 +546,15 @@ impl OwnerLookup for Kernel<'_> {
         }
         let found = match self.diags.find(key) {
             Found::Socket(found) => found,
-            // A namespace that cannot be entered: what the kernel recorded for the endpoint.
+            // A namespace that cannot be entered: what the kernel recorded for the endpoint. A
+            // receiver's record comes when it reads, a moment after its first packet arrived:
+            // with the owner source loaded, it is asked for again for the bounded retry time.
             Found::CannotAsk => {
-                return Answer::Final(self.recorded_owner(key, None, recorded_since).into());
+                return match self.recorded_owner(key, None, recorded_since) {
+                    Some(owner) => Answer::Final(Resolution::Process(owner)),
+                    None if self.records.is_some() => Answer::Retry,
+                    None => Answer::Final(Resolution::Unattributed),
+                };
             }
         };
         let info = match found {
