@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::netns::{ip, Netns};
+use common::netns::{ip, Bridge, Netns};
 use common::{format_rows, unique_comm, Collectd, Workload};
 use std::time::{Duration, Instant};
 
@@ -296,57 +296,102 @@ fn processes_that_send_and_exit_inside_a_namespace_keep_their_bytes() {
         eprintln!("SKIP: {reason}");
         return;
     }
-    let host = lab.v4(1);
+    across(&collectd, None, &lab, &lab.v4(1), "namespace");
+}
+
+/// Short-lived TCP clients and UDP senders in `clients_in`, their server and receiver (long
+/// lived) at `server_ip` in `server_in` (the host's namespace for `None`): every byte to the
+/// short-lived processes' own instances.
+fn across(
+    collectd: &Collectd,
+    server_in: Option<&Netns>,
+    clients_in: &Netns,
+    server_ip: &str,
+    what: &str,
+) {
+    let spawn = |comm: &str, args: &[&str]| match server_in {
+        Some(netns) => netns.spawn(collectd, comm, args),
+        None => collectd.spawn(comm, args),
+    };
     let server_comm = unique_comm("cw_slns_");
-    let mut server = collectd.spawn(&server_comm, &["tcp-serve", &host, "120"]);
+    let mut server = spawn(&server_comm, &["tcp-serve", server_ip, "120"]);
     let port = server.expect_line_starting("port ");
     let receiver_comm = unique_comm("cw_slnr_");
-    let mut receiver = collectd.spawn(&receiver_comm, &["udp-recv", &host, "120"]);
+    let mut receiver = spawn(&receiver_comm, &["udp-recv", server_ip, "120"]);
     let udp_port = receiver.expect_line_starting("port ");
 
     let clients = unique_comm("cw_slnc_");
+    let to_server = format!("{server_ip}:{port}");
     run_many(
-        &collectd,
-        Some(&lab),
+        collectd,
+        Some(clients_in),
         &clients,
-        &["tcp-send", &format!("{host}:{port}"), TCP_BYTES, "1", "0"],
+        &["tcp-send", &to_server, TCP_BYTES, "1", "0"],
     );
     let senders = unique_comm("cw_slnu_");
+    let to_receiver = format!("{server_ip}:{udp_port}");
     run_many(
-        &collectd,
-        Some(&lab),
+        collectd,
+        Some(clients_in),
         &senders,
-        &[
-            "udp-send",
-            &format!("{host}:{udp_port}"),
-            DATAGRAMS,
-            DATAGRAM_SIZE,
-            "0",
-        ],
+        &["udp-send", &to_receiver, DATAGRAMS, DATAGRAM_SIZE, "0"],
     );
-    let (tx, rx, server_rx, server_tx) = settle(&collectd, &clients, &server_comm, 0.99);
-    eprintln!("namespace TCP: clients tx {tx} rx {rx}, server rx {server_rx} tx {server_tx}");
+    let (tx, rx, server_rx, server_tx) = settle(collectd, &clients, &server_comm, 0.99);
+    eprintln!("{what} TCP: clients tx {tx} rx {rx}, server rx {server_rx} tx {server_tx}");
     check_share(
-        "namespace TCP clients' tx",
+        &format!("{what} TCP clients' tx"),
         tx,
         server_rx,
-        &collectd,
+        collectd,
         &clients,
     );
     check_share(
-        "namespace TCP clients' rx",
+        &format!("{what} TCP clients' rx"),
         rx,
         server_tx,
-        &collectd,
+        collectd,
         &clients,
     );
-    let (sent, _, received, _) = settle(&collectd, &senders, &receiver_comm, 0.99);
-    eprintln!("namespace UDP: senders tx {sent}, receiver rx {received}");
+    let (sent, _, received, _) = settle(collectd, &senders, &receiver_comm, 0.99);
+    eprintln!("{what} UDP: senders tx {sent}, receiver rx {received}");
     check_share(
-        "namespace UDP senders' tx",
+        &format!("{what} UDP senders' tx"),
         sent,
         received,
-        &collectd,
+        collectd,
         &senders,
     );
+}
+
+/// The same across a bridge: clients in one namespace, their server in another, both behind
+/// veths enslaved to a bridge of the host's (every packet shows on two bridge ports and on the
+/// bridge device: each end is credited once).
+#[test]
+fn processes_that_send_and_exit_across_a_bridge_keep_their_bytes() {
+    let (Some(a), Some(b)) = (Netns::create("slba"), Netns::create("slbb")) else {
+        return;
+    };
+    let subnet = |host: u8| format!("10.203.{}.{host}", a.id);
+    let bridge = Bridge::create(&format!("csb{}", a.id), &format!("{}/24", subnet(1)));
+    let veth_a = a.veth_with(&format!("csa{}", a.id), &format!("{}/24", subnet(2)), None);
+    let veth_b = b.veth_with(&format!("csc{}", b.id), &format!("{}/24", subnet(3)), None);
+    bridge.enslave(&veth_a);
+    bridge.enslave(&veth_b);
+    let block = "GroupBy \"{comm}\"\nMaxInstances 1000000";
+    let Some(collectd) = Collectd::start(Some(block)) else {
+        return;
+    };
+    if common::forced_owner_source().is_some_and(|source| source == "proc") {
+        eprintln!(
+            "SKIP: the owner source is /proc (CAPTURE_TEST_OWNER_SOURCE): this is eBPF's test"
+        );
+        return;
+    }
+    if !collectd.log().contains("owner source: eBPF") {
+        let reason = format!("the eBPF owner source did not load:\n{}", collectd.log());
+        assert!(std::env::var_os("CI").is_none(), "{reason}");
+        eprintln!("SKIP: {reason}");
+        return;
+    }
+    across(&collectd, Some(&a), &b, &subnet(2), "bridge");
 }
