@@ -6,7 +6,9 @@ use crate::config::{ConfigNode, ConfigValue};
 /// The fixture under the name the tests use (`crate::config::tests` imports it too).
 pub use super::FixedFacts as Fixed;
 
-fn config(lines: &[(&str, &[&str])], blocks: Vec<ConfigNode>) -> Config {
+/// A configuration of these options (each with string values) and blocks (also used by
+/// `sampler::recorded`'s tests).
+pub(crate) fn config(lines: &[(&str, &[&str])], blocks: Vec<ConfigNode>) -> Config {
     let mut nodes: Vec<ConfigNode> = lines
         .iter()
         .map(|(k, vs)| {

@@ -1,22 +1,11 @@
 //! Unit tests of [`super`] (placing a process from its kernel record).
 
 use super::*;
-use crate::config::{ConfigNode, ConfigValue};
 use crate::net::types::Owner;
+use crate::sampler::grouping::tests::config as with_blocks;
 
 fn config(lines: &[(&str, &[&str])]) -> Config {
-    let nodes: Vec<ConfigNode> = lines
-        .iter()
-        .map(|(k, vs)| {
-            ConfigNode::new(
-                k,
-                vs.iter()
-                    .map(|v| ConfigValue::String(v.to_string()))
-                    .collect(),
-            )
-        })
-        .collect();
-    Config::from_nodes(&nodes).unwrap()
+    with_blocks(lines, Vec::new())
 }
 
 /// A `curl` run by root that exited before /proc could be read: comm and uid only.
