@@ -126,91 +126,28 @@ fn check_share(what: &str, credited: f64, truth: f64, collectd: &Collectd, insta
 /// datagrams and exit: every byte to their own instance, IPv4 and IPv6.
 #[test]
 fn processes_that_send_and_exit_keep_their_bytes() {
-    // Every process of the machine is reported by its comm: other tests running beside this
-    // one make hundreds of names, which must not crowd these out (MaxInstances).
-    let block = "GroupBy \"{comm}\"\nMaxInstances 1000000";
-    let Some(collectd) = Collectd::start(Some(block)) else {
+    let Some(collectd) = start_with_ebpf() else {
         return;
     };
-    if common::forced_owner_source().is_some_and(|source| source == "proc") {
-        eprintln!(
-            "SKIP: the owner source is /proc (CAPTURE_TEST_OWNER_SOURCE): this is eBPF's test"
-        );
-        return;
-    }
-    if !collectd.log().contains("owner source: eBPF") {
-        let reason = format!("the eBPF owner source did not load:\n{}", collectd.log());
-        assert!(std::env::var_os("CI").is_none(), "{reason}");
-        eprintln!("SKIP: {reason}");
-        return;
-    }
     for (family, ip) in [("4", "127.0.0.1"), ("6", "::1")] {
-        // The servers live throughout: /proc finds them, whatever the owner source.
-        let server_comm = unique_comm(&format!("cw_sls{family}_"));
-        let mut server = collectd.spawn(&server_comm, &["tcp-serve", ip, "120"]);
-        let port = server.expect_line_starting("port ");
-        let receiver_comm = unique_comm(&format!("cw_slr{family}_"));
-        let mut receiver = collectd.spawn(&receiver_comm, &["udp-recv", ip, "120"]);
-        let udp_port = receiver.expect_line_starting("port ");
-        let addr = |port: &str| match family {
-            "4" => format!("{ip}:{port}"),
-            _ => format!("[{ip}]:{port}"),
-        };
-
         // What goes to `unattributed` meanwhile (both directions, every interface).
         let unattributed_before =
             octets(&collectd, &["unattributed"], "tx") + octets(&collectd, &["unattributed"], "rx");
-        let clients = unique_comm(&format!("cw_slc{family}_"));
-        run_many(
-            &collectd,
-            None,
-            &clients,
-            &["tcp-send", &addr(&port), TCP_BYTES, "1", "0"],
-        );
-        let senders = unique_comm(&format!("cw_slu{family}_"));
-        run_many(
-            &collectd,
-            None,
-            &senders,
-            &["udp-send", &addr(&udp_port), DATAGRAMS, DATAGRAM_SIZE, "0"],
-        );
-
-        let (tx, rx, server_rx, server_tx) = settle(&collectd, &clients, &server_comm, 0.99);
-        eprintln!("IPv{family} TCP: clients tx {tx} rx {rx}, server rx {server_rx} tx {server_tx}");
-        check_share(
-            &format!("IPv{family} TCP clients' tx"),
-            tx,
-            server_rx,
-            &collectd,
-            &clients,
-        );
-        check_share(
-            &format!("IPv{family} TCP clients' rx"),
-            rx,
-            server_tx,
-            &collectd,
-            &clients,
-        );
-        let (sent, _, received, _) = settle(&collectd, &senders, &receiver_comm, 0.99);
-        eprintln!("IPv{family} UDP: senders tx {sent}, receiver rx {received}");
-        check_share(
-            &format!("IPv{family} UDP senders' tx"),
-            sent,
-            received,
-            &collectd,
-            &senders,
-        );
+        let ends = across(&collectd, None, None, ip, &format!("IPv{family}"));
+        let (server_comm, receiver_comm) = (&ends.server, &ends.receiver);
         // A 20 MB upload by one process that closes and exits at once: both sides.
         let uploader = unique_comm(&format!("cw_slb{family}_"));
-        let server_rx_before = octets(&collectd, &[&server_comm], "rx");
-        let server_tx_before = octets(&collectd, &[&server_comm], "tx");
-        let mut upload =
-            collectd.spawn(&uploader, &["tcp-send", &addr(&port), "20000000", "1", "0"]);
+        let server_rx_before = octets(&collectd, &[server_comm], "rx");
+        let server_tx_before = octets(&collectd, &[server_comm], "tx");
+        let mut upload = collectd.spawn(
+            &uploader,
+            &["tcp-send", &ends.to_server, "20000000", "1", "0"],
+        );
         assert!(upload.wait().success(), "the upload failed");
         let (tx, rx, server_rx, server_tx) = settle_since(
             &collectd,
             &uploader,
-            &server_comm,
+            server_comm,
             (server_rx_before, server_tx_before),
         );
         eprintln!(
@@ -239,8 +176,8 @@ fn processes_that_send_and_exit_keep_their_bytes() {
         let unattributed = octets(&collectd, &["unattributed"], "tx")
             + octets(&collectd, &["unattributed"], "rx")
             - unattributed_before;
-        let local = octets(&collectd, &[&server_comm, &receiver_comm], "rx")
-            + octets(&collectd, &[&server_comm], "tx");
+        let local = octets(&collectd, &[server_comm, receiver_comm], "rx")
+            + octets(&collectd, &[server_comm], "tx");
         eprintln!("IPv{family}: {unattributed} bytes unattributed meanwhile, {local} local");
         assert!(
             unattributed <= 0.01 * local,
@@ -250,7 +187,7 @@ fn processes_that_send_and_exit_keep_their_bytes() {
         );
 
         // They are instances with traffic, never with processes they did not have.
-        for instance in [&clients, &senders] {
+        for instance in [&ends.clients, &ends.senders] {
             let counts = collectd.rows(instance, "ps_count");
             assert!(
                 counts
@@ -280,35 +217,36 @@ fn processes_that_send_and_exit_inside_a_namespace_keep_their_bytes() {
         "dev",
         &host_end,
     ]);
-    let block = "GroupBy \"{comm}\"\nMaxInstances 1000000";
-    let Some(collectd) = Collectd::start(Some(block)) else {
+    let Some(collectd) = start_with_ebpf() else {
         return;
     };
-    if common::forced_owner_source().is_some_and(|source| source == "proc") {
-        eprintln!(
-            "SKIP: the owner source is /proc (CAPTURE_TEST_OWNER_SOURCE): this is eBPF's test"
-        );
-        return;
-    }
-    if !collectd.log().contains("owner source: eBPF") {
-        let reason = format!("the eBPF owner source did not load:\n{}", collectd.log());
-        assert!(std::env::var_os("CI").is_none(), "{reason}");
-        eprintln!("SKIP: {reason}");
-        return;
-    }
-    across(&collectd, None, &lab, &lab.v4(1), "namespace");
+    across(&collectd, None, Some(&lab), &lab.v4(1), "namespace");
+}
+
+/// The instances of one [`across`] run.
+struct Ends {
+    /// The long-lived TCP server and UDP receiver.
+    server: String,
+    receiver: String,
+    /// The short-lived TCP clients and UDP senders.
+    clients: String,
+    senders: String,
+    /// The server's address.
+    to_server: String,
+    /// The server and receiver, which live as long as this.
+    _running: [Workload; 2],
 }
 
 /// Short-lived TCP clients and UDP senders in `clients_in`, their server and receiver (long
-/// lived) at `server_ip` in `server_in` (the host's namespace for `None`): every byte to the
-/// short-lived processes' own instances.
+/// lived: /proc finds them whatever the owner source) at `server_ip` in `server_in` (the host's
+/// namespace for `None`): every byte to the short-lived processes' own instances.
 fn across(
     collectd: &Collectd,
     server_in: Option<&Netns>,
-    clients_in: &Netns,
+    clients_in: Option<&Netns>,
     server_ip: &str,
     what: &str,
-) {
+) -> Ends {
     let spawn = |comm: &str, args: &[&str]| match server_in {
         Some(netns) => netns.spawn(collectd, comm, args),
         None => collectd.spawn(comm, args),
@@ -319,20 +257,22 @@ fn across(
     let receiver_comm = unique_comm("cw_slnr_");
     let mut receiver = spawn(&receiver_comm, &["udp-recv", server_ip, "120"]);
     let udp_port = receiver.expect_line_starting("port ");
+    let ip: std::net::IpAddr = server_ip.parse().expect("an IP address");
+    let at = |port: &str| std::net::SocketAddr::new(ip, port.parse().expect("a port")).to_string();
 
     let clients = unique_comm("cw_slnc_");
-    let to_server = format!("{server_ip}:{port}");
+    let to_server = at(&port);
     run_many(
         collectd,
-        Some(clients_in),
+        clients_in,
         &clients,
         &["tcp-send", &to_server, TCP_BYTES, "1", "0"],
     );
     let senders = unique_comm("cw_slnu_");
-    let to_receiver = format!("{server_ip}:{udp_port}");
+    let to_receiver = at(&udp_port);
     run_many(
         collectd,
-        Some(clients_in),
+        clients_in,
         &senders,
         &["udp-send", &to_receiver, DATAGRAMS, DATAGRAM_SIZE, "0"],
     );
@@ -361,6 +301,36 @@ fn across(
         collectd,
         &senders,
     );
+    Ends {
+        server: server_comm,
+        receiver: receiver_comm,
+        clients,
+        senders,
+        to_server,
+        _running: [server, receiver],
+    }
+}
+
+/// A collectd reporting every process by its comm, with the eBPF owner source; `None` (after
+/// saying why) where these tests do not apply: /proc forced as the owner source, or the
+/// programs not loaded outside CI (on CI that fails).
+fn start_with_ebpf() -> Option<Collectd> {
+    // Other tests running beside these make hundreds of names, which must not crowd these
+    // out (MaxInstances).
+    let collectd = Collectd::start(Some("GroupBy \"{comm}\"\nMaxInstances 1000000"))?;
+    if common::forced_owner_source().is_some_and(|source| source == "proc") {
+        eprintln!(
+            "SKIP: the owner source is /proc (CAPTURE_TEST_OWNER_SOURCE): this is eBPF's test"
+        );
+        return None;
+    }
+    if !collectd.log().contains("owner source: eBPF") {
+        let reason = format!("the eBPF owner source did not load:\n{}", collectd.log());
+        assert!(std::env::var_os("CI").is_none(), "{reason}");
+        eprintln!("SKIP: {reason}");
+        return None;
+    }
+    Some(collectd)
 }
 
 /// The same across a bridge: clients in one namespace, their server in another, both behind
@@ -377,21 +347,8 @@ fn processes_that_send_and_exit_across_a_bridge_keep_their_bytes() {
     let veth_b = b.veth_with(&format!("csc{}", b.id), &format!("{}/24", subnet(3)), None);
     bridge.enslave(&veth_a);
     bridge.enslave(&veth_b);
-    let block = "GroupBy \"{comm}\"\nMaxInstances 1000000";
-    let Some(collectd) = Collectd::start(Some(block)) else {
+    let Some(collectd) = start_with_ebpf() else {
         return;
     };
-    if common::forced_owner_source().is_some_and(|source| source == "proc") {
-        eprintln!(
-            "SKIP: the owner source is /proc (CAPTURE_TEST_OWNER_SOURCE): this is eBPF's test"
-        );
-        return;
-    }
-    if !collectd.log().contains("owner source: eBPF") {
-        let reason = format!("the eBPF owner source did not load:\n{}", collectd.log());
-        assert!(std::env::var_os("CI").is_none(), "{reason}");
-        eprintln!("SKIP: {reason}");
-        return;
-    }
-    across(&collectd, Some(&a), &b, &subnet(2), "bridge");
+    across(&collectd, Some(&a), Some(&b), &subnet(2), "bridge");
 }
