@@ -403,18 +403,19 @@ impl Namespaces {
         Ok(self.topology.clone())
     }
 
-    /// The nsfs inode of namespace `id` (what `ns.inum` is in the kernel, and eBPF records
-    /// carry), once a scan has identified it.
-    pub fn inode_of(&self, id: NetnsId) -> Option<u64> {
-        if id == NetnsId::HOST {
-            return self.home.as_ref().map(|(_, identity)| identity.ino);
-        }
-        self.registry
-            .by_nsid
-            .values()
-            .find(|known| known.id == id)
-            .and_then(|known| known.identity)
-            .map(|identity| identity.ino)
+    /// The nsfs inode of namespace `id` (the kernel's `ns.inum`, an `unsigned int`, which eBPF
+    /// records carry), once a scan has identified it.
+    pub fn inode_of(&self, id: NetnsId) -> Option<u32> {
+        let identity = if id == NetnsId::HOST {
+            self.home.as_ref().map(|(_, identity)| *identity)
+        } else {
+            self.registry
+                .by_nsid
+                .values()
+                .find(|known| known.id == id)
+                .and_then(|known| known.identity)
+        };
+        u32::try_from(identity?.ino).ok()
     }
 
     /// The topology of the last refresh.

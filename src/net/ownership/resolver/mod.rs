@@ -457,11 +457,11 @@ impl Kernel<'_> {
         recorded_since: u64,
     ) -> Option<Owner> {
         self.records.as_ref()?;
-        let netns = self
-            .diags
-            .namespaces
-            .inode_of(key.netns)
-            .and_then(|inode| u32::try_from(inode).ok());
+        // Only an endpoint is namespaced: a socket's inode is the socket, in any namespace.
+        let netns = match socket_inode {
+            Some(_) => None,
+            None => Some(self.diags.namespaces.inode_of(key.netns)?),
+        };
         let find = |table: &RecordTable| {
             let now = Instant::now();
             match socket_inode {
@@ -507,11 +507,7 @@ impl OwnerLookup for Kernel<'_> {
                         ip: socket.local.ip(),
                         port: socket.local.port(),
                     });
-                let host = self
-                    .diags
-                    .namespaces
-                    .inode_of(NetnsId::HOST)
-                    .and_then(|inode| u32::try_from(inode).ok());
+                let host = self.diags.namespaces.inode_of(NetnsId::HOST);
                 let table = &mut self.table;
                 let endpoints = endpoints.inspect(|closed| {
                     if let Some(host) = host {
