@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::netns::{ip, Bridge, Netns};
+use common::netns::{ip, routed_by_the_host, Bridge, Netns, NftTable};
 use common::{format_rows, unique_comm, Collectd, Workload};
 use std::time::{Duration, Instant};
 
@@ -351,4 +351,48 @@ fn processes_that_send_and_exit_across_a_bridge_keep_their_bytes() {
         return;
     };
     across(&collectd, Some(&a), Some(&b), &subnet(2), "bridge");
+}
+
+/// The same behind NAT, as Docker does for a container's traffic to the world: clients in one
+/// namespace, their server in another, the host routing between them and masquerading what the
+/// clients send. On the server's veth the packets carry the host's address and a port no local
+/// socket has (`forwarded`); on the clients' veth they are the clients' own, and the records
+/// made in the clients' namespace credit them, however short the processes lived.
+#[test]
+fn processes_that_send_and_exit_behind_nat_keep_their_bytes() {
+    let (Some(clients), Some(server)) = (Netns::create("slna"), Netns::create("slnb")) else {
+        return;
+    };
+    let Some((_to_clients, to_server)) = routed_by_the_host(&clients, &server, "csn") else {
+        return;
+    };
+    let Some(_nat) = NftTable::masquerade(
+        &format!("capslnat{}", clients.id),
+        &to_server.host,
+        &format!("{}/24", clients.v4(0)),
+    ) else {
+        return;
+    };
+    let Some(collectd) = start_with_ebpf() else {
+        return;
+    };
+    let ends = across(
+        &collectd,
+        Some(&server),
+        Some(&clients),
+        &server.v4(2),
+        "NAT",
+    );
+    // The host's own part, in for someone else and out again: forwarded, not anyone's.
+    let forwarded = collectd
+        .rows("forwarded", "if_octets")
+        .last()
+        .map_or(0.0, |row| row.get("rx"));
+    let server_rx = octets(&collectd, &[&ends.server, &ends.receiver], "rx");
+    eprintln!("NAT: forwarded rx {forwarded}, server and receiver rx {server_rx}");
+    assert!(
+        forwarded >= server_rx * 0.99,
+        "the host forwarded what the server received: forwarded rx {forwarded}, server rx \
+         {server_rx}"
+    );
 }

@@ -199,3 +199,85 @@ fn skip(reason: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "SKIP: {reason}");
 }
+
+/// Veths into `a` and `b` (named `<prefix>a<id>`, `<prefix>b<id>`), the host end of each with
+/// address .1 of its namespace's subnet and forwarding switched on for these two interfaces
+/// only, each namespace routing everything through it. `None`, after saying why, when
+/// forwarding cannot be switched on here.
+pub fn routed_by_the_host(a: &Netns, b: &Netns, prefix: &str) -> Option<(Veth, Veth)> {
+    let veth_a = a.veth(&format!("{prefix}a{}", a.id));
+    let veth_b = b.veth(&format!("{prefix}b{}", b.id));
+    for (ns, veth) in [(a, &veth_a), (b, &veth_b)] {
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", ns.v4(1)),
+            "dev",
+            &veth.host,
+        ]);
+        ns.ip(&["route", "add", "default", "via", &ns.v4(1)]);
+        if !sysctl(&format!("net/ipv4/conf/{}/forwarding", veth.host), "1") {
+            eprintln!("SKIP: cannot switch on forwarding for {}", veth.host);
+            return None;
+        }
+    }
+    Some((veth_a, veth_b))
+}
+
+/// An nftables table of the test's own, deleted on drop.
+pub struct NftTable {
+    name: String,
+}
+
+impl NftTable {
+    /// A table with a postrouting NAT chain that masquerades what `from` sends out of
+    /// `interface`. `None`, after saying why, when nftables is not usable here.
+    pub fn masquerade(name: &str, interface: &str, from: &str) -> Option<NftTable> {
+        let nft = |args: &[&str]| {
+            std::process::Command::new("nft")
+                .args(args)
+                .output()
+                .map_err(|e| e.to_string())
+                .and_then(|out| {
+                    if out.status.success() {
+                        Ok(())
+                    } else {
+                        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+                    }
+                })
+        };
+        let _ = nft(&["delete", "table", "ip", name]);
+        if let Err(e) = nft(&["add", "table", "ip", name]) {
+            eprintln!("SKIP: nftables is not usable here: {e}");
+            return None;
+        }
+        let table = NftTable {
+            name: name.to_string(),
+        };
+        let chain = "{ type nat hook postrouting priority 100 ; }";
+        nft(&["add", "chain", "ip", name, "post", chain]).expect("a NAT chain");
+        nft(&[
+            "add",
+            "rule",
+            "ip",
+            name,
+            "post",
+            "oifname",
+            interface,
+            "ip",
+            "saddr",
+            from,
+            "masquerade",
+        ])
+        .expect("a masquerade rule");
+        Some(table)
+    }
+}
+
+impl Drop for NftTable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "ip", &self.name])
+            .output();
+    }
+}
