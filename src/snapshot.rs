@@ -135,6 +135,9 @@ pub struct NetworkReport {
     pub lookups_from_memory: u64,
     /// New lookups the resolver answered without asking, its budget being spent (a flood).
     pub lookups_over_budget: u64,
+    /// Lookups answered at once because no process was found holding their socket a moment
+    /// ago (kernel sockets).
+    pub lookups_unowned: u64,
     /// The eBPF owner source: records read, lost (ring buffer full), kept now, and lookups
     /// they answered (by live socket, by endpoint of a closed one). All 0 without it.
     pub records_received: u64,

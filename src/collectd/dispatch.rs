@@ -58,6 +58,7 @@ pub fn snapshot(plugin: &str, snapshot: &Snapshot) {
             ("flows_shed", net.flows_shed),
             ("flow_lookups_from_memory", net.lookups_from_memory),
             ("flow_lookups_over_budget", net.lookups_over_budget),
+            ("flow_lookups_unowned", net.lookups_unowned),
             ("flow_second_chances", net.second_chances),
             ("flow_second_chances_found", net.second_chances_found),
             ("owner_records", net.records_received),

@@ -393,6 +393,7 @@ impl Sampler {
             index_sockets: index.sockets as u64,
             lookups_from_memory: resolver.answered_from_memory,
             lookups_over_budget: resolver.over_budget,
+            lookups_unowned: resolver.answered_unowned,
             records_received: resolver.records.received,
             records_lost: resolver.records.lost,
             records_kept: resolver.records.kept,

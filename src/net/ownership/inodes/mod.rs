@@ -18,7 +18,10 @@
 //! 2. **A pass** over /proc, resumable across lookups: processes not seen before are read in
 //!    full; known ones are read only when their count differs from what the index holds for
 //!    them, or when their last full read is older than [`IndexConfig::rescan_after`] (a close
-//!    followed by an open keeps the count; kernels before 6.2 give no count at all). A full read
+//!    followed by an open keeps the count; kernels before 6.2 give no count at all) — or, once
+//!    a socket has been missing for [`IndexConfig::reread_missing_after`], older than the moment
+//!    it was first looked for (a new process's runtime opens a file at fd 3, closes it and makes
+//!    its socket there: the count never showed it). A full read
 //!    of one large process is spread over several lookups and repeated at most every ten times
 //!    its own duration, so a process with 30,000 sockets costs a few percent of a core at most.
 //!    A pass costs a `stat` per process, so one starts at most once per ten times the last
@@ -110,6 +113,12 @@ pub struct IndexConfig {
     /// Between passes, new processes are listed at least this often, whatever a listing costs:
     /// a new client's socket must be found within the resolver's two seconds of retries.
     pub listing_at_least_every: Duration,
+    /// A socket still not found this long after it was first looked for
+    /// ([`InodeIndex::lookup_missing_since`]) makes the next pass read again every process last
+    /// read before that moment, whatever its fd count says: a slot closed and reused keeps
+    /// the count (a new process's runtime opens a file at fd 3, closes it and makes its socket
+    /// there), and `rescan_after` comes later than the resolver gives up.
+    pub reread_missing_after: Duration,
 }
 
 impl Default for IndexConfig {
@@ -123,6 +132,7 @@ impl Default for IndexConfig {
             verify_after: Duration::from_secs(1),
             fd_count: FdCountMethod::for_running_kernel(),
             listing_at_least_every: Duration::from_millis(100),
+            reread_missing_after: Duration::from_millis(200),
         }
     }
 }
@@ -255,6 +265,9 @@ struct Pass {
     kind: PassKind,
     /// CPU time of this thread.
     spent: Duration,
+    /// Processes last read in full before this are read again (a socket that existed then is
+    /// still missing: see [`IndexConfig::reread_missing_after`]).
+    reread_before: Option<Instant>,
 }
 
 pub struct InodeIndex {
@@ -315,7 +328,7 @@ impl InodeIndex {
     /// Reads every process's fd table now, without a budget: the resolver calls it once at
     /// start so that lookups begin from a warm index.
     pub fn warm_up(&mut self) {
-        self.start_pass(PassKind::Full, None);
+        self.start_pass(PassKind::Full, None, None);
         let mut budget = Budget {
             processes: usize::MAX,
             reads: usize::MAX,
@@ -335,6 +348,27 @@ impl InodeIndex {
     /// `uid_hint` (the socket's uid from sock_diag) orders the search — that user's processes
     /// first — and filters nothing: sockets are passed between users.
     pub fn lookup(&mut self, inode: u64, uid_hint: Option<u32>) -> Option<Owner> {
+        self.find(inode, uid_hint, None)
+    }
+
+    /// The same for a socket that existed at `first_asked` (the caller has looked for it
+    /// since): once it has been missing for [`IndexConfig::reread_missing_after`], the next pass
+    /// also reads again every process whose table was last read before that moment.
+    pub fn lookup_missing_since(
+        &mut self,
+        inode: u64,
+        uid_hint: Option<u32>,
+        first_asked: Instant,
+    ) -> Option<Owner> {
+        self.find(inode, uid_hint, Some(first_asked))
+    }
+
+    fn find(
+        &mut self,
+        inode: u64,
+        uid_hint: Option<u32>,
+        first_asked: Option<Instant>,
+    ) -> Option<Owner> {
         self.stats.lookups += 1;
         if !is_inode(inode) {
             // sock_diag's inode 0: no file refers to the socket any more.
@@ -360,7 +394,9 @@ impl InodeIndex {
         if !self.sockets.contains_key(&inode) {
             if self.queue.is_empty() && self.scan.is_none() {
                 let kind = self.pass_due()?;
-                self.start_pass(kind, uid_hint);
+                let reread_before =
+                    first_asked.filter(|asked| asked.elapsed() >= self.config.reread_missing_after);
+                self.start_pass(kind, uid_hint, reread_before);
             }
             let started = thread_cpu_time();
             self.search(Some(inode), &mut budget);
@@ -579,7 +615,12 @@ impl InodeIndex {
             self.start_scan(pid, budget);
             return;
         };
-        let stale = last.elapsed() >= self.config.rescan_after;
+        let stale = last.elapsed() >= self.config.rescan_after
+            || self
+                .pass
+                .as_ref()
+                .and_then(|pass| pass.reread_before)
+                .is_some_and(|before| last < before);
         let explained = self.probe(pid, target, false, budget);
         if target.is_some_and(|t| self.sockets.contains_key(&t)) {
             return;
@@ -892,7 +933,12 @@ impl InodeIndex {
 
     /// Starts a pass: lists /proc, prunes, and queues the processes to visit (see
     /// [`list_processes`](Self::list_processes)).
-    fn start_pass(&mut self, kind: PassKind, uid_hint: Option<u32>) {
+    fn start_pass(
+        &mut self,
+        kind: PassKind,
+        uid_hint: Option<u32>,
+        reread_before: Option<Instant>,
+    ) {
         let started = Instant::now();
         let cpu_started = thread_cpu_time();
         match kind {
@@ -908,6 +954,8 @@ impl InodeIndex {
         self.pass = Some(Pass {
             kind,
             spent: thread_cpu_time().saturating_sub(cpu_started),
+            // A listing visits only processes never read.
+            reread_before: reread_before.filter(|_| kind == PassKind::Full),
         });
         self.end_of_search(Duration::ZERO);
     }

@@ -20,6 +20,7 @@
 //! own; `Kernel` is the real world (sock_diag, the inode index, conntrack, the namespaces).
 
 mod negative;
+mod unowned;
 
 use super::ebpf::processes::{self, RecordedProcesses};
 use super::ebpf::table::RecordTable;
@@ -41,6 +42,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
+use unowned::UnownedSockets;
 
 /// A flow whose owner is not found at once is asked again: quickly at first — the index
 /// finds a brand-new process's socket within a few bounded lookups, and a short connection's
@@ -89,9 +91,24 @@ struct Pending {
     received: bool,
     opens: bool,
     reply: Sender<(FlowKey, Resolution)>,
-    first_asked: Instant,
+    first_asked: Asked,
+}
+
+/// When a flow was first asked about, on both clocks the lookup uses.
+#[derive(Debug, Clone, Copy)]
+struct Asked {
+    at: Instant,
     /// The same, CLOCK_MONOTONIC ns: the clock of the kernel's owner records.
-    first_asked_ns: u64,
+    ns: u64,
+}
+
+impl Asked {
+    fn now() -> Asked {
+        Asked {
+            at: Instant::now(),
+            ns: monotonic_ns(),
+        }
+    }
 }
 
 /// CLOCK_MONOTONIC now, in ns: what `bpf_ktime_get_ns` gives the owner records.
@@ -119,9 +136,9 @@ trait OwnerLookup {
     /// lookups answered from memory, and over the budget, so far).
     fn round_begins(&mut self, negative_hits: u64, over_budget: u64);
     /// The owner of one flow's socket, or [`Answer::Retry`] if asking again may find one.
-    /// `opens`: the packet that asked opened a TCP connection; `asked_ns`: when the flow was
-    /// first asked about (CLOCK_MONOTONIC ns).
-    fn owner(&mut self, key: &FlowKey, opens: bool, asked_ns: u64) -> Answer;
+    /// `opens`: the packet that asked opened a TCP connection; `asked`: when the flow was
+    /// first asked about.
+    fn owner(&mut self, key: &FlowKey, opens: bool, asked: Asked) -> Answer;
     /// Read the topology again and publish it to the capture threads.
     fn refresh_topology(&mut self);
 }
@@ -141,7 +158,7 @@ impl Retries {
         } else if self
             .waiting
             .iter()
-            .any(|p| now.saturating_duration_since(p.first_asked) < RETRY_FAST_FOR)
+            .any(|p| now.saturating_duration_since(p.first_asked.at) < RETRY_FAST_FOR)
         {
             RETRY_FAST
         } else {
@@ -165,7 +182,7 @@ impl Retries {
             Answer::Final(resolution) => resolution,
             Answer::NoSocket => Resolution::Unattributed,
             Answer::Retry
-                if now.saturating_duration_since(pending.first_asked) < RETRY_FOR
+                if now.saturating_duration_since(pending.first_asked.at) < RETRY_FOR
                     && self.waiting.len() < MAX_WAITING_RETRIES =>
             {
                 self.waiting.push(pending);
@@ -284,6 +301,9 @@ pub struct ResolverStats {
     pub answered_from_memory: u64,
     /// New lookups answered `Lost` without asking, the budget being spent, since the start.
     pub over_budget: u64,
+    /// Lookups answered `Lost` at once, their socket being one no process was found to hold
+    /// a moment ago ([`unowned`]), since the start.
+    pub answered_unowned: u64,
     /// The eBPF owner source's counters (all 0 when it is not loaded).
     pub records: RecordStats,
 }
@@ -399,6 +419,7 @@ pub fn resolver_loop(
         record_stats: RecordStats::default(),
         recorded_processes,
         proc: ProcRoot::system(),
+        unowned: UnownedSockets::default(),
     };
     run(&queue, &mut kernel, stop, topology_read, token);
 }
@@ -425,6 +446,8 @@ struct Kernel<'a> {
     /// What is known of each recorded process, for the sampler.
     recorded_processes: &'a RecordedProcesses,
     proc: ProcRoot,
+    /// Sockets no process was found to hold (kernel sockets).
+    unowned: UnownedSockets,
 }
 
 impl Kernel<'_> {
@@ -524,15 +547,16 @@ impl OwnerLookup for Kernel<'_> {
             index: self.index.stats(),
             answered_from_memory: negative_hits,
             over_budget,
+            answered_unowned: self.unowned.hits,
             records: self.record_stats,
         };
     }
 
-    fn owner(&mut self, key: &FlowKey, opens: bool, asked_ns: u64) -> Answer {
+    fn owner(&mut self, key: &FlowKey, opens: bool, asked: Asked) -> Answer {
         // A closed socket's record, for a packet that opened a connection: one made for this
         // connection, not for an earlier one on the same 4-tuple.
         let recorded_since = if opens {
-            asked_ns.saturating_sub(OPENING_RECORD_WINDOW_NS)
+            asked.ns.saturating_sub(OPENING_RECORD_WINDOW_NS)
         } else {
             0
         };
@@ -580,7 +604,7 @@ impl OwnerLookup for Kernel<'_> {
                 // the connection's own, closed already.
                 match self.recorded_owner(key, None, recorded_since) {
                     Some(owner) => Answer::Final(Resolution::Process(owner)),
-                    None if monotonic_ns().saturating_sub(asked_ns)
+                    None if monotonic_ns().saturating_sub(asked.ns)
                         < OPENING_REPLACED_WITHIN_NS =>
                     {
                         Answer::Retry
@@ -598,8 +622,22 @@ impl OwnerLookup for Kernel<'_> {
         if let Some(owner) = self.recorded_owner(key, Some(info.inode), 0) {
             return Answer::Final(Resolution::Process(owner));
         }
-        match self.index.lookup(info.inode, Some(info.uid)) {
+        // A kernel socket: no process held it when last searched for.
+        let now = Instant::now();
+        if self.unowned.knows(info.inode, now) {
+            return Answer::Final(Resolution::Lost);
+        }
+        match self
+            .index
+            .lookup_missing_since(info.inode, Some(info.uid), asked.at)
+        {
             Some(owner) => Answer::Final(Resolution::Process(owner)),
+            // Searched for as long as a flow is retried, every process read again since: no
+            // process holds it. Other flows to it are answered at once for a while.
+            None if now.saturating_duration_since(asked.at) >= RETRY_FOR => {
+                self.unowned.remember(info.inode, now);
+                Answer::Retry
+            }
             // The index works in bounded steps (and a record may arrive): the next one may
             // find it.
             None => Answer::Retry,
@@ -703,8 +741,7 @@ impl Loop {
                 received,
                 opens,
                 reply,
-                first_asked: Instant::now(),
-                first_asked_ns: monotonic_ns(),
+                first_asked: Asked::now(),
             }),
             Request::Topology => topology_wanted = true,
         };
@@ -738,7 +775,7 @@ impl Loop {
                 retries.settle(pending, Answer::Final(Resolution::Lost), now);
                 continue;
             }
-            let answer = world.owner(&pending.key, pending.opens, pending.first_asked_ns);
+            let answer = world.owner(&pending.key, pending.opens, pending.first_asked);
             let now = Instant::now();
             if answer == Answer::NoSocket && pending.received {
                 negative.remember(&pending.key, now);

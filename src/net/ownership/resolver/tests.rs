@@ -66,8 +66,10 @@ fn pending(n: u16, reply: &Sender<(FlowKey, Resolution)>, first_asked: Instant) 
         received: false,
         opens: false,
         reply: reply.clone(),
-        first_asked,
-        first_asked_ns: 0,
+        first_asked: Asked {
+            at: first_asked,
+            ns: 0,
+        },
     }
 }
 
@@ -164,7 +166,7 @@ impl OwnerLookup for Script {
         (self.on_round)(self.rounds);
     }
 
-    fn owner(&mut self, key: &FlowKey, _opens: bool, _asked_ns: u64) -> Answer {
+    fn owner(&mut self, key: &FlowKey, _opens: bool, _asked: Asked) -> Answer {
         let n = number(key);
         self.record(Did::Ask(n));
         (self.answer)(n)
