@@ -83,6 +83,8 @@ pub(crate) struct Socket {
     request: Vec<u8>,
     buf: Vec<u8>,
     growing: bool,
+    /// Reads return at once when nothing is queued ([`Socket::receive_queued`]).
+    dontwait: bool,
 }
 
 impl Socket {
@@ -114,6 +116,7 @@ impl Socket {
             request: Vec::with_capacity(REQUEST_CAPACITY),
             buf: vec![0; size],
             growing,
+            dontwait: false,
         }
     }
 
@@ -160,6 +163,18 @@ impl Socket {
         }
     }
 
+    /// [`Socket::receive_until`] without waiting: `WouldBlock` when nothing is queued. For a
+    /// listener that has read one datagram and takes what else has come.
+    pub(crate) fn receive_queued<T>(
+        &mut self,
+        take: impl FnMut(&[u8]) -> io::Result<Option<T>>,
+    ) -> io::Result<T> {
+        self.dontwait = true;
+        let received = self.receive_until(take);
+        self.dontwait = false;
+        received
+    }
+
     /// Sends a dump request of type `kind` (its body appended by `body`) and receives the whole
     /// dump: the messages of type `reply`, each parsed by `parse` (`None`: skipped).
     pub(crate) fn dump<T>(
@@ -177,6 +192,11 @@ impl Socket {
 
     /// One whole datagram into the buffer; its length.
     fn receive(&mut self) -> io::Result<usize> {
+        let wait = if self.dontwait {
+            RecvFlags::DONTWAIT
+        } else {
+            RecvFlags::empty()
+        };
         loop {
             if self.growing {
                 // Peek at the size first (MSG_TRUNC reports the full length): a datagram read
@@ -184,7 +204,7 @@ impl Socket {
                 let full = match rustix::net::recv(
                     &self.fd,
                     &mut [0u8; 0][..],
-                    RecvFlags::PEEK | RecvFlags::TRUNC,
+                    RecvFlags::PEEK | RecvFlags::TRUNC | wait,
                 ) {
                     Ok((_, full)) => full,
                     Err(rustix::io::Errno::INTR) => continue,
@@ -194,7 +214,7 @@ impl Socket {
                     self.buf.resize(full, 0);
                 }
             }
-            match rustix::net::recv(&self.fd, &mut self.buf[..], RecvFlags::TRUNC) {
+            match rustix::net::recv(&self.fd, &mut self.buf[..], RecvFlags::TRUNC | wait) {
                 // A fixed buffer too small, or a datagram that grew between peek and read.
                 Ok((len, full)) if full > len => {
                     return Err(malformed(&format!(
