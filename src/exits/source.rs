@@ -228,9 +228,10 @@ mod tests {
     use std::process::Command;
     use std::time::Instant;
 
-    /// A child that burns some CPU, writes, and exits is heard of, with its own numbers.
+    /// A child that burns some CPU and exits is heard of, with the CPU time its parent's
+    /// rusage gives it.
     #[test]
-    fn a_child_exit_is_heard_with_its_cpu_time_and_writes() {
+    fn a_child_exit_is_heard_with_its_cpu_time() {
         let mut source = match ExitSource::open() {
             Ok(source) => source,
             Err(e) => {
@@ -239,16 +240,20 @@ mod tests {
             }
         };
         let child = Command::new("sh")
-            .args([
-                "-c",
-                "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; \
-                 head -c 1048576 /dev/zero > /dev/null",
-            ])
+            .args(["-c", "i=0; while [ $i -lt 50000 ]; do i=$((i+1)); done"])
             .spawn()
             .unwrap();
         let pid = child.id();
-        let status = child.wait_with_output().unwrap().status;
-        assert!(status.success());
+        // The child's own rusage, as its parent is told when it reaps it.
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: pid is our child, not yet reaped; both pointers are valid for the call.
+        let reaped = unsafe { libc::wait4(pid as i32, &mut status, 0, &mut usage) };
+        assert_eq!(reaped, pid as i32);
+        std::mem::forget(child);
+        let rusage_us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+        let (user_us, system_us) = (rusage_us(usage.ru_utime), rusage_us(usage.ru_stime));
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut found = None;
         while found.is_none() && Instant::now() < deadline {
@@ -262,7 +267,15 @@ mod tests {
         let record = found.expect("the child's exit record");
         assert_eq!(record.comm, b"sh");
         assert_eq!(record.tgid.unwrap_or(pid), pid);
-        assert!(record.user_us + record.system_us > 0, "{record:?}");
         assert_eq!(record.ppid, std::process::id());
+        // The record is written in do_exit before the process tears down its memory, files and
+        // itself, which the parent's rusage counts too: a little less, never more (measured:
+        // 79,767 against 80,380 µs for this loop on a loaded machine, 0.8% short).
+        let (user, system) = record.cpu_us();
+        let (recorded, reaped) = (user + system, user_us + system_us);
+        assert!(
+            recorded <= reaped + 1 && recorded * 10 >= reaped * 8,
+            "exit record {user} + {system} µs, rusage {user_us} + {system_us} µs: {record:?}"
+        );
     }
 }

@@ -73,8 +73,14 @@ pub struct Taskstats {
     pub start_secs: u32,
     /// Elapsed time since the start, µs (`ac_etime`).
     pub elapsed_us: u64,
+    /// User and system time as the tick sampled them (`ac_utime`, `ac_stime`): a process of
+    /// 10 ms gets 8 or 12 at 250 Hz. Their ratio splits [`Taskstats::runtime_ns`].
     pub user_us: u64,
     pub system_us: u64,
+    /// CPU time the scheduler measured (`cpu_run_virtual_total`, the task's
+    /// `sum_exec_runtime`), ns: filled whether delay accounting is on or not. What getrusage
+    /// and /proc report is this, split between user and system by the ticks' ratio.
+    pub runtime_ns: u64,
     pub minor_faults: u64,
     pub major_faults: u64,
     pub read_chars: u64,
@@ -145,6 +151,7 @@ impl Taskstats {
             elapsed_us: at(144),
             user_us: at(152),
             system_us: at(160),
+            runtime_ns: at(72),
             minor_faults: at(168),
             major_faults: at(176),
             read_chars: at(216),
@@ -166,6 +173,20 @@ impl Taskstats {
             reclaim_delay_ns: u64_at(record, 320),
             tgid: u32_at(record, 368),
         })
+    }
+
+    /// User and system CPU time, µs, as the kernel reports them to getrusage and /proc
+    /// (`cputime_adjust`): the scheduler's precise total split by the ticks' ratio (all user
+    /// when no tick landed).
+    pub fn cpu_us(&self) -> (u64, u64) {
+        let total = self.runtime_ns / 1_000;
+        let ticks = u128::from(self.user_us) + u128::from(self.system_us);
+        if ticks == 0 {
+            return (total, 0);
+        }
+        let user =
+            u64::try_from(u128::from(total) * u128::from(self.user_us) / ticks).unwrap_or(total);
+        (user, total - user)
     }
 
     /// The task forked and never called exec: a copy of its parent (a shell's subshell).

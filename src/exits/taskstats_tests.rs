@@ -25,6 +25,7 @@ fn record(version: u16, len: usize) -> Vec<u8> {
     put64(&mut r, 40, 6_000);
     put64(&mut r, 48, 7);
     put64(&mut r, 56, 8_000);
+    put64(&mut r, 72, 11_000_000);
     r[80..80 + 7].copy_from_slice(b"cc1plus");
     put32(&mut r, 120, 1000);
     put32(&mut r, 124, 100);
@@ -62,6 +63,9 @@ fn every_field_of_a_version_13_record() {
     assert_eq!(t.start_secs, 1_796_000_000);
     assert_eq!(t.elapsed_us, 1_500_000);
     assert_eq!((t.user_us, t.system_us), (10_000, 2_500));
+    assert_eq!(t.runtime_ns, 11_000_000);
+    // 11 ms measured, split 4:1 as the ticks were.
+    assert_eq!(t.cpu_us(), (8_800, 2_200));
     assert_eq!((t.minor_faults, t.major_faults), (900, 2));
     assert_eq!((t.read_chars, t.write_chars), (11, 1 << 20));
     assert_eq!((t.read_syscalls, t.write_syscalls), (13, 14));
@@ -98,6 +102,23 @@ fn fields_an_older_kernel_lacks_are_none() {
     let t = Taskstats::parse(&record(1, MIN_LEN)).unwrap();
     assert_eq!(t.voluntary_switches, None);
     assert_eq!(t.write_bytes, 1 << 20);
+}
+
+#[test]
+fn cpu_time_with_no_tick_is_all_user_and_never_overflows() {
+    let t = Taskstats {
+        runtime_ns: 3_000_000,
+        ..Taskstats::default()
+    };
+    assert_eq!(t.cpu_us(), (3_000, 0));
+    let t = Taskstats {
+        runtime_ns: u64::MAX,
+        user_us: u64::MAX,
+        system_us: u64::MAX,
+        ..Taskstats::default()
+    };
+    let (user, system) = t.cpu_us();
+    assert_eq!(user + system, u64::MAX / 1_000);
 }
 
 #[test]
