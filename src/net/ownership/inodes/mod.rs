@@ -296,6 +296,8 @@ pub struct InodeIndex {
     epoch: Instant,
     /// A process's fd table was refused: said once.
     denied_said: bool,
+    /// See [`InodeIndex::set_owner_records`].
+    owner_records: bool,
 }
 
 impl InodeIndex {
@@ -322,7 +324,14 @@ impl InodeIndex {
             name: String::with_capacity(16),
             epoch: Instant::now(),
             denied_said: false,
+            owner_records: false,
         }
+    }
+
+    /// The eBPF owner source is loaded: sockets of processes the index cannot read are still
+    /// tied to them where the kernel recorded their use (what the warning says).
+    pub fn set_owner_records(&mut self, loaded: bool) {
+        self.owner_records = loaded;
     }
 
     /// Reads every process's fd table now, without a budget: the resolver calls it once at
@@ -676,11 +685,17 @@ impl InodeIndex {
         p.inaccessible = true;
         if !self.denied_said {
             self.denied_said = true;
+            let consequence = if self.owner_records {
+                "traffic of sockets that only such processes hold is attributed only where the \
+                 eBPF owner source recorded their use (sockets used since the plugin started), \
+                 the rest is unattributed"
+            } else {
+                "traffic of sockets that only such processes hold counts as unattributed"
+            };
             log::warn!(
                 "cannot read the descriptors of process {pid} (uid {}): permission denied; \
-                 traffic of sockets that only such processes hold counts as unattributed. \
-                 Tying other users' sockets to their processes needs CAP_SYS_PTRACE and \
-                 CAP_DAC_READ_SEARCH (said once)",
+                 {consequence}. Tying other users' sockets to their processes needs \
+                 CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (said once)",
                 p.uid
             );
         }

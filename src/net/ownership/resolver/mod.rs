@@ -392,6 +392,7 @@ pub fn resolver_loop(
     // due a TOPOLOGY_REFRESH from here, the index's warm-up (long on a busy host) included.
     let topology_read = Instant::now();
     let mut index = InodeIndex::new(ProcRoot::system());
+    index.set_owner_records(records.is_some());
     index.warm_up();
     // UDP only: a reused TCP 4-tuple opens with a SYN, which the capture asks about anyway.
     let destroyed = match SockDestroy::new(Transports::UDP) {
