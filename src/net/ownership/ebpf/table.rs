@@ -6,8 +6,11 @@
 //! record by inode is its owner for certain, whatever ports were reused. Once the socket is
 //! closed, only its addresses are left: the newest record for the flow's 4-tuple, then for its
 //! local endpoint (an unconnected UDP socket, a wildcard bind), is the owner. Records of a local
-//! endpoint the kernel announces destroyed are forgotten ([`RecordTable::forget_endpoint`]), so a
-//! port reused after a close is not lent the previous owner.
+//! endpoint the kernel announces destroyed ([`RecordTable::close_endpoint`]) answer only for
+//! [`CLOSED_GRACE`] more, so a port reused after a close is not lent the previous owner for
+//! long — but the closed socket's own packets, still being looked up when the close is heard (a
+//! sender that exits at once, on a loaded host), keep their owner. A new socket on the port
+//! makes its own record, which replaces the closed one.
 //!
 //! Bounded: at most [`MAX_RECORDS`] of each kind (~100 bytes each with the maps' room: ~13 MiB
 //! at the worst), each forgotten [`KEEP_FOR`] after it was recorded. The programs record a live
@@ -24,6 +27,10 @@ use std::time::{Duration, Instant};
 pub const KEEP_FOR: Duration = Duration::from_secs(30);
 /// Records kept at most, by inode and by endpoint each.
 pub const MAX_RECORDS: usize = 65_536;
+/// How long an unconnected record answers after its socket was destroyed: the lookups of the
+/// socket's last packets, queued behind the close (measured: under two CPU hogs, 4 of 50 UDP
+/// senders that exit at once lost their bytes when the record went at the close).
+pub const CLOSED_GRACE: Duration = Duration::from_secs(2);
 
 /// A local endpoint as the kernel records it: address (unspecified for a wildcard bind),
 /// port, and the peer of a connected socket.
@@ -42,6 +49,8 @@ struct Entry {
     recorded: Instant,
     /// When the kernel recorded it (CLOCK_MONOTONIC ns).
     recorded_ns: u64,
+    /// When its socket was heard destroyed.
+    closed: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -57,6 +66,7 @@ impl RecordTable {
             owner: record.process.owner,
             recorded: now,
             recorded_ns: record.recorded_ns,
+            closed: None,
         };
         if record.socket_inode != 0 {
             make_room(&mut self.by_inode, now);
@@ -108,25 +118,37 @@ impl RecordTable {
                 remote,
             };
             let entry = self.by_endpoint.get(&key)?;
-            if entry.recorded_ns < recorded_since {
+            let closed_long_ago = entry
+                .closed
+                .is_some_and(|closed| now.saturating_duration_since(closed) >= CLOSED_GRACE);
+            if entry.recorded_ns < recorded_since || closed_long_ago {
                 return None;
             }
             fresh(entry, now)
         })
     }
 
-    /// Forgets every unconnected record of a local endpoint whose socket the kernel destroyed
-    /// (bound to `ip`, or to the wildcard of its family): a later socket on the port is
-    /// someone else's. Connected records keep their 4-tuple, which a new socket would have to
-    /// reuse whole.
-    pub fn forget_endpoint(&mut self, netns_inode: u32, transport: Transport, local: SocketAddr) {
+    /// Marks closed, at `now`, every unconnected record of a local endpoint whose socket the
+    /// kernel destroyed (bound to `ip`, or to the wildcard of its family): it answers for
+    /// [`CLOSED_GRACE`] more, then a later socket on the port is someone else's. Connected
+    /// records keep their 4-tuple, which a new socket would have to reuse whole.
+    pub fn close_endpoint(
+        &mut self,
+        netns_inode: u32,
+        transport: Transport,
+        local: SocketAddr,
+        now: Instant,
+    ) {
         for ip in [local.ip(), unspecified(local.ip())] {
-            self.by_endpoint.remove(&Endpoint {
+            let key = Endpoint {
                 netns_inode,
                 transport,
                 local: SocketAddr::new(ip, local.port()),
                 remote: None,
-            });
+            };
+            if let Some(entry) = self.by_endpoint.get_mut(&key) {
+                entry.closed.get_or_insert(now);
+            }
         }
     }
 

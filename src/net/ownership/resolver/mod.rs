@@ -533,16 +533,17 @@ impl OwnerLookup for Kernel<'_> {
                     });
                 let host = self.diags.namespaces.inode_of(NetnsId::HOST);
                 let table = &mut self.table;
+                let now = Instant::now();
                 let endpoints = endpoints.inspect(|closed| {
                     if let Some(host) = host {
                         let local = std::net::SocketAddr::new(closed.ip, closed.port);
-                        table.forget_endpoint(host, closed.transport, local);
+                        table.close_endpoint(host, closed.transport, local, now);
                     }
                 });
                 self.closed.publish(endpoints, drained.overrun);
             }
         }
-        // After the destroyed sockets: a record of a port's new socket is kept, not forgotten.
+        // After the destroyed sockets: a record of a port's new socket is kept, not closed.
         self.read_records();
         *self.stats.lock() = ResolverStats {
             index: self.index.stats(),

@@ -97,32 +97,48 @@ fn a_closed_socket_is_known_by_its_four_tuple_then_its_address_then_its_wildcard
 }
 
 #[test]
-fn the_newest_record_of_an_endpoint_wins_and_a_destroyed_one_is_forgotten() {
+fn the_newest_record_of_an_endpoint_wins_and_a_destroyed_one_answers_briefly() {
     let mut table = RecordTable::default();
     let now = Instant::now();
     table.insert(&record(1, 1, "0.0.0.0:5000", None, 1), now);
     table.insert(&record(2, 2, "0.0.0.0:5000", None, 2), now);
-    let find = |table: &RecordTable| {
+    let find = |table: &RecordTable, at: Instant| {
         table.by_endpoint(
             HOST,
             Transport::Udp,
             flow("127.0.0.1:5000", "127.0.0.1:9"),
             0,
-            now,
+            at,
         )
     };
-    assert_eq!(find(&table), owner(2));
-    table.forget_endpoint(HOST, Transport::Udp, "127.0.0.1:5000".parse().unwrap());
+    assert_eq!(find(&table, now), owner(2));
+    table.close_endpoint(HOST, Transport::Udp, "127.0.0.1:5000".parse().unwrap(), now);
+    let later = now + CLOSED_GRACE / 2;
     assert_eq!(
-        find(&table),
-        None,
-        "the wildcard record goes with a destroyed socket"
+        find(&table, later),
+        owner(2),
+        "the closed socket's last packets, looked up after its close was heard"
+    );
+    // Heard again later: the first close counts.
+    table.close_endpoint(
+        HOST,
+        Transport::Udp,
+        "127.0.0.1:5000".parse().unwrap(),
+        later,
     );
     assert_eq!(
-        table.by_socket(2, now),
+        find(&table, now + CLOSED_GRACE),
+        None,
+        "the wildcard record goes with a destroyed socket, after the grace"
+    );
+    assert_eq!(
+        table.by_socket(2, now + CLOSED_GRACE),
         owner(2),
         "the inode still names the socket"
     );
+    // A new socket on the port records itself: it answers, whatever was closed before.
+    table.insert(&record(3, 3, "0.0.0.0:5000", None, 3), now + CLOSED_GRACE);
+    assert_eq!(find(&table, now + CLOSED_GRACE), owner(3));
 }
 
 #[test]
