@@ -178,12 +178,15 @@ fn run_without(who: Who, dropped: &[&str]) -> Option<Run> {
     })
 }
 
-/// A warning without its time stamp and with numbers (pids, uids) left out: what two runs
-/// that said the same thing have in common.
+/// A warning's cause — what happened, before its first "; " — without its time stamp and with
+/// numbers (pids, uids) left out: what two runs that said the same thing have in common.
 fn cause(line: &str) -> String {
     let text = line
         .split_once("] capture: ")
         .map_or(line, |(_, text)| text);
+    // What happened, not what it costs: that depends on what else loaded (with the eBPF owner
+    // source, a process whose descriptors cannot be read still gets its recorded traffic).
+    let text = text.split_once("; ").map_or(text, |(happened, _)| happened);
     let mut out = String::new();
     for c in text.chars() {
         if c.is_ascii_digit() {
