@@ -57,10 +57,26 @@ pub struct Gauges {
     pub fd_limit: Option<u64>,
 }
 
+/// A process's comm as the kernel keeps it (`TASK_COMM_LEN`: 15 bytes and a NUL), compared
+/// to tell whether a process exec'd after it was last sampled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Comm([u8; 16]);
+
+impl Comm {
+    /// The first 15 bytes of `name`, as the kernel would keep them.
+    pub fn of(name: &[u8]) -> Self {
+        let mut comm = [0; 16];
+        let len = name.len().min(15);
+        comm[..len].copy_from_slice(&name[..len]);
+        Comm(comm)
+    }
+}
+
 /// One process as seen in this cycle.
 #[derive(Debug, Clone)]
 pub struct Observation {
     pub key: ProcessKey,
+    pub comm: Comm,
     pub ppid: u32,
     /// `cminflt` of /proc/<pid>/stat: grows when the process reaps a child.
     pub children_minflt: u64,
@@ -135,6 +151,7 @@ impl SharedMeta {
 
 struct Member {
     instance: usize,
+    comm: Comm,
     /// Own counters: CPU as read, I/O as read minus `children_io`.
     last: Counters,
     io_known: bool,
@@ -147,6 +164,13 @@ struct Member {
     raw: Counters,
     /// I/O of reported children that this process reaped, to take out of what is read.
     children_io: Counters,
+}
+
+/// A process that exited (or left the sampler's view), as it was last sampled.
+struct Departed {
+    instance: String,
+    comm: Comm,
+    exit_cycle: u64,
 }
 
 /// A reported process that exited: once its parent has reaped it, the parent's I/O counters
@@ -220,9 +244,9 @@ pub struct Accounting {
     by_name: HashMap<String, usize>,
     free_slots: Vec<usize>,
     exited_children: Vec<ExitedChild>,
-    /// Processes that exited recently, and the instance they were in: network bytes resolved
-    /// after a process is gone (a connection shorter than the interval) still go to it.
-    departed: HashMap<ProcessKey, (String, u64)>,
+    /// Processes that exited recently: network bytes resolved after a process is gone (a
+    /// connection shorter than the interval) still go to the instance it was in.
+    departed: HashMap<ProcessKey, Departed>,
     cycle: u64,
     dropped_before: bool,
 }
@@ -316,6 +340,7 @@ impl Accounting {
                 }
                 member.io_known |= obs.io_known;
                 member.seen_cycle = cycle;
+                member.comm = obs.comm;
                 member.ppid = obs.ppid;
                 member.reaped = obs.children_minflt > member.children_minflt;
                 member.children_minflt = member.children_minflt.max(obs.children_minflt);
@@ -331,6 +356,7 @@ impl Accounting {
                     obs.key,
                     Member {
                         instance,
+                        comm: obs.comm,
                         last: obs.counters,
                         io_known: obs.io_known,
                         seen_cycle: cycle,
@@ -383,13 +409,20 @@ impl Accounting {
         let instances = &mut self.instances;
         let exited_children = &mut self.exited_children;
         let departed = &mut self.departed;
-        departed.retain(|_, (_, exit_cycle)| cycle - *exit_cycle < DEPARTED_CYCLES);
+        departed.retain(|_, gone| cycle - gone.exit_cycle < DEPARTED_CYCLES);
         self.members.retain(|key, member| {
             if member.seen_cycle == cycle {
                 return true;
             }
             let inst = &mut instances[member.instance];
-            departed.insert(*key, (inst.name.clone(), cycle));
+            departed.insert(
+                *key,
+                Departed {
+                    instance: inst.name.clone(),
+                    comm: member.comm,
+                    exit_cycle: cycle,
+                },
+            );
             for (base, &v) in inst.base.iter_mut().zip(member.last.iter()) {
                 *base += i128::from(v);
             }
@@ -507,12 +540,23 @@ impl Accounting {
     }
 
     /// Adds counters that arrived after a process exited (network bytes resolved late) to the
-    /// instance it was in. False when the process is not known to have exited recently.
-    pub fn credit_departed(&mut self, key: &ProcessKey, extra: &Counters) -> bool {
-        let Some((name, _)) = self.departed.get(key) else {
+    /// instance it was in. False when the process is not known to have exited recently, or
+    /// when it was last sampled under another comm than `used_as` (the comm the kernel
+    /// recorded it using them with): it exec'd after that sample — a child sampled between
+    /// fork and exec — and the instance of what it was then is not the one that sent them.
+    pub fn credit_departed(
+        &mut self,
+        key: &ProcessKey,
+        used_as: Option<Comm>,
+        extra: &Counters,
+    ) -> bool {
+        let Some(gone) = self.departed.get(key) else {
             return false;
         };
-        let Some(&id) = self.by_name.get(name) else {
+        if used_as.is_some_and(|comm| comm != gone.comm) {
+            return false;
+        }
+        let Some(&id) = self.by_name.get(&gone.instance) else {
             return false;
         };
         let until = self.cycle + LATE_CYCLES - 1;

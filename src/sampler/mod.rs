@@ -31,7 +31,7 @@ use crate::snapshot::{
 };
 use crate::supervise::ThreadBoard;
 use crate::users::UserNames;
-use accounting::{Accounting, Gauges, Observation, ProcessKey, COUNTERS};
+use accounting::{Accounting, Comm, Gauges, Observation, ProcessKey, COUNTERS};
 use facts::ProcFacts;
 use grouping::Assignment;
 use recorded::Placement;
@@ -350,12 +350,15 @@ impl Sampler {
                 pid: owner.pid,
                 starttime: owner.starttime,
             };
-            if accounting.credit_departed(&key, &network_counters(traffic)) {
+            let recorded = net.monitor.recorded_process(owner);
+            let used_as = recorded.as_ref().map(|p| Comm::of(p.comm.as_bytes()));
+            if accounting.credit_departed(&key, used_as, &network_counters(traffic)) {
                 return false;
             }
-            // A process the kernel recorded, gone before any cycle saw it: placed by the rules
-            // from what the record kept.
-            if let Some(process) = net.monitor.recorded_process(owner) {
+            // A process the kernel recorded, gone before any cycle saw it as what used the
+            // sockets (never seen, or seen only before it exec'd): placed by the rules from
+            // what the record kept.
+            if let Some(process) = recorded {
                 if !is_alive(proc, owner) {
                     match recorded::place(config, &process, users) {
                         Placement::Instance(name) => {
@@ -478,6 +481,7 @@ impl Sampler {
         };
         let kernel_thread = st.kernel_thread;
         let (ppid, children_minflt) = (st.ppid, st.children_minflt);
+        let sampled_as = Comm::of(st.comm);
 
         let comm = grouping_comm(st.comm, kernel_thread);
         let this_cycle = self.seq + 1;
@@ -584,6 +588,7 @@ impl Sampler {
             instance,
             Observation {
                 key,
+                comm: sampled_as,
                 ppid,
                 children_minflt,
                 counters,

@@ -13,6 +13,7 @@ fn obs(pid: u32, starttime: u64, user: u64, sys: u64, wchar: u64) -> Observation
     counters[WCHAR] = wchar;
     Observation {
         key: key(pid, starttime),
+        comm: Comm::default(),
         ppid: 1,
         children_minflt: 0,
         counters,
@@ -386,10 +387,34 @@ fn late_credits_reach_the_instance_of_an_exited_process() {
     acc.end_cycle(); // curl exited
     let mut late = [0; COUNTERS];
     late[NET_TX_BYTES] = 900;
-    assert!(acc.credit_departed(&key(5, 9), &late));
-    assert!(!acc.credit_departed(&key(6, 9), &late), "never seen");
+    assert!(acc.credit_departed(&key(5, 9), None, &late));
+    assert!(!acc.credit_departed(&key(6, 9), None, &late), "never seen");
     let (report, _) = acc.end_cycle();
     assert_eq!(find(&report, "curl").counters[NET_TX_BYTES], 1000);
+}
+
+/// A child sampled between fork and exec carries its parent's comm (and instance); when the
+/// kernel recorded it using the bytes under another comm, it exec'd after that sample, and the
+/// bytes are not its old instance's: the caller places them by the record instead.
+#[test]
+fn late_credits_are_refused_when_the_process_exec_d_after_its_last_sample() {
+    let mut acc = Accounting::new(10);
+    let forked = Observation {
+        comm: Comm::of(b"test_runner_thread"),
+        ..obs(5, 9, 0, 0, 0)
+    };
+    acc.observe("test_runner_thr", forked);
+    acc.end_cycle();
+    acc.end_cycle(); // it exec'd curl, sent and exited before the next sample
+    let mut late = [0; COUNTERS];
+    late[NET_TX_BYTES] = 900;
+    assert!(!acc.credit_departed(&key(5, 9), Some(Comm::of(b"curl")), &late));
+    assert!(
+        acc.credit_departed(&key(5, 9), Some(Comm::of(b"test_runner_thread_2")), &late),
+        "the kernel keeps 15 bytes of a comm: the same first 15 are the same comm"
+    );
+    let (report, _) = acc.end_cycle();
+    assert_eq!(find(&report, "test_runner_thr").counters[NET_TX_BYTES], 900);
 }
 
 /// An instance whose last process exited is reported a few cycles more when bytes resolved
@@ -408,7 +433,7 @@ fn late_credits_are_reported_once_after_the_last_member_left() {
     );
     let mut late = [0; COUNTERS];
     late[NET_TX_BYTES] = 900;
-    assert!(acc.credit_departed(&key(5, 9), &late));
+    assert!(acc.credit_departed(&key(5, 9), None, &late));
     for _ in 0..LATE_CYCLES {
         let (report, _) = acc.end_cycle();
         let curl = find(&report, "curl");

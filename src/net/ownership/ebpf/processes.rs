@@ -33,15 +33,22 @@ struct Kept {
 }
 
 impl RecordedProcesses {
-    /// Whether `owner` is kept already (its /proc facts need not be read again).
-    pub fn knows(&self, owner: &Owner) -> bool {
-        self.inner.lock().by_owner.contains_key(owner)
+    /// Whether `owner` is kept already as `comm` (its /proc facts need not be read again). A
+    /// process kept under another comm exec'd since: what it is now is read and kept again.
+    pub fn knows(&self, owner: &Owner, comm: &str) -> bool {
+        self.inner
+            .lock()
+            .by_owner
+            .get(owner)
+            .is_some_and(|kept| kept.comm == comm)
     }
 
-    /// Keeps `process`, the oldest kept making room.
+    /// Keeps `process` (in place of what was kept of it before it exec'd), the oldest kept
+    /// making room.
     pub fn keep(&self, process: RecordedProcess) {
         let mut kept = self.inner.lock();
-        if kept.by_owner.contains_key(&process.owner) {
+        if let Some(before) = kept.by_owner.get_mut(&process.owner) {
+            *before = process;
             return;
         }
         while kept.by_owner.len() >= MAX_PROCESSES {
@@ -113,4 +120,43 @@ pub fn with_proc_facts(process: &KernelProcess, proc: &mut ProcRoot) -> Recorded
         recorded.cgroup = None;
     }
     recorded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process(pid: u32, comm: &str) -> RecordedProcess {
+        RecordedProcess {
+            owner: Owner { pid, starttime: 7 },
+            comm: comm.to_string(),
+            uid: 0,
+            cmdline: None,
+            exe: None,
+            cgroup: None,
+        }
+    }
+
+    #[test]
+    fn a_process_that_exec_d_is_kept_as_what_it_became() {
+        let kept = RecordedProcesses::default();
+        let forked = process(10, "sh");
+        kept.keep(forked.clone());
+        assert!(kept.knows(&forked.owner, "sh"));
+        assert!(!kept.knows(&forked.owner, "curl"), "it exec'd: read again");
+        kept.keep(process(10, "curl"));
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept.get(&forked.owner).map(|p| p.comm), Some("curl".into()));
+    }
+
+    #[test]
+    fn the_oldest_make_room() {
+        let kept = RecordedProcesses::default();
+        for pid in 0..MAX_PROCESSES as u32 + 10 {
+            kept.keep(process(pid, "x"));
+        }
+        assert_eq!(kept.len(), MAX_PROCESSES);
+        assert!(!kept.knows(&process(0, "x").owner, "x"));
+        assert!(kept.knows(&process(MAX_PROCESSES as u32 + 9, "x").owner, "x"));
+    }
 }

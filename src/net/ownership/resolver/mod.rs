@@ -461,9 +461,10 @@ impl Kernel<'_> {
         for record in records.drain(MAX_RECORDS_PER_ROUND) {
             self.table.insert(&record, now);
             self.record_stats.received += 1;
-            if !self.recorded_processes.knows(&record.process.owner) {
-                let process = processes::with_proc_facts(&record.process, &mut self.proc);
-                self.recorded_processes.keep(process);
+            let process = &record.process;
+            if !self.recorded_processes.knows(&process.owner, &process.comm) {
+                let facts = processes::with_proc_facts(process, &mut self.proc);
+                self.recorded_processes.keep(facts);
             }
         }
         self.record_stats.lost = records.lost();
