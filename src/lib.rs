@@ -19,6 +19,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod config;
+pub mod ebpf;
 pub mod exits;
 pub mod faults;
 pub mod maps;

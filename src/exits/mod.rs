@@ -4,7 +4,9 @@
 //!
 //! - [`taskstats`]: `struct taskstats` and the notification's attributes, parsed by length and
 //!   version (pure);
-//! - [`source`]: the generic-netlink listener registered for every CPU's exits.
+//! - [`source`]: the generic-netlink listener registered for every CPU's exits;
+//! - [`ebpf`]: the program on `sched:sched_process_free`, and its records;
+//! - [`ledger`]: threads' records summed into processes, handed over once each has ended.
 //!
 //! Two kernel sources exist, and they differ in what they see. taskstats needs only
 //! CAP_NET_ADMIN and no BPF, but writes its record in `do_exit` before the process tears down
@@ -14,5 +16,20 @@
 //! gone, when its counters are final: 100.01% in the same test. So such a program is to be the
 //! source where eBPF loads, and taskstats the fallback where it does not.
 
+pub mod ebpf;
+pub mod ledger;
 pub mod source;
 pub mod taskstats;
+
+/// CPU time as getrusage and /proc give it (`cputime_adjust`): the scheduler's precise total,
+/// µs, split between user and system by the ratio of the tick-sampled times (all user when no
+/// tick landed).
+pub fn split_cpu(total_us: u64, user_ticks: u64, system_ticks: u64) -> (u64, u64) {
+    let ticks = u128::from(user_ticks) + u128::from(system_ticks);
+    if ticks == 0 {
+        return (total_us, 0);
+    }
+    let user =
+        u64::try_from(u128::from(total_us) * u128::from(user_ticks) / ticks).unwrap_or(total_us);
+    (user, total_us - user.min(total_us))
+}

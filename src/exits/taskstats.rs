@@ -179,14 +179,7 @@ impl Taskstats {
     /// (`cputime_adjust`): the scheduler's precise total split by the ticks' ratio (all user
     /// when no tick landed).
     pub fn cpu_us(&self) -> (u64, u64) {
-        let total = self.runtime_ns / 1_000;
-        let ticks = u128::from(self.user_us) + u128::from(self.system_us);
-        if ticks == 0 {
-            return (total, 0);
-        }
-        let user =
-            u64::try_from(u128::from(total) * u128::from(self.user_us) / ticks).unwrap_or(total);
-        (user, total - user)
+        super::split_cpu(self.runtime_ns / 1_000, self.user_us, self.system_us)
     }
 
     /// The task forked and never called exec: a copy of its parent (a shell's subshell).

@@ -21,12 +21,10 @@ pub mod processes;
 pub mod record;
 pub mod table;
 
-use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, RingBuffer};
-use parking_lot::Mutex;
+use crate::ebpf::{self, libbpf_messages, load_failure, reason, LoadError, RingReader};
+use libbpf_rs::{Link, MapHandle, Object, ObjectBuilder};
 use record::OwnerRecord;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 /// The programs, compiled by build.rs.
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/owners.bpf.o"));
@@ -65,22 +63,10 @@ struct Hook {
     covers: &'static str,
 }
 
-/// Why the programs could not be loaded, in one line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadError(pub String);
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// The loaded programs and what they recorded. Dropping it detaches and unloads them.
 pub struct OwnerRecords {
     // Field order is drop order: the ring buffer and the links go before the object.
-    ring: RingBuffer<'static>,
-    received: Arc<Mutex<Vec<OwnerRecord>>>,
-    malformed: Arc<AtomicU64>,
+    ring: RingReader<OwnerRecord>,
     lost: MapHandle,
     _links: Vec<Link>,
     _object: Object,
@@ -161,40 +147,9 @@ impl OwnerRecords {
                 .map_err(|e| LoadError(format!("cannot attach {name}: {}", reason(&e))))?;
             links.push(link);
         }
-        let map = |name: &str| {
-            object
-                .maps()
-                .find(|m| m.name() == name)
-                .ok_or_else(|| LoadError(format!("the programs have no map {name}")))
-                .and_then(|m| {
-                    MapHandle::try_from(&m)
-                        .map_err(|e| LoadError(format!("cannot open map {name}: {e}")))
-                })
-        };
-        let records_map = map("records")?;
-        let lost = map("lost")?;
-
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let malformed = Arc::new(AtomicU64::new(0));
-        let mut builder = libbpf_rs::RingBufferBuilder::new();
-        {
-            let received = received.clone();
-            let malformed = malformed.clone();
-            builder
-                .add(&records_map, move |bytes: &[u8]| {
-                    match record::parse(bytes) {
-                        Some(record) => received.lock().push(record),
-                        None => {
-                            malformed.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    0
-                })
-                .map_err(|e| LoadError(format!("cannot read the ring buffer: {e}")))?;
-        }
-        let ring = builder
-            .build()
-            .map_err(|e| LoadError(format!("cannot read the ring buffer: {e}")))?;
+        let records_map = ebpf::map_handle(&object, "records")?;
+        let lost = ebpf::map_handle(&object, "lost")?;
+        let ring = RingReader::new(&records_map, record::parse)?;
 
         let attached: Vec<&str> = HOOKS
             .iter()
@@ -208,8 +163,6 @@ impl OwnerRecords {
         }
         Ok(OwnerRecords {
             ring,
-            received,
-            malformed,
             lost,
             _links: links,
             _object: object,
@@ -219,22 +172,13 @@ impl OwnerRecords {
 
     /// The records written since the last call, at most `max` (the rest wait in the ring).
     pub fn drain(&mut self, max: usize) -> Vec<OwnerRecord> {
-        let _ = self.ring.consume_raw_n(max);
-        std::mem::take(&mut *self.received.lock())
+        self.ring.drain(max)
     }
 
     /// Records the programs could not write (ring buffer full) or that did not parse, since
     /// the start.
     pub fn lost(&self) -> u64 {
-        let key = 0u32.to_ne_bytes();
-        let in_kernel = match self.lost.lookup_percpu(&key, MapFlags::ANY) {
-            Ok(Some(per_cpu)) => per_cpu
-                .iter()
-                .filter_map(|bytes| Some(u64::from_ne_bytes(bytes.get(..8)?.try_into().ok()?)))
-                .sum(),
-            _ => 0,
-        };
-        in_kernel + self.malformed.load(Ordering::Relaxed)
+        ebpf::per_cpu_count(&self.lost) + self.ring.malformed()
     }
 }
 
@@ -252,129 +196,4 @@ fn missing(present: &[bool]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A failed load, in one line: the privilege it lacks, or libbpf's last word (the verifier's
-/// message).
-fn load_failure(error: &libbpf_rs::Error) -> LoadError {
-    if error.kind() == libbpf_rs::ErrorKind::PermissionDenied {
-        return LoadError(format!(
-            "loading them was refused ({}): {}",
-            reason(error),
-            privilege::needed(privilege::effective())
-        ));
-    }
-    match libbpf_messages::last() {
-        Some(said) => LoadError(format!("the kernel refused them: {said}")),
-        None => LoadError(format!("the kernel refused them: {}", reason(error))),
-    }
-}
-
-/// Which capabilities loading needs, and which of them this thread lacks.
-mod privilege {
-    const CAP_SYS_ADMIN: u32 = 21;
-    const CAP_PERFMON: u32 = 38;
-    const CAP_BPF: u32 = 39;
-
-    /// This thread's effective capabilities (`CapEff` of /proc/thread-self/status); `None`
-    /// when unreadable.
-    pub fn effective() -> Option<u64> {
-        let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
-        let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
-        u64::from_str_radix(hex.trim(), 16).ok()
-    }
-
-    /// What to say about the capabilities `effective` has: the ones missing, by name.
-    pub fn needed(effective: Option<u64>) -> String {
-        let has = |cap: u32| effective.is_some_and(|caps| caps & (1u64 << cap) != 0);
-        let mut missing = Vec::new();
-        if !has(CAP_BPF) && !has(CAP_SYS_ADMIN) {
-            missing.push("CAP_BPF");
-        }
-        if !has(CAP_PERFMON) && !has(CAP_SYS_ADMIN) {
-            missing.push("CAP_PERFMON");
-        }
-        match (effective, missing.as_slice()) {
-            (None, _) | (_, []) => "it needs CAP_BPF and CAP_PERFMON (Linux 5.8 or later; \
-                                    CAP_SYS_ADMIN before), or an LSM refused it"
-                .to_string(),
-            (_, missing) => format!(
-                "it needs CAP_BPF and CAP_PERFMON (Linux 5.8 or later), and {} missing",
-                match missing {
-                    [one] => format!("{one} is"),
-                    _ => format!("{} are", missing.join(" and ")),
-                }
-            ),
-        }
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn the_missing_capability_is_named() {
-            let bpf = 1u64 << CAP_BPF;
-            let perfmon = 1u64 << CAP_PERFMON;
-            let admin = 1u64 << CAP_SYS_ADMIN;
-            assert!(needed(Some(perfmon)).ends_with("CAP_BPF is missing"));
-            assert!(needed(Some(bpf)).ends_with("CAP_PERFMON is missing"));
-            assert!(needed(Some(0)).ends_with("CAP_BPF and CAP_PERFMON are missing"));
-            assert!(needed(Some(admin)).contains("or an LSM refused it"));
-            assert!(needed(Some(bpf | perfmon)).contains("or an LSM refused it"));
-            assert!(needed(None).contains("CAP_BPF and CAP_PERFMON"));
-        }
-    }
-}
-
-fn reason(error: &libbpf_rs::Error) -> String {
-    error.to_string().replace('\n', " ")
-}
-
-/// libbpf's own messages: kept (the last few warnings) while loading, to name the cause of a
-/// failure in one line, and never printed to collectd's stderr.
-mod libbpf_messages {
-    use libbpf_rs::PrintLevel;
-    use parking_lot::Mutex;
-
-    static LAST: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-    fn keep(level: PrintLevel, message: String) {
-        if level != PrintLevel::Warn {
-            return;
-        }
-        let message = message.trim().to_string();
-        // The verifier's log comes between these two lines; its last line says why.
-        if message.is_empty() || message.contains("PROG LOAD LOG --") {
-            return;
-        }
-        let mut last = LAST.lock();
-        if last.len() >= 16 {
-            last.remove(0);
-        }
-        last.push(message);
-    }
-
-    fn silent(_: PrintLevel, _: String) {}
-
-    pub fn collect() {
-        LAST.lock().clear();
-        libbpf_rs::set_print(Some((PrintLevel::Warn, keep)));
-    }
-
-    pub fn stop() {
-        libbpf_rs::set_print(Some((PrintLevel::Warn, silent)));
-    }
-
-    /// The most telling of the last messages: the verifier's last line before libbpf's
-    /// summary, else the last one.
-    pub fn last() -> Option<String> {
-        let last = LAST.lock();
-        let telling = last
-            .iter()
-            .rev()
-            .find(|m| !m.starts_with("libbpf:"))
-            .or_else(|| last.last())?;
-        Some(telling.replace('\n', " "))
-    }
 }

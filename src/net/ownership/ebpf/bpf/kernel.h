@@ -8,27 +8,8 @@
 #ifndef CAPTURE_KERNEL_H
 #define CAPTURE_KERNEL_H
 
-typedef unsigned char __u8;
-typedef unsigned short __u16;
-typedef unsigned int __u32;
-typedef unsigned long long __u64;
-typedef signed char __s8;
-typedef short __s16;
-typedef int __s32;
-typedef long long __s64;
-typedef __u16 __be16;
-typedef __u32 __be32;
-typedef __u32 __wsum;
-typedef _Bool bool;
-#define true 1
-#define false 0
+#include "types.h"
 
-/* enum bpf_map_type and friends, as the UAPI numbers them (stable ABI). */
-enum {
-	BPF_MAP_TYPE_SK_STORAGE = 24,
-	BPF_MAP_TYPE_RINGBUF = 27,
-	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
-};
 enum {
 	BPF_F_NO_PREALLOC = 1,
 };
