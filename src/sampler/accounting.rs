@@ -18,9 +18,11 @@ use crate::snapshot::MetaData;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Index of each cumulative counter in [`Counters`].
-pub const USER_TICKS: usize = 0;
-pub const SYSTEM_TICKS: usize = 1;
+/// Index of each cumulative counter in [`Counters`]. CPU time is kept in µs, not in the clock
+/// ticks /proc counts: exit records give it to the µs, and a thousand processes of 10.3 ms each
+/// are 10.3 s, not the 10 s their rounded ticks would sum to.
+pub const USER_US: usize = 0;
+pub const SYSTEM_US: usize = 1;
 pub const RCHAR: usize = 2;
 pub const WCHAR: usize = 3;
 pub const SYSCR: usize = 4;
@@ -96,9 +98,9 @@ pub struct InstanceTotals {
     /// A rule's fixed name: reported even with no process.
     pub fixed: bool,
     pub counters: Counters,
-    /// CPU ticks used by its members during the cycle's interval; `None` on the first cycle,
+    /// CPU time (µs) used by its members during the cycle's interval; `None` on the first cycle,
     /// which has nothing to compare with.
-    pub cpu_delta_ticks: Option<u64>,
+    pub cpu_delta_us: Option<u64>,
     pub processes: u64,
     pub threads: u64,
     pub rss_bytes: u64,
@@ -344,7 +346,7 @@ impl Accounting {
                 member.ppid = obs.ppid;
                 member.reaped = obs.children_minflt > member.children_minflt;
                 member.children_minflt = member.children_minflt.max(obs.children_minflt);
-                let cpu = |c: &Counters| c[USER_TICKS] + c[SYSTEM_TICKS];
+                let cpu = |c: &Counters| c[USER_US] + c[SYSTEM_US];
                 (
                     member.last,
                     cpu(&member.last) - cpu(&previous),
@@ -372,7 +374,7 @@ impl Accounting {
                 let delta = if first_cycle {
                     0
                 } else {
-                    obs.counters[USER_TICKS] + obs.counters[SYSTEM_TICKS]
+                    obs.counters[USER_US] + obs.counters[SYSTEM_US]
                 };
                 (obs.counters, delta, obs.io_known)
             }
@@ -483,7 +485,7 @@ impl Accounting {
                     name: inst.name.clone(),
                     fixed: inst.fixed,
                     counters: totals,
-                    cpu_delta_ticks: (cycle > 1).then_some(inst.cpu_delta),
+                    cpu_delta_us: (cycle > 1).then_some(inst.cpu_delta),
                     processes: inst.processes,
                     threads: inst.threads,
                     rss_bytes: inst.rss_bytes,

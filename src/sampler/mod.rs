@@ -252,16 +252,16 @@ impl Sampler {
         };
         self.previous_cpu_total = cpu_total;
 
-        let us_per_tick = 1_000_000.0 / self.ticks_per_second as f64;
+        let all_us = cpu_delta_total.map(|ticks| ticks_to_us(ticks, self.ticks_per_second));
         let instances: Vec<InstanceReport> = totals
             .into_iter()
             .map(|t| {
                 let c = &t.counters;
                 InstanceReport {
-                    cpu_user_us: (c[accounting::USER_TICKS] as f64 * us_per_tick) as u64,
-                    cpu_system_us: (c[accounting::SYSTEM_TICKS] as f64 * us_per_tick) as u64,
-                    cpu_percent: match (t.cpu_delta_ticks, cpu_delta_total) {
-                        (Some(used), Some(all)) => {
+                    cpu_user_us: c[accounting::USER_US],
+                    cpu_system_us: c[accounting::SYSTEM_US],
+                    cpu_percent: match (t.cpu_delta_us, all_us) {
+                        (Some(used), Some(all)) if all > 0 => {
                             Some((used as f64 * 100.0 / all as f64).clamp(0.0, 100.0))
                         }
                         _ => None,
@@ -470,8 +470,8 @@ impl Sampler {
             starttime: st.starttime,
         };
         let mut counters = [0u64; COUNTERS];
-        counters[accounting::USER_TICKS] = st.utime;
-        counters[accounting::SYSTEM_TICKS] = st.stime;
+        counters[accounting::USER_US] = ticks_to_us(st.utime, self.ticks_per_second);
+        counters[accounting::SYSTEM_US] = ticks_to_us(st.stime, self.ticks_per_second);
         let mut gauges = Gauges {
             rss_bytes: st.rss_pages.saturating_mul(self.page_size),
             vm_bytes: st.vsize,
@@ -643,6 +643,12 @@ fn network_counters(t: &Traffic) -> accounting::Counters {
     c[accounting::NET_RX_PACKETS] = t.rx_packets;
     c[accounting::NET_TX_PACKETS] = t.tx_packets;
     c
+}
+
+/// Clock ticks (of /proc/PID/stat and /proc/stat) in µs.
+fn ticks_to_us(ticks: u64, ticks_per_second: u64) -> u64 {
+    let us = u128::from(ticks) * 1_000_000 / u128::from(ticks_per_second.max(1));
+    u64::try_from(us).unwrap_or(u64::MAX)
 }
 
 /// The comm used for grouping. Workqueue workers show the work item they are running after a

@@ -8,8 +8,8 @@ fn key(pid: u32, starttime: u64) -> ProcessKey {
 
 fn obs(pid: u32, starttime: u64, user: u64, sys: u64, wchar: u64) -> Observation {
     let mut counters = [0; COUNTERS];
-    counters[USER_TICKS] = user;
-    counters[SYSTEM_TICKS] = sys;
+    counters[USER_US] = user;
+    counters[SYSTEM_US] = sys;
     counters[WCHAR] = wchar;
     Observation {
         key: key(pid, starttime),
@@ -40,13 +40,13 @@ fn sums_members_and_gauges() {
     acc.observe("web", obs(2, 11, 10, 5, 3));
     let (report, _) = acc.end_cycle();
     let web = find(&report, "web");
-    assert_eq!(web.counters[USER_TICKS], 110);
-    assert_eq!(web.counters[SYSTEM_TICKS], 55);
+    assert_eq!(web.counters[USER_US], 110);
+    assert_eq!(web.counters[SYSTEM_US], 55);
     assert_eq!(web.counters[WCHAR], 10);
     assert_eq!((web.processes, web.threads), (2, 4));
     assert_eq!((web.rss_bytes, web.vm_bytes), (200, 2000));
     assert_eq!(web.file_handles, Some(10));
-    assert_eq!(web.cpu_delta_ticks, None, "first cycle has no interval");
+    assert_eq!(web.cpu_delta_us, None, "first cycle has no interval");
 }
 
 fn with_fds(pid: u32, open: Option<u64>, limit: Option<u64>) -> Observation {
@@ -158,9 +158,9 @@ fn exited_members_keep_their_share() {
     acc.observe("web", obs(1, 10, 120, 0, 0)); // pid 2 exited
     let (report, _) = acc.end_cycle();
     let web = find(&report, "web");
-    assert_eq!(web.counters[USER_TICKS], 150);
+    assert_eq!(web.counters[USER_US], 150);
     assert_eq!(web.processes, 1);
-    assert_eq!(web.cpu_delta_ticks, Some(20));
+    assert_eq!(web.cpu_delta_us, Some(20));
     assert_eq!(acc.tracked_processes(), 1);
 }
 
@@ -173,8 +173,8 @@ fn newcomer_contributes_everything_since_it_started() {
     acc.observe("web", obs(3, 500, 40, 2, 0));
     let (report, _) = acc.end_cycle();
     let web = find(&report, "web");
-    assert_eq!(web.counters[USER_TICKS], 140);
-    assert_eq!(web.cpu_delta_ticks, Some(42));
+    assert_eq!(web.counters[USER_US], 140);
+    assert_eq!(web.cpu_delta_us, Some(42));
 }
 
 #[test]
@@ -186,8 +186,8 @@ fn pid_reuse_is_a_new_process() {
     acc.observe("sh", obs(7, 900, 3, 0, 0));
     let (report, _) = acc.end_cycle();
     let sh = find(&report, "sh");
-    assert_eq!(sh.counters[USER_TICKS], 503);
-    assert_eq!(sh.cpu_delta_ticks, Some(3));
+    assert_eq!(sh.counters[USER_US], 503);
+    assert_eq!(sh.cpu_delta_us, Some(3));
 }
 
 #[test]
@@ -203,14 +203,14 @@ fn moving_between_instances_splits_history() {
         "bash has no live member"
     );
     let make = find(&report, "make");
-    assert_eq!(make.counters[USER_TICKS], 30);
-    assert_eq!(make.cpu_delta_ticks, Some(30));
+    assert_eq!(make.counters[USER_US], 30);
+    assert_eq!(make.cpu_delta_us, Some(30));
     // bash comes back with a new process: its old 100 ticks are still there.
     acc.observe("make", obs(5, 10, 140, 0, 0));
     acc.observe("bash", obs(6, 20, 1, 0, 0));
     let (report, _) = acc.end_cycle();
-    assert_eq!(find(&report, "bash").counters[USER_TICKS], 101);
-    assert_eq!(find(&report, "make").counters[USER_TICKS], 40);
+    assert_eq!(find(&report, "bash").counters[USER_US], 101);
+    assert_eq!(find(&report, "make").counters[USER_US], 40);
 }
 
 #[test]
@@ -222,9 +222,9 @@ fn counters_never_go_backwards() {
     acc.observe("x", obs(1, 1, 90, 100, 10));
     let (report, _) = acc.end_cycle();
     let x = find(&report, "x");
-    assert_eq!(x.counters[USER_TICKS], 100);
+    assert_eq!(x.counters[USER_US], 100);
     assert_eq!(x.counters[WCHAR], 1000);
-    assert_eq!(x.cpu_delta_ticks, Some(0));
+    assert_eq!(x.cpu_delta_us, Some(0));
 }
 
 #[test]
@@ -233,7 +233,7 @@ fn fixed_instances_are_reported_without_processes() {
     acc.declare_fixed("sshd");
     let (report, _) = acc.end_cycle();
     let sshd = find(&report, "sshd");
-    assert_eq!((sshd.processes, sshd.counters[USER_TICKS]), (0, 0));
+    assert_eq!((sshd.processes, sshd.counters[USER_US]), (0, 0));
     assert_eq!(sshd.file_handles, None);
 }
 
@@ -466,21 +466,21 @@ fn a_cycle_cut_short_leaves_nothing_behind() {
     acc.observe("web", obs(2, 11, 10, 5, 3));
     let (report, _) = acc.end_cycle();
     let web = find(&report, "web");
-    assert_eq!(web.counters[USER_TICKS], 130, "{:?}", web.counters);
+    assert_eq!(web.counters[USER_US], 130, "{:?}", web.counters);
     assert_eq!(web.counters[WCHAR], 10);
     assert_eq!((web.processes, web.threads), (2, 4));
     assert_eq!((web.rss_bytes, web.vm_bytes), (200, 2000));
     assert_eq!(web.file_handles, Some(10));
     // What the cut cycle saw (10 ticks) and this one (10) both land in this delta.
-    assert_eq!(web.cpu_delta_ticks, Some(20));
+    assert_eq!(web.cpu_delta_us, Some(20));
     // And the cycle after is ordinary.
     acc.begin_cycle();
     acc.observe("web", obs(1, 10, 125, 50, 7));
     acc.observe("web", obs(2, 11, 10, 5, 3));
     let (report, _) = acc.end_cycle();
     let web = find(&report, "web");
-    assert_eq!(web.counters[USER_TICKS], 135);
-    assert_eq!(web.cpu_delta_ticks, Some(5));
+    assert_eq!(web.counters[USER_US], 135);
+    assert_eq!(web.cpu_delta_us, Some(5));
 }
 
 /// A process no cycle saw alive (its traffic recorded by the kernel) makes its instance
