@@ -12,6 +12,7 @@
 //! counted in `dropped` and left out, never queued.
 
 use super::ebpf::record::ExitRecord;
+use super::Io;
 use std::collections::HashMap;
 
 /// Processes whose threads exited while the leader lives, kept at most.
@@ -44,13 +45,12 @@ pub struct Ended {
     pub major_faults: u64,
     pub voluntary_switches: u64,
     pub involuntary_switches: u64,
-    pub read_chars: u64,
-    pub write_chars: u64,
-    pub read_syscalls: u64,
-    pub write_syscalls: u64,
-    pub read_bytes: u64,
-    pub write_bytes: u64,
+    /// Its threads' own I/O: what /proc/PID/io said at the end without its reaped children.
+    pub io: Io,
     pub cancelled_write_bytes: u64,
+    /// What the kernel added to the parent's I/O when the parent reaped it (its own and its
+    /// reaped children's); `None` when no parent reaped it.
+    pub into_parent: Option<Io>,
     pub cpu_delay_ns: u64,
     pub blkio_delay_ns: u64,
     pub swapin_delay_ns: u64,
@@ -75,12 +75,7 @@ impl Ended {
         sum(&mut self.major_faults, record.major_faults);
         sum(&mut self.voluntary_switches, record.voluntary_switches);
         sum(&mut self.involuntary_switches, record.involuntary_switches);
-        sum(&mut self.read_chars, record.read_chars);
-        sum(&mut self.write_chars, record.write_chars);
-        sum(&mut self.read_syscalls, record.read_syscalls);
-        sum(&mut self.write_syscalls, record.write_syscalls);
-        sum(&mut self.read_bytes, record.read_bytes);
-        sum(&mut self.write_bytes, record.write_bytes);
+        self.io = self.io.plus(&record.io);
         sum(
             &mut self.cancelled_write_bytes,
             record.cancelled_write_bytes,
@@ -128,6 +123,7 @@ impl Ledger {
         }
         process.ppid = record.ppid;
         process.uid = record.uid;
+        process.into_parent = (!record.autoreaped).then(|| record.io.plus(&record.signal_io));
         process.comm.clone_from(&record.comm);
         if self.ended.len() >= MAX_ENDED {
             self.dropped += 1;
@@ -161,7 +157,10 @@ mod tests {
             runtime_ns: runtime_ms * 1_000_000,
             utime_ns: 3,
             stime_ns: 1,
-            write_chars: wchar,
+            io: Io {
+                write_chars: wchar,
+                ..Io::default()
+            },
             comm: if pid == tgid {
                 b"leader".to_vec()
             } else {
@@ -186,7 +185,7 @@ mod tests {
             }
         );
         assert_eq!((p.user_us, p.system_us), (6_000, 2_000));
-        assert_eq!(p.write_chars, 100);
+        assert_eq!(p.io.write_chars, 100);
         assert_eq!(p.comm, b"leader");
         assert_eq!(p.threads, 1);
         assert!(ledger.take_ended().is_empty(), "handed over once");
@@ -204,12 +203,30 @@ mod tests {
         assert_eq!(ended.len(), 1);
         assert_eq!(ended[0].threads, 3);
         assert_eq!(ended[0].user_us + ended[0].system_us, 12_000);
-        assert_eq!(ended[0].write_chars, 7);
+        assert_eq!(ended[0].io.write_chars, 7);
         assert_eq!(
             ended[0].comm, b"leader",
             "the process is named by its leader"
         );
         assert_eq!(ledger.open(), 0);
+    }
+
+    /// The kernel adds to the reaping parent's I/O the leader's own and its process's shared
+    /// I/O (exited threads and reaped children): what the parent must not be credited twice.
+    #[test]
+    fn what_went_into_the_parent_is_the_leader_s_and_its_process_s_shared_io() {
+        let mut ledger = Ledger::default();
+        ledger.add(&record(11, 10, 1, 2));
+        let mut leader = record(10, 10, 1, 4);
+        leader.signal_io.write_chars = 2 + 1000;
+        ledger.add(&leader);
+        let mut orphan = record(20, 20, 1, 8);
+        orphan.autoreaped = true;
+        ledger.add(&orphan);
+        let ended = ledger.take_ended();
+        assert_eq!(ended[0].io.write_chars, 6, "its threads' own");
+        assert_eq!(ended[0].into_parent.map(|io| io.write_chars), Some(1006));
+        assert_eq!(ended[1].into_parent, None, "nobody waited for it");
     }
 
     #[test]

@@ -33,3 +33,28 @@ pub fn split_cpu(total_us: u64, user_ticks: u64, system_ticks: u64) -> (u64, u64
         u64::try_from(u128::from(total_us) * u128::from(user_ticks) / ticks).unwrap_or(total_us);
     (user, total_us - user.min(total_us))
 }
+
+/// The I/O counters of /proc/PID/io, as the kernel keeps them per task (`task_io_accounting`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Io {
+    pub read_chars: u64,
+    pub write_chars: u64,
+    pub read_syscalls: u64,
+    pub write_syscalls: u64,
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+}
+
+impl Io {
+    /// `self + other`, saturating.
+    pub fn plus(&self, other: &Io) -> Io {
+        Io {
+            read_chars: self.read_chars.saturating_add(other.read_chars),
+            write_chars: self.write_chars.saturating_add(other.write_chars),
+            read_syscalls: self.read_syscalls.saturating_add(other.read_syscalls),
+            write_syscalls: self.write_syscalls.saturating_add(other.write_syscalls),
+            read_bytes: self.read_bytes.saturating_add(other.read_bytes),
+            write_bytes: self.write_bytes.saturating_add(other.write_bytes),
+        }
+    }
+}

@@ -176,9 +176,19 @@ mod tests {
         let written: u64 = mine
             .iter()
             .filter(|r| r.comm == b"head")
-            .map(|r| r.write_chars)
+            .map(|r| r.io.write_chars)
             .sum();
         assert_eq!(written, SHELLS << 20);
+        // Each shell reaped its head: the kernel added head's I/O to the shell's shared I/O,
+        // and gives both to us when we reap the shell.
+        for shell in mine.iter().filter(|r| shells.contains(&r.tgid)) {
+            assert!(!shell.autoreaped, "we waited for it");
+            assert!(
+                shell.signal_io.write_chars >= 1 << 20,
+                "head's writes in the shell's shared I/O: {:?}",
+                shell.signal_io
+            );
+        }
         assert_eq!(records.lost(), 0);
         // Summed into processes, keyed as the sampler keys them.
         let mut ledger = crate::exits::ledger::Ledger::default();
@@ -189,5 +199,50 @@ mod tests {
         for start in &starts {
             assert!(ended.contains(start), "{start:?} not among {ended:?}");
         }
+    }
+
+    /// A child whose parent ignores SIGCHLD is reaped by the kernel, its I/O added to no
+    /// parent: its record says so; one its parent waits for does not.
+    #[test]
+    fn a_child_nobody_waits_for_is_told_apart() {
+        let mut records = match ExitRecords::load() {
+            Ok(records) => records,
+            Err(e) => {
+                assert!(std::env::var_os("CI").is_none(), "not loaded on CI: {e}");
+                eprintln!("SKIP: the exit program does not load here: {e}");
+                return;
+            }
+        };
+        // SAFETY: the child calls only async-signal-safe functions (signal, fork, usleep,
+        // _exit) before it ends, as a child of a multithreaded process must.
+        let parent = unsafe { libc::fork() };
+        assert!(parent >= 0, "fork failed");
+        if parent == 0 {
+            // SAFETY: as above; the child never returns into the test harness.
+            unsafe {
+                libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+                if libc::fork() == 0 {
+                    libc::_exit(0);
+                }
+                libc::usleep(100_000);
+                libc::_exit(0);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: `parent` is our child; the pointer is valid for the call.
+        assert_eq!(unsafe { libc::waitpid(parent, &mut status, 0) }, parent);
+        let (mut waited, mut orphan) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while (waited.is_none() || orphan.is_none()) && Instant::now() < deadline {
+            for r in records.poll(Duration::from_millis(100), 4096) {
+                if r.tgid == parent as u32 {
+                    waited = Some(r.autoreaped);
+                } else if r.ppid == parent as u32 {
+                    orphan = Some(r.autoreaped);
+                }
+            }
+        }
+        assert_eq!(waited, Some(false), "we waited for our child");
+        assert_eq!(orphan, Some(true), "its parent ignored SIGCHLD");
     }
 }

@@ -2,8 +2,12 @@
 //! Parsed by offset from the bytes the ring buffer hands over; a record of another size (a
 //! program built from another header) is refused, never read in part.
 
+use crate::exits::Io;
+
 /// `EXIT_RECORD_SIZE`.
-pub const SIZE: usize = 184;
+pub const SIZE: usize = 240;
+/// `EXIT_AUTOREAPED`.
+const AUTOREAPED: u32 = 1;
 
 /// A task's (thread's) final numbers, as the kernel kept them. Times in ns.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -19,12 +23,8 @@ pub struct ExitRecord {
     pub major_faults: u64,
     pub voluntary_switches: u64,
     pub involuntary_switches: u64,
-    pub read_chars: u64,
-    pub write_chars: u64,
-    pub read_syscalls: u64,
-    pub write_syscalls: u64,
-    pub read_bytes: u64,
-    pub write_bytes: u64,
+    /// The thread's own I/O.
+    pub io: Io,
     pub cancelled_write_bytes: u64,
     /// Waits for a CPU (always kept), for block I/O, swap-in and memory reclaim (0 unless the
     /// kernel's delay accounting is on).
@@ -32,11 +32,18 @@ pub struct ExitRecord {
     pub blkio_delay_ns: u64,
     pub swapin_delay_ns: u64,
     pub reclaim_delay_ns: u64,
-    /// The thread, its process, the process's parent, the real uid.
+    /// A group leader's only (zeros for other threads): its process's shared I/O — exited
+    /// threads' and reaped children's — which the kernel adds, with the leader's own, to the
+    /// parent that reaps it.
+    pub signal_io: Io,
+    /// The thread, its process, the process's parent when it was freed (who reaped it), the
+    /// real uid.
     pub pid: u32,
     pub tgid: u32,
     pub ppid: u32,
     pub uid: u32,
+    /// No parent waited for it (the parent ignores SIGCHLD): its I/O went to no parent.
+    pub autoreaped: bool,
     /// The thread's comm, up to its first NUL.
     pub comm: Vec<u8>,
 }
@@ -57,7 +64,17 @@ impl ExitRecord {
                 bytes.get(offset..offset + 4)?.try_into().ok()?,
             ))
         };
-        let comm = bytes.get(168..184)?;
+        let io_at = |offset: usize| -> Option<Io> {
+            Some(Io {
+                read_chars: u64_at(offset)?,
+                write_chars: u64_at(offset + 8)?,
+                read_syscalls: u64_at(offset + 16)?,
+                write_syscalls: u64_at(offset + 24)?,
+                read_bytes: u64_at(offset + 32)?,
+                write_bytes: u64_at(offset + 40)?,
+            })
+        };
+        let comm = bytes.get(224..240)?;
         Some(ExitRecord {
             start_boottime_ns: u64_at(0)?,
             runtime_ns: u64_at(8)?,
@@ -67,21 +84,18 @@ impl ExitRecord {
             major_faults: u64_at(40)?,
             voluntary_switches: u64_at(48)?,
             involuntary_switches: u64_at(56)?,
-            read_chars: u64_at(64)?,
-            write_chars: u64_at(72)?,
-            read_syscalls: u64_at(80)?,
-            write_syscalls: u64_at(88)?,
-            read_bytes: u64_at(96)?,
-            write_bytes: u64_at(104)?,
+            io: io_at(64)?,
             cancelled_write_bytes: u64_at(112)?,
             cpu_delay_ns: u64_at(120)?,
             blkio_delay_ns: u64_at(128)?,
             swapin_delay_ns: u64_at(136)?,
             reclaim_delay_ns: u64_at(144)?,
-            pid: u32_at(152)?,
-            tgid: u32_at(156)?,
-            ppid: u32_at(160)?,
-            uid: u32_at(164)?,
+            signal_io: io_at(152)?,
+            pid: u32_at(200)?,
+            tgid: u32_at(204)?,
+            ppid: u32_at(208)?,
+            uid: u32_at(212)?,
+            autoreaped: u32_at(216)? & AUTOREAPED != 0,
             comm: comm.split(|&b| b == 0).next().unwrap_or(&[]).to_vec(),
         })
     }
@@ -100,31 +114,38 @@ mod tests {
     #[test]
     fn every_field_at_its_offset() {
         let mut bytes = vec![0u8; SIZE];
-        for (i, chunk) in bytes[..152].chunks_mut(8).enumerate() {
+        for (i, chunk) in bytes[..200].chunks_mut(8).enumerate() {
             chunk.copy_from_slice(&(i as u64 + 1).to_ne_bytes());
         }
-        for (i, chunk) in bytes[152..168].chunks_mut(4).enumerate() {
+        for (i, chunk) in bytes[200..216].chunks_mut(4).enumerate() {
             chunk.copy_from_slice(&(i as u32 + 100).to_ne_bytes());
         }
-        bytes[168..172].copy_from_slice(b"make");
+        bytes[216..220].copy_from_slice(&AUTOREAPED.to_ne_bytes());
+        bytes[224..228].copy_from_slice(b"make");
         let r = ExitRecord::parse(&bytes).unwrap();
         assert_eq!(r.start_boottime_ns, 1);
         assert_eq!(r.runtime_ns, 2);
         assert_eq!((r.utime_ns, r.stime_ns), (3, 4));
         assert_eq!((r.minor_faults, r.major_faults), (5, 6));
         assert_eq!((r.voluntary_switches, r.involuntary_switches), (7, 8));
-        assert_eq!((r.read_chars, r.write_chars), (9, 10));
-        assert_eq!((r.read_syscalls, r.write_syscalls), (11, 12));
-        assert_eq!(
-            (r.read_bytes, r.write_bytes, r.cancelled_write_bytes),
-            (13, 14, 15)
-        );
+        let io = |first: u64| Io {
+            read_chars: first,
+            write_chars: first + 1,
+            read_syscalls: first + 2,
+            write_syscalls: first + 3,
+            read_bytes: first + 4,
+            write_bytes: first + 5,
+        };
+        assert_eq!(r.io, io(9));
+        assert_eq!(r.cancelled_write_bytes, 15);
         assert_eq!(r.cpu_delay_ns, 16);
         assert_eq!(
             (r.blkio_delay_ns, r.swapin_delay_ns, r.reclaim_delay_ns),
             (17, 18, 19)
         );
+        assert_eq!(r.signal_io, io(20));
         assert_eq!((r.pid, r.tgid, r.ppid, r.uid), (100, 101, 102, 103));
+        assert!(r.autoreaped);
         assert_eq!(r.comm, b"make");
     }
 

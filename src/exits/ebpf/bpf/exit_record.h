@@ -4,7 +4,10 @@
 #ifndef CAPTURE_EXIT_RECORD_H
 #define CAPTURE_EXIT_RECORD_H
 
-#define EXIT_RECORD_SIZE 184
+#define EXIT_RECORD_SIZE 240
+
+/* flags */
+#define EXIT_AUTOREAPED 1 /* no parent waited for it: its I/O was not added to a parent's */
 
 struct exit_record {
 	__u64 start_boottime_ns;   /*   0: the process's (group leader's) start, boot-based */
@@ -26,11 +29,21 @@ struct exit_record {
 	__u64 blkio_delay_ns;      /* 128: 0 without delay accounting */
 	__u64 swapin_delay_ns;     /* 136 */
 	__u64 reclaim_delay_ns;    /* 144: freepages_delay */
-	__u32 pid;                 /* 152: the thread */
-	__u32 tgid;                /* 156: its process */
-	__u32 ppid;                /* 160: the process's parent (real_parent's tgid) */
-	__u32 uid;                 /* 164: real uid */
-	char comm[16];             /* 168: the thread's */
+	/* The group leader's only: its process's shared I/O (exited threads, reaped children),
+	 * which the kernel adds with the leader's own to its parent's when the parent reaps it. */
+	__u64 signal_rchar;        /* 152 */
+	__u64 signal_wchar;        /* 160 */
+	__u64 signal_syscr;        /* 168 */
+	__u64 signal_syscw;        /* 176 */
+	__u64 signal_read_bytes;   /* 184 */
+	__u64 signal_write_bytes;  /* 192 */
+	__u32 pid;                 /* 200: the thread */
+	__u32 tgid;                /* 204: its process */
+	__u32 ppid;                /* 208: the process's parent (real_parent's tgid) when freed */
+	__u32 uid;                 /* 212: real uid */
+	__u32 flags;               /* 216: EXIT_* */
+	__u32 reserved;            /* 220 */
+	char comm[16];             /* 224: the thread's */
 };
 
 #endif

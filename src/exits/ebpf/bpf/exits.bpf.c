@@ -22,6 +22,26 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /* PF_KTHREAD: kernel threads are not processes anyone reports. */
 #define PF_KTHREAD 0x00200000
+#define SIGCHLD 17
+#define SIG_IGN ((void *)1)
+#define SA_NOCLDWAIT 2
+
+/* Whether `leader`'s end was not waited for (do_notify_parent's test): a parent that ignores
+ * SIGCHLD or set SA_NOCLDWAIT has its children reaped by the kernel, their I/O added nowhere.
+ * Read when the task is freed, moments after it exited: a parent changing its disposition in
+ * between is not worth more. */
+static __always_inline bool autoreaped(struct task_struct *leader)
+{
+	if (BPF_CORE_READ(leader, ptrace) || BPF_CORE_READ(leader, exit_signal) != SIGCHLD)
+		return false;
+	struct sighand_struct *sighand = BPF_CORE_READ(leader, real_parent, sighand);
+	if (!sighand)
+		return false;
+	struct sigaction action;
+	if (bpf_core_read(&action, sizeof(action), &sighand->action[SIGCHLD - 1].sa))
+		return false;
+	return action.sa_handler == SIG_IGN || (action.sa_flags & SA_NOCLDWAIT);
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -89,6 +109,31 @@ int BPF_PROG(on_free, struct task_struct *task)
 		r->blkio_delay_ns = 0;
 		r->swapin_delay_ns = 0;
 		r->reclaim_delay_ns = 0;
+	}
+	r->flags = 0;
+	r->reserved = 0;
+	if (task->pid == task->tgid) {
+		struct signal_struct *signal = task->signal;
+		r->signal_rchar = BPF_CORE_READ(signal, ioac.rchar);
+		r->signal_wchar = BPF_CORE_READ(signal, ioac.wchar);
+		r->signal_syscr = BPF_CORE_READ(signal, ioac.syscr);
+		r->signal_syscw = BPF_CORE_READ(signal, ioac.syscw);
+		if (bpf_core_field_exists(signal->ioac.read_bytes)) {
+			r->signal_read_bytes = BPF_CORE_READ(signal, ioac.read_bytes);
+			r->signal_write_bytes = BPF_CORE_READ(signal, ioac.write_bytes);
+		} else {
+			r->signal_read_bytes = 0;
+			r->signal_write_bytes = 0;
+		}
+		if (autoreaped(task))
+			r->flags |= EXIT_AUTOREAPED;
+	} else {
+		r->signal_rchar = 0;
+		r->signal_wchar = 0;
+		r->signal_syscr = 0;
+		r->signal_syscw = 0;
+		r->signal_read_bytes = 0;
+		r->signal_write_bytes = 0;
 	}
 	r->pid = task->pid;
 	r->tgid = task->tgid;

@@ -7,7 +7,6 @@
 
 #include "types.h"
 
-
 typedef struct {
 	__u32 val;
 } kuid_t;
@@ -40,8 +39,30 @@ struct task_delay_info {
 	__u64 freepages_delay;
 } __attribute__((preserve_access_index));
 
+/* Only the first two fields of the kernel's (their order is x86's and arm64's; CO-RE finds
+ * them by name elsewhere). */
+struct sigaction {
+	void *sa_handler;
+	unsigned long sa_flags;
+} __attribute__((preserve_access_index));
+
+struct k_sigaction {
+	struct sigaction sa;
+} __attribute__((preserve_access_index));
+
+struct sighand_struct {
+	struct k_sigaction action[64];
+} __attribute__((preserve_access_index));
+
+/* The process's shared accounting: what its exited threads and reaped children did. */
+struct signal_struct {
+	struct task_io_accounting ioac;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	unsigned int flags;
+	unsigned int ptrace;
+	int exit_signal;
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
@@ -59,6 +80,8 @@ struct task_struct {
 	struct sched_info sched_info;
 	struct task_io_accounting ioac;
 	struct task_delay_info *delays;
+	struct signal_struct *signal;
+	struct sighand_struct *sighand;
 } __attribute__((preserve_access_index));
 
 /* Before Linux 5.5 the boot-based start time was `real_start_time`. */
