@@ -166,6 +166,8 @@ struct Member {
     raw: Counters,
     /// I/O of reported children that this process reaped, to take out of what is read.
     children_io: Counters,
+    /// Its exit record was counted (it ended just after this cycle read it).
+    settled: bool,
 }
 
 /// A process that exited (or left the sampler's view), as it was last sampled.
@@ -173,6 +175,20 @@ struct Departed {
     instance: String,
     comm: Comm,
     exit_cycle: u64,
+    /// Its counters as counted: its exit record, when it comes, adds what it used since.
+    last: Counters,
+    io_known: bool,
+    /// Its exit record was counted.
+    settled: bool,
+}
+
+/// Where an exit record's numbers went ([`Accounting::settle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// To the instance of a process the sampler saw: what it used since its last sample.
+    Seen,
+    /// Nowhere: the sampler never saw the process; the caller places it.
+    Unseen,
 }
 
 /// A reported process that exited: once its parent has reaped it, the parent's I/O counters
@@ -246,6 +262,8 @@ pub struct Accounting {
     by_name: HashMap<String, usize>,
     free_slots: Vec<usize>,
     exited_children: Vec<ExitedChild>,
+    /// Exit records tell which parent reaped what: the guess from `cminflt` is not needed.
+    exit_records: bool,
     /// Processes that exited recently: network bytes resolved after a process is gone (a
     /// connection shorter than the interval) still go to the instance it was in.
     departed: HashMap<ProcessKey, Departed>,
@@ -284,6 +302,7 @@ impl Accounting {
             by_name: HashMap::new(),
             free_slots: Vec::new(),
             exited_children: Vec::new(),
+            exit_records: false,
             departed: HashMap::new(),
             cycle: 1,
             dropped_before: false,
@@ -367,6 +386,7 @@ impl Accounting {
                         reaped: false,
                         raw: obs.counters,
                         children_io: [0; COUNTERS],
+                        settled: false,
                     },
                 );
                 // A newcomer's whole CPU time was spent since the previous cycle (it did not
@@ -410,6 +430,7 @@ impl Accounting {
         let cycle = self.cycle;
         let instances = &mut self.instances;
         let exited_children = &mut self.exited_children;
+        let exit_records = self.exit_records;
         let departed = &mut self.departed;
         departed.retain(|_, gone| cycle - gone.exit_cycle < DEPARTED_CYCLES);
         self.members.retain(|key, member| {
@@ -423,13 +444,16 @@ impl Accounting {
                     instance: inst.name.clone(),
                     comm: member.comm,
                     exit_cycle: cycle,
+                    last: member.last,
+                    io_known: member.io_known,
+                    settled: member.settled,
                 },
             );
             for (base, &v) in inst.base.iter_mut().zip(member.last.iter()) {
                 *base += i128::from(v);
             }
             inst.io_known |= member.io_known;
-            if member.io_known {
+            if member.io_known && !exit_records {
                 exited_children.push(ExitedChild {
                     ppid: member.ppid,
                     raw: member.raw,
@@ -576,13 +600,127 @@ impl Accounting {
     /// recorded) to instance `name`, creating it if needed: reported with no process for it.
     pub fn credit_unseen(&mut self, name: &str, extra: &Counters) {
         let id = self.instance_id(name);
+        self.credit(id, extra, false);
+    }
+
+    /// Adds `extra` to instance `id`'s base, reporting it a few cycles if it has no live
+    /// member; its CPU counts in this cycle's `percent-cpu`.
+    fn credit(&mut self, id: usize, extra: &Counters, io_known: bool) {
         let until = self.cycle + LATE_CYCLES - 1;
         let instance = &mut self.instances[id];
         for (base, &v) in instance.base.iter_mut().zip(extra.iter()) {
             *base += i128::from(v);
         }
+        instance.cpu_delta = instance
+            .cpu_delta
+            .saturating_add(extra[USER_US].saturating_add(extra[SYSTEM_US]));
+        instance.io_known |= io_known;
         if extra.iter().any(|&v| v > 0) {
             instance.late_until_cycle = until;
+        }
+    }
+
+    /// From now on each process's exit record says which parent reaped it
+    /// ([`reaped_into_parents`](Self::reaped_into_parents)).
+    pub fn use_exit_records(&mut self) {
+        self.exit_records = true;
+        self.exited_children.clear();
+    }
+
+    /// Counts the exit record of process `key`: its final CPU time and, when `io` is true, its
+    /// final own I/O (without its reaped children's), in `end`'s CPU and I/O slots. A process
+    /// the sampler saw gets what it used since its last sample (nothing if the sample was
+    /// later: counters never go back); its instance is the one it was last sampled in.
+    /// [`Settled::Unseen`] when the sampler never saw it (nothing is counted: the caller
+    /// places it by the rules, [`credit_exited`](Self::credit_exited)).
+    pub fn settle(&mut self, key: &ProcessKey, end: &Counters, io: bool) -> Settled {
+        let cycle = self.cycle;
+        let slots = |io_known: bool| {
+            [USER_US, SYSTEM_US]
+                .into_iter()
+                .chain(IO.filter(move |_| io && io_known))
+        };
+        if let Some(member) = self.members.get_mut(key) {
+            if member.settled {
+                return Settled::Seen;
+            }
+            member.settled = true;
+            let inst = &mut self.instances[member.instance];
+            for i in slots(member.io_known) {
+                let extra = end[i].saturating_sub(member.last[i]);
+                member.last[i] += extra;
+                if member.seen_cycle == cycle {
+                    // Its earlier value is in this cycle's sums already.
+                    inst.live[i] += extra;
+                }
+                if i == USER_US || i == SYSTEM_US {
+                    inst.cpu_delta = inst.cpu_delta.saturating_add(extra);
+                }
+            }
+            return Settled::Seen;
+        }
+        let Some(gone) = self.departed.get_mut(key) else {
+            return Settled::Unseen;
+        };
+        if gone.settled {
+            return Settled::Seen;
+        }
+        gone.settled = true;
+        let mut extra = [0; COUNTERS];
+        for i in slots(gone.io_known) {
+            extra[i] = end[i].saturating_sub(gone.last[i]);
+            gone.last[i] += extra[i];
+        }
+        if let Some(&id) = self.by_name.get(&gone.instance) {
+            self.credit(id, &extra, false);
+        }
+        Settled::Seen
+    }
+
+    /// Counts a process the sampler never saw, placed by the rules in instance `name`: its
+    /// CPU time and I/O (`end`), with no process count, as it had none in any sample.
+    pub fn credit_exited(&mut self, name: &str, end: &Counters, io: bool) {
+        let id = self.instance_id(name);
+        let mut extra = [0; COUNTERS];
+        extra[USER_US] = end[USER_US];
+        extra[SYSTEM_US] = end[SYSTEM_US];
+        if io {
+            for i in IO {
+                extra[i] = end[i];
+            }
+        }
+        self.credit(id, &extra, io);
+    }
+
+    /// Takes out of each parent's I/O what the kernel added to it when it reaped a child
+    /// (`(parent pid, the child's I/O and its own reaped children's)`, from exit records):
+    /// each child's I/O is counted for the child, never a second time for its parent. Parents
+    /// read this cycle only: a reap seen in the record before the parent is read again is
+    /// taken out of that read (`children_io`); one already in this cycle's read is taken out
+    /// of it now. (A reap that landed just after the parent was read is taken out once too
+    /// many this cycle; the instance's counters hold still, and the next read makes up for it.)
+    pub fn reaped_into_parents(&mut self, reaps: &[(u32, Counters)]) {
+        if reaps.is_empty() {
+            return;
+        }
+        let cycle = self.cycle;
+        let by_pid: HashMap<u32, ProcessKey> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.seen_cycle == cycle && m.io_known)
+            .map(|(k, _)| (k.pid, *k))
+            .collect();
+        for (ppid, io) in reaps {
+            let Some(parent) = by_pid.get(ppid).and_then(|k| self.members.get_mut(k)) else {
+                continue;
+            };
+            let live_sum = &mut self.instances[parent.instance].live;
+            for i in IO {
+                let taken = io[i].min(parent.last[i]);
+                parent.last[i] -= taken;
+                live_sum[i] = live_sum[i].saturating_sub(taken);
+                parent.children_io[i] = parent.children_io[i].saturating_add(io[i]);
+            }
         }
     }
 

@@ -505,3 +505,112 @@ fn an_unseen_process_makes_its_instance_appear_with_its_traffic_only() {
     let (report, _) = acc.end_cycle();
     assert_eq!(find(&report, "cron-job").counters[NET_TX_BYTES], 1500);
 }
+
+fn end(user: u64, sys: u64, wchar: u64) -> Counters {
+    let mut c = [0; COUNTERS];
+    c[USER_US] = user;
+    c[SYSTEM_US] = sys;
+    c[WCHAR] = wchar;
+    c
+}
+
+/// A process's last moments (after its last sample) come from its exit record, whether the
+/// record is counted in the cycle that read it last or after it left /proc; once only.
+#[test]
+fn an_exit_record_adds_what_a_process_used_after_its_last_sample() {
+    let mut acc = Accounting::new(10);
+    acc.use_exit_records();
+    acc.observe("make", obs(5, 9, 1_000, 500, 10));
+    acc.observe("make", obs(6, 9, 1_000, 500, 10));
+    acc.end_cycle();
+    // 5 is read again, then ends before the cycle closes; 6 is gone from /proc.
+    acc.observe("make", obs(5, 9, 2_000, 500, 20));
+    assert_eq!(
+        acc.settle(&key(5, 9), &end(2_300, 600, 25), true),
+        Settled::Seen
+    );
+    let (report, _) = acc.end_cycle();
+    let make = find(&report, "make");
+    assert_eq!(make.counters[USER_US], 2_300 + 1_000);
+    assert_eq!(make.counters[WCHAR], 25 + 10);
+    assert_eq!(make.cpu_delta_us, Some(1_300 + 100));
+    // 6's record comes a cycle after it left.
+    assert_eq!(
+        acc.settle(&key(6, 9), &end(1_200, 500, 40), true),
+        Settled::Seen
+    );
+    assert_eq!(
+        acc.settle(&key(6, 9), &end(1_200, 500, 40), true),
+        Settled::Seen,
+        "counted once"
+    );
+    let (report, _) = acc.end_cycle();
+    let make = find(&report, "make");
+    assert_eq!(make.counters[USER_US], 2_300 + 1_200);
+    assert_eq!(make.counters[WCHAR], 25 + 40);
+    assert_eq!(make.cpu_delta_us, Some(200));
+    assert_eq!(
+        acc.settle(&key(5, 9), &end(9_000, 600, 25), true),
+        Settled::Seen,
+        "5 departed settled: not again"
+    );
+    let (report, _) = acc.end_cycle();
+    assert_eq!(find(&report, "make").counters[USER_US], 2_300 + 1_200);
+}
+
+/// An exit record older than the last sample (the sample rounded up) takes nothing back.
+#[test]
+fn an_exit_record_never_lowers_a_counter() {
+    let mut acc = Accounting::new(10);
+    acc.observe("a", obs(5, 9, 1_000, 500, 10));
+    acc.settle(&key(5, 9), &end(990, 400, 5), true);
+    let (report, _) = acc.end_cycle();
+    let a = find(&report, "a");
+    assert_eq!((a.counters[USER_US], a.counters[WCHAR]), (1_000, 10));
+}
+
+#[test]
+fn a_process_nobody_saw_is_credited_without_a_process_count() {
+    let mut acc = Accounting::new(10);
+    acc.observe("sh", obs(5, 9, 1_000, 0, 0));
+    acc.end_cycle();
+    acc.observe("sh", obs(5, 9, 1_000, 0, 0));
+    assert_eq!(
+        acc.settle(&key(7, 10), &end(10_000, 300, 1 << 20), true),
+        Settled::Unseen
+    );
+    acc.credit_exited("head", &end(10_000, 300, 1 << 20), true);
+    let (report, _) = acc.end_cycle();
+    let head = find(&report, "head");
+    assert_eq!(head.counters[USER_US] + head.counters[SYSTEM_US], 10_300);
+    assert_eq!(head.counters[WCHAR], 1 << 20);
+    assert!(head.io_known);
+    assert_eq!((head.processes, head.threads), (0, 0));
+    assert_eq!(head.cpu_delta_us, Some(10_300));
+}
+
+/// The kernel adds a reaped child's I/O to its parent's: with exit records saying so, the
+/// parent's instance is not credited it a second time, whichever of the record and the
+/// parent's read comes first.
+#[test]
+fn a_parent_is_not_credited_its_reaped_children_s_io() {
+    let mut acc = Accounting::new(10);
+    acc.use_exit_records();
+    acc.observe("sh", obs(5, 9, 0, 0, 100));
+    acc.end_cycle();
+    let mut child_io = [0; COUNTERS];
+    child_io[WCHAR] = 1_000;
+    // Reaped before the parent's read: the read holds it; taken out of it.
+    acc.observe("sh", obs(5, 9, 0, 0, 100 + 1_000 + 7));
+    acc.reaped_into_parents(&[(5, child_io)]);
+    let (report, _) = acc.end_cycle();
+    assert_eq!(find(&report, "sh").counters[WCHAR], 107);
+    // Reaped after the read: taken out of the next read instead (held still meanwhile).
+    acc.observe("sh", obs(5, 9, 0, 0, 1_107 + 3));
+    acc.reaped_into_parents(&[(5, child_io)]);
+    let (report, _) = acc.end_cycle();
+    assert_eq!(find(&report, "sh").counters[WCHAR], 107, "held");
+    acc.observe("sh", obs(5, 9, 0, 0, 2_110 + 5));
+    let (report, _) = acc.end_cycle();
+    assert_eq!(find(&report, "sh").counters[WCHAR], 115);
+}
