@@ -90,6 +90,19 @@
 //!                                             soon as it is free: pid reuse. Prints `ready`,
 //!                                             at the end `spawned N reused R` (R: children that
 //!                                             got a pid an earlier child had)
+//!
+//! Short-lived processes, for exit records (`tests/exits.rs`):
+//!
+//! capture_workload work BURN_MS MIB           burn BURN_MS ms of CPU, write MIB MiB to /dev/null
+//!                                             (1 MiB a write), exit
+//! capture_workload children RATE SECS CHILD BURN_MS MIB
+//!                                             for SECS seconds start RATE children a second,
+//!                                             each the program CHILD (this one under another
+//!                                             name) running `work BURN_MS MIB`; reap each.
+//!                                             Prints `ready`, at the end `children N ticks T
+//!                                             own O`: N started, T the CPU time the kernel
+//!                                             gave the reaped children (cutime + cstime), O its
+//!                                             own (utime + stime), in clock ticks
 //! ```
 //!
 //! Network workloads talk only to loopback addresses (127.0.0.0/8, ::1) or to the network
@@ -120,7 +133,8 @@ const USAGE: &str = "usage: capture_workload burn SECS | fds N SECS | nofile LIM
                      | udp-send-from LOCAL ADDR COUNT SIZE SECS [GAP_MS] \
                      | tcp-send-from LOCAL ADDR BYTES SECS [GAP_MS] | tcp-take IP SECS BYTES [HOLD_MS] \
                      | comm HEX MODE ARGS... \
-                     | as-user UID:GID MODE ARGS... | zombies N SECS | churn RATE SECS LIFE_MS [PID]";
+                     | as-user UID:GID MODE ARGS... | zombies N SECS | churn RATE SECS LIFE_MS [PID] \
+                     | work BURN_MS MIB | children RATE SECS CHILD BURN_MS MIB";
 
 fn main() -> ExitCode {
     common::main("capture_workload", USAGE, run)
@@ -441,9 +455,92 @@ fn run(args: &[String]) -> Result<(), String> {
             let (spawned, reused) = churn(rate, secs, life, pin)?;
             say(&format!("spawned {spawned} reused {reused}"));
         }
+        ["work", burn_ms, mib] => {
+            let burn_for = Duration::from_millis(number(burn_ms, "BURN_MS")?);
+            let mib: u64 = number(mib, "MIB")?;
+            burn(burn_for);
+            let chunk = vec![0x5au8; 1 << 20];
+            let mut null = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .map_err(|e| format!("opening /dev/null: {e}"))?;
+            for _ in 0..mib {
+                null.write_all(&chunk)
+                    .map_err(|e| format!("writing /dev/null: {e}"))?;
+            }
+        }
+        ["children", rate, secs, child, burn_ms, mib] => {
+            let rate: f64 = number(rate, "RATE")?;
+            let secs = seconds(secs, "SECS")?;
+            if !(rate > 0.0 && rate <= 10_000.0) {
+                return Err(format!("RATE {rate} is out of range (0 to 10000)"));
+            }
+            wait_for_go()?;
+            say("ready");
+            let started = children(rate, secs, child, &["work", burn_ms, mib])?;
+            let (own, reaped) = own_and_children_ticks()?;
+            say(&format!("children {started} ticks {reaped} own {own}"));
+        }
         _ => return Err(format!("bad arguments {args:?}")),
     }
     Ok(())
+}
+
+/// `children`: starts `rate` children a second for `secs` (`child` with `args`), reaping each
+/// as it ends; returns how many were started.
+fn children(rate: f64, secs: Duration, child: &str, args: &[&str]) -> Result<u64, String> {
+    let started = Instant::now();
+    let mut running: std::collections::VecDeque<std::process::Child> = Default::default();
+    let mut spawned = 0u64;
+    while started.elapsed() < secs {
+        let due = (started.elapsed().as_secs_f64() * rate) as u64;
+        while spawned < due && started.elapsed() < secs {
+            let process = std::process::Command::new(child)
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| format!("starting {child}: {e}"))?;
+            running.push_back(process);
+            spawned += 1;
+        }
+        // Reap those done, oldest first, so that few wait as zombies.
+        while let Some(first) = running.front_mut() {
+            match first.try_wait() {
+                Ok(Some(_)) => {
+                    running.pop_front();
+                }
+                Ok(None) => break,
+                Err(e) => return Err(format!("reaping a child: {e}")),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for mut process in running {
+        let status = process
+            .wait()
+            .map_err(|e| format!("reaping a child: {e}"))?;
+        if !status.success() {
+            return Err(format!("a child failed: {status}"));
+        }
+    }
+    Ok(spawned)
+}
+
+/// This process's own CPU time and its reaped children's, in clock ticks (/proc/self/stat's
+/// utime + stime, cutime + cstime).
+fn own_and_children_ticks() -> Result<(u64, u64), String> {
+    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|e| e.to_string())?;
+    let after = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    match fields.as_slice() {
+        [utime, stime, cutime, cstime] => Ok((utime + stime, cutime + cstime)),
+        _ => Err(format!("unexpected /proc/self/stat: {stat:?}")),
+    }
 }
 
 /// The local address an unconnected socket sending to `addr` binds: loopback of the same family

@@ -11,6 +11,8 @@
 //! first cycle.
 
 use crate::config::Config;
+use crate::exits::ebpf::ExitRecords;
+use crate::exits::watch::ExitWatch;
 use crate::net::ownership::ebpf::OwnerRecords;
 use crate::sampler::Sampler;
 use crate::snapshot::Snapshot;
@@ -42,15 +44,20 @@ pub struct Runtime {
 impl Runtime {
     /// Starts the sampler thread — and the capture threads when the network is collected;
     /// its first cycle begins at once.
-    /// `owner_records`: the eBPF owner source, loaded (`net::load_owner_source`).
+    /// `owner_records`: the eBPF owner source, loaded (`net::load_owner_source`);
+    /// `exit_records`: the exit program, loaded (`exits::load`), read by the exit thread.
     pub fn start(
         config: Config,
         interval: Duration,
         owner_records: Option<OwnerRecords>,
+        exit_records: Option<ExitRecords>,
     ) -> std::io::Result<Runtime> {
         let board = ThreadBoard::new();
         let network = config.network.clone();
         let mut sampler = Sampler::new(config);
+        if let Some(records) = exit_records {
+            sampler.set_exits(ExitWatch::start(records, &board)?);
+        }
         if let Some(monitor) = network
             .as_ref()
             .and_then(|n| crate::net::start(n, owner_records, &board))
@@ -144,7 +151,7 @@ mod tests {
     #[test]
     fn cycles_on_request_and_stops_promptly() {
         let mut runtime =
-            Runtime::start(Config::default(), Duration::from_millis(100), None).unwrap();
+            Runtime::start(Config::default(), Duration::from_millis(100), None, None).unwrap();
         let first = wait_for_snapshot(&runtime, 0);
         runtime.request_cycle();
         let second = wait_for_snapshot(&runtime, first.seq);

@@ -102,6 +102,25 @@ pub struct Telemetry {
     /// Each of the plugin's threads: alive or not, panics caught (empty when the sampler runs
     /// without a thread board, as in unit tests).
     pub threads: Vec<ThreadHealth>,
+    /// `None` without exit records.
+    pub exits: Option<ExitReport>,
+}
+
+/// What the exit records told, since the start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExitReport {
+    /// Records read (one per thread that ended).
+    pub records: u64,
+    /// Records the kernel could not write, or that found no room: ends not counted.
+    pub lost: u64,
+    /// Ended processes the sampler had seen, settled with what they used after the last sample.
+    pub settled: u64,
+    /// Processes no sample saw, placed by the rules.
+    pub placed: u64,
+    /// Processes no sample saw whose instance needed a fact the record lacks, and their CPU
+    /// time (µs).
+    pub undecidable: u64,
+    pub undecidable_cpu_us: u64,
 }
 
 /// One capture interface's health, from libpcap.

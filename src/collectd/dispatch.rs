@@ -30,6 +30,18 @@ pub fn snapshot(plugin: &str, snapshot: &Snapshot) {
     for (type_, type_instance, value) in thread_health(&t.threads) {
         out.dispatch(type_, &type_instance, &[value]);
     }
+    if let Some(exits) = &t.exits {
+        for (name, value) in [
+            ("exit_records", exits.records),
+            ("exit_records_lost", exits.lost),
+            ("exited_settled", exits.settled),
+            ("exited_placed", exits.placed),
+            ("exited_undecidable", exits.undecidable),
+            ("exited_undecidable_cpu_us", exits.undecidable_cpu_us),
+        ] {
+            out.dispatch("derive", name, &[Value::Derive(value)]);
+        }
+    }
     if let Some(net) = &snapshot.network {
         out.set_instance("unattributed");
         traffic(&mut out, &net.unattributed);

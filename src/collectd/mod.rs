@@ -81,8 +81,14 @@ impl PluginManager for CaptureManager {
             owner_records =
                 crate::net::load_owner_source(network).map_err(|e| Box::new(Refused(e)))?;
         }
+        let exit_records = crate::exits::load();
         let interval = plugin_interval();
-        lifecycle.runtime = Some(Runtime::start(config, interval, owner_records)?);
+        lifecycle.runtime = Some(Runtime::start(
+            config,
+            interval,
+            owner_records,
+            exit_records,
+        )?);
         Ok(())
     }
 

@@ -6,7 +6,8 @@
 //!   version (pure);
 //! - [`source`]: the generic-netlink listener registered for every CPU's exits;
 //! - [`ebpf`]: the program on `sched:sched_process_free`, and its records;
-//! - [`ledger`]: threads' records summed into processes, handed over once each has ended.
+//! - [`ledger`]: threads' records summed into processes, handed over once each has ended;
+//! - [`watch`]: the exit thread that reads the records into the ledger for the sampler.
 //!
 //! Two kernel sources exist, and they differ in what they see. taskstats needs only
 //! CAP_NET_ADMIN and no BPF, but writes its record in `do_exit` before the process tears down
@@ -20,6 +21,26 @@ pub mod ebpf;
 pub mod ledger;
 pub mod source;
 pub mod taskstats;
+pub mod watch;
+
+/// Loads the exit program, saying once in the log which source of exit records is in use, or
+/// why there is none (one warning: the plugin then counts what /proc shows, as before).
+pub fn load() -> Option<ebpf::ExitRecords> {
+    match ebpf::ExitRecords::load() {
+        Ok(records) => {
+            log::info!("exit records: eBPF (sched_process_free)");
+            Some(records)
+        }
+        Err(e) => {
+            log::warn!(
+                "exit records: none; the eBPF exit program did not load: {e}. Processes that \
+                 live between two samples, and what each process uses after its last sample, \
+                 are not counted"
+            );
+            None
+        }
+    }
+}
 
 /// CPU time as getrusage and /proc give it (`cputime_adjust`): the scheduler's precise total,
 /// µs, split between user and system by the ratio of the tick-sampled times (all user when no

@@ -18,8 +18,10 @@ pub mod accounting;
 mod facts;
 pub mod grouping;
 mod recorded;
+mod settle;
 
 use crate::config::Config;
+use crate::exits::watch::ExitWatch;
 use crate::names;
 use crate::net::monitor::{InterfaceTotals, NetMonitor};
 use crate::net::types::{Owner, Traffic};
@@ -27,7 +29,8 @@ use crate::proc::fd::FdCountMethod;
 use crate::proc::kept::{KeptFiles, Kind};
 use crate::proc::{cmdline, meminfo, pid_io, pid_limits, pid_stat, stat, system, ProcRoot};
 use crate::snapshot::{
-    InstanceReport, InterfaceReport, IoReport, MetaData, NetworkReport, Snapshot, Telemetry,
+    ExitReport, InstanceReport, InterfaceReport, IoReport, MetaData, NetworkReport, Snapshot,
+    Telemetry,
 };
 use crate::supervise::ThreadBoard;
 use crate::users::UserNames;
@@ -35,6 +38,7 @@ use accounting::{Accounting, Comm, Gauges, Observation, ProcessKey, COUNTERS};
 use facts::ProcFacts;
 use grouping::Assignment;
 use recorded::Placement;
+use settle::SettleCounts;
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
@@ -97,6 +101,8 @@ pub struct Sampler {
     cycle_started: Instant,
     /// The plugin's threads, whose health each snapshot reports.
     threads: Option<Arc<ThreadBoard>>,
+    /// The exit thread, whose ended processes each cycle settles; `None` without exit records.
+    exits: Option<(ExitWatch, SettleCounts)>,
 }
 
 /// Where network deltas go between the capture threads and the accounting.
@@ -163,12 +169,19 @@ impl Sampler {
             network: None,
             cycle_started: Instant::now(),
             threads: None,
+            exits: None,
         }
     }
 
     /// Reports the health of `board`'s threads in every snapshot from now on.
     pub fn set_threads(&mut self, board: Arc<ThreadBoard>) {
         self.threads = Some(board);
+    }
+
+    /// Settles the processes `watch` tells ended in every cycle from now on.
+    pub fn set_exits(&mut self, watch: ExitWatch) {
+        self.accounting.use_exit_records();
+        self.exits = Some((watch, SettleCounts::default()));
     }
 
     /// Merges the traffic of `monitor`'s capture threads into every cycle from now on.
@@ -229,6 +242,7 @@ impl Sampler {
         // After a burst of processes, give the memory back (a busy host's churn would
         // otherwise keep every per-process map at its high-water mark).
         crate::maps::shrink_mostly_empty(&mut self.grouped);
+        let exits = self.settle_exits();
 
         let (mut totals, outcome) = self.accounting.end_cycle();
         for t in &mut totals {
@@ -315,9 +329,32 @@ impl Sampler {
                     .as_ref()
                     .map(|b| b.health())
                     .unwrap_or_default(),
+                exits,
             },
             instances,
             network,
+        })
+    }
+
+    /// Counts the processes that ended since the last cycle from their exit records.
+    fn settle_exits(&mut self) -> Option<ExitReport> {
+        let (watch, counts) = self.exits.as_mut()?;
+        let ended = watch.take_ended();
+        settle::settle(
+            ended,
+            &mut self.accounting,
+            &self.config,
+            &mut self.users,
+            counts,
+        );
+        let stats = watch.stats();
+        Some(ExitReport {
+            records: stats.records,
+            lost: stats.lost,
+            settled: counts.seen,
+            placed: counts.placed,
+            undecidable: counts.undecidable,
+            undecidable_cpu_us: counts.undecidable_cpu_us,
         })
     }
 

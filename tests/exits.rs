@@ -1,0 +1,98 @@
+//! Integration tests (owned by the integration tests): exit records. Processes that live
+//! between two samples, and what every process uses after its last sample, are counted from
+//! what the kernel says when they end — checked against what the kernel told their parent.
+
+mod common;
+
+use common::*;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// A collectd reporting only `names` (one instance each); `None` (after saying why) where the
+/// exit program does not load outside CI (on CI that fails).
+fn start_with_exit_records(names: &[&str]) -> Option<Collectd> {
+    let mut block = String::from("GroupBy \"\"\n");
+    for name in names {
+        block.push_str(&format!("Process \"{name}\"\n"));
+    }
+    let collectd = Collectd::start(Some(&block))?;
+    if !collectd.log().contains("exit records: eBPF") {
+        let reason = format!("the exit program did not load:\n{}", collectd.log());
+        assert!(std::env::var_os("CI").is_none(), "{reason}");
+        eprintln!("SKIP: {reason}");
+        return None;
+    }
+    Some(collectd)
+}
+
+fn cputime(row: &Row) -> f64 {
+    row.get("user") + row.get("syst")
+}
+
+/// A parent starts 50 children a second, each burning 10 ms of CPU and writing 1 MiB, most of
+/// them gone before any sample: their instance gets the CPU time the kernel gave their parent
+/// at reap (within 1%) and every byte they wrote, and the parent's instance is credited
+/// neither (the kernel adds a reaped child's I/O to its parent's).
+#[test]
+fn children_shorter_than_an_interval_are_counted_whole() {
+    let parent = unique_comm("cw_par_");
+    let child = unique_comm("cw_kid_");
+    let Some(collectd) = start_with_exit_records(&[&parent, &child]) else {
+        return;
+    };
+    let child_path = collectd.workload_copy(&child);
+    let child_path = child_path.to_str().expect("a UTF-8 path");
+    let mut workload = collectd.spawn(&parent, &["children", "50", "8", child_path, "10", "1"]);
+    workload.expect_line("ready");
+    let summary = workload.expect_line_starting("children ");
+    let done = now();
+    // "N ticks T own O"
+    let fields: Vec<f64> = summary
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let [started, children_ticks, own_ticks] = fields[..] else {
+        panic!("unexpected summary {summary:?}");
+    };
+    let tick_us = 1e6 / clock_ticks_per_second();
+    let kernel_us = children_ticks * tick_us;
+    let written = started * MIB;
+    eprintln!("{started} children: the kernel gave them {kernel_us:.0} µs and {written} bytes");
+    assert!(started >= 100.0, "too few children started: {summary}");
+
+    // Settled within a few intervals of the last exit.
+    let after = done + SETTLE + INTERVAL;
+    let cpu = collectd.last_after(&child, "ps_cputime", "user", after)
+        + collectd.last_after(&child, "ps_cputime", "syst", after);
+    let io = collectd.last_after(&child, "io_octets", "tx", after);
+    let report = |what: &str, got: f64, want: f64| {
+        eprintln!("{what}: {got:.0} of {want:.0} ({:.1}%)", got * 100.0 / want)
+    };
+    report("children's CPU time (µs)", cpu, kernel_us);
+    report("children's bytes written", io, written);
+    // The kernel's total is rounded to a tick once; the records' sum is exact.
+    assert!(
+        (cpu - kernel_us).abs() <= kernel_us / 100.0 + tick_us,
+        "the children's instance has {cpu:.0} µs of CPU, the kernel gave them {kernel_us:.0}"
+    );
+    assert!(
+        io >= written * 0.99 && io <= written * 1.01 + 64.0 * 1024.0,
+        "the children's instance wrote {io:.0} bytes, they wrote {written}"
+    );
+
+    // The parent: its own CPU time (not its children's) and a few bytes of its own.
+    workload.wait();
+    let parent_rows = collectd.wait_row_after(&parent, "ps_cputime", now() + SETTLE);
+    let parent_cpu = parent_rows.last().map(cputime).unwrap_or_default();
+    let own_us = own_ticks * tick_us;
+    let parent_io = collectd.last_after(&parent, "io_octets", "tx", now());
+    eprintln!("parent: {parent_cpu:.0} µs (its own {own_us:.0}), {parent_io:.0} bytes written");
+    assert!(
+        parent_cpu <= own_us * 1.1 + 3.0 * tick_us,
+        "the parent's instance has {parent_cpu:.0} µs, it used {own_us:.0} itself"
+    );
+    assert!(
+        parent_io < MIB,
+        "the parent's instance was credited {parent_io:.0} bytes: its children's again"
+    );
+}
