@@ -250,6 +250,7 @@ const NOBODY_CASES: [Case; 7] = [
         dropped: &["bpf", "sys_admin"],
         causes: &[
             &["eBPF programs did not load", "CAP_BPF is missing"],
+            &["exit program did not load", "CAP_BPF is missing"],
             &["cannot enter other network namespaces", "CAP_SYS_ADMIN"],
         ],
         check: proc_source_only_no_namespace,
@@ -258,6 +259,7 @@ const NOBODY_CASES: [Case; 7] = [
         dropped: &["perfmon", "sys_admin"],
         causes: &[
             &["eBPF programs did not load", "CAP_PERFMON is missing"],
+            &["exit program did not load", "CAP_PERFMON is missing"],
             &["cannot enter other network namespaces", "CAP_SYS_ADMIN"],
         ],
         check: proc_source_only_no_namespace,

@@ -33,9 +33,9 @@ pub fn load() -> Option<ebpf::ExitRecords> {
         }
         Err(e) => {
             log::warn!(
-                "exit records: none; the eBPF exit program did not load: {e}. Processes that \
-                 live between two samples, and what each process uses after its last sample, \
-                 are not counted"
+                "exit records: the eBPF exit program did not load: {e}; processes that live \
+                 between two samples, and what each process uses after its last sample, are \
+                 not counted"
             );
             None
         }
