@@ -104,6 +104,10 @@ pub struct Telemetry {
     pub threads: Vec<ThreadHealth>,
     /// `None` without exit records.
     pub exits: Option<ExitReport>,
+    /// The reported instances' CPU time over the last interval, as a share of the CPU time the
+    /// kernel charged to tasks in it (/proc/stat's user, nice and system), in %: how complete
+    /// the accounting is. `None` on the first cycle.
+    pub cpu_accounted_percent: Option<f64>,
 }
 
 /// What the exit records told, since the start.

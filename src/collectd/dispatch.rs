@@ -30,6 +30,9 @@ pub fn snapshot(plugin: &str, snapshot: &Snapshot) {
     for (type_, type_instance, value) in thread_health(&t.threads) {
         out.dispatch(type_, &type_instance, &[value]);
     }
+    if let Some(share) = t.cpu_accounted_percent {
+        out.dispatch("percent", "cpu_accounted", &[Value::Gauge(share)]);
+    }
     if let Some(exits) = &t.exits {
         for (name, value) in [
             ("exit_records", exits.records),

@@ -1,29 +1,47 @@
-//! `/proc/stat`: the machine's total CPU time, the denominator of `percent-cpu`.
+//! `/proc/stat`: the machine's CPU time, the denominator of `percent-cpu` and of the share of
+//! it the instances account for.
 
 use super::parse_u64;
 
-/// Sum of the aggregate `cpu` line, in clock ticks: user, nice, system, idle, iowait, irq,
-/// softirq and steal. `guest` and `guest_nice` are left out on purpose: the kernel already
-/// counts guest time inside user and nice, so adding them would count it twice.
-pub fn parse_total_cpu_ticks(content: &[u8]) -> Option<u64> {
+/// The aggregate `cpu` line, in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTicks {
+    /// user, nice, system, idle, iowait, irq, softirq and steal. `guest` and `guest_nice` are
+    /// left out on purpose: the kernel already counts guest time inside user and nice, so
+    /// adding them would count it twice.
+    pub total: u64,
+    /// user, nice and system: the time the kernel charged to tasks (what processes' `utime`
+    /// and `stime` add up to; interrupts and steal are no process's).
+    pub tasks: u64,
+}
+
+pub fn parse_cpu_ticks(content: &[u8]) -> Option<CpuTicks> {
     let line = content.split(|&b| b == b'\n').next()?;
     let mut fields = line.split(|&b| b == b' ').filter(|f| !f.is_empty());
     if fields.next()? != b"cpu" {
         return None;
     }
-    let mut total: u64 = 0;
+    let (mut total, mut tasks): (u64, u64) = (0, 0);
     let mut count = 0;
     for field in fields.take(8) {
-        total = total.checked_add(parse_u64(field)?)?;
+        let ticks = parse_u64(field)?;
+        total = total.checked_add(ticks)?;
+        if count < 3 {
+            tasks += ticks;
+        }
         count += 1;
     }
     // Linux has reported at least user..softirq (7 fields) since 2.6.0.
-    (count >= 7).then_some(total)
+    (count >= 7).then_some(CpuTicks { total, tasks })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_total_cpu_ticks(content: &[u8]) -> Option<u64> {
+        parse_cpu_ticks(content).map(|t| t.total)
+    }
 
     #[test]
     fn total_without_guest() {
@@ -32,6 +50,12 @@ mod tests {
             parse_total_cpu_ticks(stat),
             Some(10 + 20 + 30 + 400 + 5 + 6 + 7 + 8)
         );
+    }
+
+    #[test]
+    fn tasks_are_user_nice_and_system() {
+        let stat = b"cpu  10 20 30 400 5 6 7 8 100 200\n";
+        assert_eq!(parse_cpu_ticks(stat).map(|t| t.tasks), Some(60));
     }
 
     #[test]

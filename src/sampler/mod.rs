@@ -92,7 +92,7 @@ pub struct Sampler {
     accounting: Accounting,
     grouped: HashMap<ProcessKey, Grouped>,
     users: UserNames,
-    previous_cpu_total: Option<u64>,
+    previous_cpu: Option<stat::CpuTicks>,
     seq: u64,
     warned: Warned,
     pids: Vec<u32>,
@@ -162,7 +162,7 @@ impl Sampler {
             accounting,
             grouped: HashMap::new(),
             users: UserNames::default(),
-            previous_cpu_total: None,
+            previous_cpu: None,
             seq: 0,
             warned: Warned::default(),
             pids: Vec::new(),
@@ -209,7 +209,7 @@ impl Sampler {
         let started = Instant::now();
         self.cycle_started = started;
         let time = SystemTime::now();
-        let cpu_total = self.read_cpu_total();
+        let cpu_now = self.read_cpu_ticks();
         let mem_total = self
             .proc
             .read(None, "meminfo", 64 * 1024)
@@ -260,13 +260,24 @@ impl Sampler {
                 outcome.dropped
             );
         }
-        let cpu_delta_total = match (self.previous_cpu_total, cpu_total) {
-            (Some(before), Some(now)) if now > before => Some(now - before),
-            _ => None,
+        let (cpu_delta_total, tasks_delta) = match (self.previous_cpu, cpu_now) {
+            (Some(before), Some(now)) if now.total > before.total => (
+                Some(now.total - before.total),
+                now.tasks.checked_sub(before.tasks),
+            ),
+            _ => (None, None),
         };
-        self.previous_cpu_total = cpu_total;
+        self.previous_cpu = cpu_now;
 
         let all_us = cpu_delta_total.map(|ticks| ticks_to_us(ticks, self.ticks_per_second));
+        // The share of the CPU time charged to tasks that the reported instances account for.
+        let accounted_us: Option<u64> = totals.iter().map(|t| t.cpu_delta_us).sum();
+        let cpu_accounted_percent = match (accounted_us, tasks_delta) {
+            (Some(used), Some(ticks)) if ticks > 0 => {
+                Some(used as f64 * 100.0 / ticks_to_us(ticks, self.ticks_per_second) as f64)
+            }
+            _ => None,
+        };
         let instances: Vec<InstanceReport> = totals
             .into_iter()
             .map(|t| {
@@ -330,6 +341,7 @@ impl Sampler {
                     .map(|b| b.health())
                     .unwrap_or_default(),
                 exits,
+                cpu_accounted_percent,
             },
             instances,
             network,
@@ -466,12 +478,12 @@ impl Sampler {
         Some(report)
     }
 
-    fn read_cpu_total(&mut self) -> Option<u64> {
+    fn read_cpu_ticks(&mut self) -> Option<stat::CpuTicks> {
         let total = self
             .proc
             .read(None, "stat", 4096)
             .ok()
-            .and_then(stat::parse_total_cpu_ticks);
+            .and_then(stat::parse_cpu_ticks);
         if total.is_none() && !self.warned.proc_stat {
             self.warned.proc_stat = true;
             log::warn!("cannot read the cpu line of /proc/stat: percent-cpu will not be reported");

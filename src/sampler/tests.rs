@@ -165,6 +165,30 @@ fn percent_is_a_share_of_the_machine_over_the_interval() {
     assert_eq!(instance(&snap, "burn").cpu_percent, Some(50.0));
 }
 
+/// `capture-self/percent-cpu_accounted`: the instances' CPU time over the CPU time the kernel
+/// charged to tasks (user, nice, system of /proc/stat) in the same interval.
+#[test]
+fn the_share_of_task_cpu_time_the_instances_account_for() {
+    let fake = FakeProc::new();
+    fake.put(proc(10, "burn", 1000, 1));
+    let write_stat = |user: u64, system: u64, idle: u64| {
+        let line = format!("cpu  {user} 0 {system} {idle} 0 3 4 0 0 0\n");
+        fs::write(fake.path().join("stat"), line).unwrap();
+    };
+    write_stat(5000, 1000, 100);
+    let mut s = fake.sampler(Config::default());
+    let first = cycle(&mut s);
+    assert_eq!(
+        first.telemetry.cpu_accounted_percent, None,
+        "no interval yet"
+    );
+    // Tasks were charged 160 ticks (120 user, 40 system); the burner used 120 of them.
+    write_stat(5120, 1040, 300);
+    fake.put(proc(10, "burn", 1120, 1));
+    let snap = cycle(&mut s);
+    assert_eq!(snap.telemetry.cpu_accounted_percent, Some(75.0));
+}
+
 #[test]
 fn exits_reuse_and_newcomers() {
     let fake = FakeProc::new();
