@@ -15,7 +15,11 @@ fn start_with_exit_records(names: &[&str]) -> Option<Collectd> {
     for name in names {
         block.push_str(&format!("Process \"{name}\"\n"));
     }
-    let collectd = Collectd::start(Some(&block))?;
+    start_with(&block)
+}
+
+fn start_with(block: &str) -> Option<Collectd> {
+    let collectd = Collectd::start(Some(block))?;
     if !collectd.log().contains("exit records: eBPF") {
         let reason = format!("the exit program did not load:\n{}", collectd.log());
         assert!(std::env::var_os("CI").is_none(), "{reason}");
@@ -94,5 +98,39 @@ fn children_shorter_than_an_interval_are_counted_whole() {
     assert!(
         parent_io < MIB,
         "the parent's instance was credited {parent_io:.0} bytes: its children's again"
+    );
+}
+
+/// A shell-heavy load (100 short processes a second, each burning 5 ms) beside whatever else
+/// runs: with every process reported, the instances account for at least 97% of the CPU time
+/// the kernel charged to tasks in each interval (`capture-self/percent-cpu_accounted`).
+#[test]
+fn the_instances_account_for_the_cpu_time_of_short_processes() {
+    // Other tests running beside this one make hundreds of names, which must not crowd any
+    // out (MaxInstances).
+    let Some(collectd) = start_with("GroupBy \"{comm}\"\nMaxInstances 1000000") else {
+        return;
+    };
+    let parent = unique_comm("cw_shp_");
+    let child = collectd.workload_copy(&unique_comm("cw_sh_"));
+    let child = child.to_str().expect("a UTF-8 path");
+    let mut workload = collectd.spawn(&parent, &["children", "100", "8", child, "5", "0"]);
+    workload.expect_line("ready");
+    let start = now();
+    workload.expect_line_starting("children ");
+    let done = now();
+    let rows = collectd.wait_row_after("self", "percent-cpu_accounted", done + SETTLE);
+    // Intervals wholly inside the load.
+    let during: Vec<f64> = rows
+        .iter()
+        .filter(|row| row.epoch >= start + 2.0 * INTERVAL && row.epoch <= done)
+        .map(Row::value)
+        .collect();
+    eprintln!("percent-cpu_accounted while the load ran: {during:.1?}");
+    assert!(during.len() >= 3, "too few intervals: {}", format_rows(&rows));
+    let mean = during.iter().sum::<f64>() / during.len() as f64;
+    assert!(
+        mean >= 97.0,
+        "the instances accounted for {mean:.1}% of the tasks' CPU time: {during:.1?}"
     );
 }
