@@ -127,7 +127,11 @@ fn the_instances_account_for_the_cpu_time_of_short_processes() {
         .map(Row::value)
         .collect();
     eprintln!("percent-cpu_accounted while the load ran: {during:.1?}");
-    assert!(during.len() >= 3, "too few intervals: {}", format_rows(&rows));
+    assert!(
+        during.len() >= 3,
+        "too few intervals: {}",
+        format_rows(&rows)
+    );
     let mean = during.iter().sum::<f64>() / during.len() as f64;
     assert!(
         mean >= 97.0,

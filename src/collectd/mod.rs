@@ -81,7 +81,12 @@ impl PluginManager for CaptureManager {
             owner_records =
                 crate::net::load_owner_source(network).map_err(|e| Box::new(Refused(e)))?;
         }
-        let exit_records = crate::exits::load();
+        let exit_records = if config.exit_records {
+            crate::exits::load()
+        } else {
+            log::info!("exit records: off (ExitRecords false)");
+            None
+        };
         let interval = plugin_interval();
         lifecycle.runtime = Some(Runtime::start(
             config,

@@ -195,6 +195,9 @@ pub struct Config {
     pub max_instances: usize,
     pub collect_file_handles: bool,
     pub collect_io: bool,
+    /// Load the exit program (`ExitRecords`): what processes use up to their end, shorter
+    /// than an interval included.
+    pub exit_records: bool,
     /// A fixed-name instance that loses its last process raises a FAILURE notification, and an
     /// OKAY one when a process is back (`Notifications`).
     pub notifications: bool,
@@ -220,6 +223,7 @@ impl Default for Config {
             max_instances: DEFAULT_MAX_INSTANCES,
             collect_file_handles: true,
             collect_io: true,
+            exit_records: true,
             notifications: true,
             meta_data: false,
             network: Some(NetworkConfig::default()),
@@ -229,13 +233,13 @@ impl Default for Config {
 
 /// The options of `<Plugin capture>`, for error messages.
 const OPTIONS: &str = "Process, ProcessMatch, <Match>, GroupBy, MaxInstances, \
-                       CollectFileHandles, CollectIO, Notifications, MetaData, CollectNetwork, \
-                       Interface, BPFFilter, SnapLen, BufferSize, Promiscuous, MaxFlows, \
-                       OwnerSource";
+                       CollectFileHandles, CollectIO, ExitRecords, Notifications, MetaData, \
+                       CollectNetwork, Interface, BPFFilter, SnapLen, BufferSize, Promiscuous, \
+                       MaxFlows, OwnerSource";
 const MATCH_OPTIONS: &str = "Comm, Cmdline, Exe, User, Cgroup";
 
 /// The option names of [`OPTIONS`] and [`MATCH_OPTIONS`], for suggestions (and fuzzing).
-pub const OPTION_NAMES: [&str; 17] = [
+pub const OPTION_NAMES: [&str; 18] = [
     "Process",
     "ProcessMatch",
     "Match",
@@ -243,6 +247,7 @@ pub const OPTION_NAMES: [&str; 17] = [
     "MaxInstances",
     "CollectFileHandles",
     "CollectIO",
+    "ExitRecords",
     "Notifications",
     "MetaData",
     "CollectNetwork",
@@ -359,6 +364,7 @@ impl Config {
                 }
                 "collectfilehandles" => config.collect_file_handles = boolean(node)?,
                 "collectio" => config.collect_io = boolean(node)?,
+                "exitrecords" => config.exit_records = boolean(node)?,
                 "notifications" => config.notifications = boolean(node)?,
                 "metadata" => config.meta_data = boolean(node)?,
                 "collectnetwork" => collect_network = boolean(node)?,

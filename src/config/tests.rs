@@ -28,7 +28,7 @@ fn defaults_report_everything_by_comm() {
     assert!(c.rules.is_empty());
     assert_eq!(c.group_by.unwrap().source(), "{comm}");
     assert_eq!(c.max_instances, 1000);
-    assert!(c.collect_file_handles && c.collect_io);
+    assert!(c.collect_file_handles && c.collect_io && c.exit_records);
     assert!(c.notifications && !c.meta_data);
 }
 
@@ -49,6 +49,7 @@ fn every_option() {
         line("MaxInstances", vec![n(50.0)]),
         line("collectfilehandles", vec![ConfigValue::Boolean(false)]),
         line("CollectIO", vec![s("off")]),
+        line("ExitRecords", vec![ConfigValue::Boolean(false)]),
         line("Notifications", vec![ConfigValue::Boolean(false)]),
         line("metadata", vec![s("yes")]),
     ])
@@ -61,7 +62,7 @@ fn every_option() {
     assert!(!c.needs_field(Field::Exe));
     assert!(!c.needs_field(Field::Cgroup) && !c.needs_field(Field::Container));
     assert_eq!(c.max_instances, 50);
-    assert!(!c.collect_file_handles && !c.collect_io);
+    assert!(!c.collect_file_handles && !c.collect_io && !c.exit_records);
     assert!(!c.notifications && c.meta_data);
 }
 
