@@ -100,9 +100,10 @@
 //!                                             each the program CHILD (this one under another
 //!                                             name) running `work BURN_MS MIB`; reap each.
 //!                                             Prints `ready`, at the end `children N ticks T
-//!                                             own O`: N started, T the CPU time the kernel
-//!                                             gave the reaped children (cutime + cstime), O its
-//!                                             own (utime + stime), in clock ticks
+//!                                             own O minflt F`: N started, T the CPU time the
+//!                                             kernel gave the reaped children (cutime +
+//!                                             cstime), O its own (utime + stime), in clock
+//!                                             ticks, F their minor page faults (cminflt)
 //! ```
 //!
 //! Network workloads talk only to loopback addresses (127.0.0.0/8, ::1) or to the network
@@ -478,8 +479,10 @@ fn run(args: &[String]) -> Result<(), String> {
             wait_for_go()?;
             say("ready");
             let started = children(rate, secs, child, &["work", burn_ms, mib])?;
-            let (own, reaped) = own_and_children_ticks()?;
-            say(&format!("children {started} ticks {reaped} own {own}"));
+            let (own, reaped, faults) = own_and_children_ticks()?;
+            say(&format!(
+                "children {started} ticks {reaped} own {own} minflt {faults}"
+            ));
         }
         _ => return Err(format!("bad arguments {args:?}")),
     }
@@ -527,18 +530,19 @@ fn children(rate: f64, secs: Duration, child: &str, args: &[&str]) -> Result<u64
 }
 
 /// This process's own CPU time and its reaped children's, in clock ticks (/proc/self/stat's
-/// utime + stime, cutime + cstime).
-fn own_and_children_ticks() -> Result<(u64, u64), String> {
+/// utime + stime, cutime + cstime), and its reaped children's minor faults (cminflt).
+fn own_and_children_ticks() -> Result<(u64, u64, u64), String> {
     let stat = std::fs::read_to_string("/proc/self/stat").map_err(|e| e.to_string())?;
     let after = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
+    // Fields 3 (state) on: cminflt is field 11, utime..cstime 14..17.
     let fields: Vec<u64> = after
         .split_whitespace()
-        .skip(11)
-        .take(4)
         .map(|f| f.parse().unwrap_or(0))
         .collect();
-    match fields.as_slice() {
-        [utime, stime, cutime, cstime] => Ok((utime + stime, cutime + cstime)),
+    match fields.get(8..15) {
+        Some([cminflt, _, _, utime, stime, cutime, cstime]) => {
+            Ok((utime + stime, cutime + cstime, *cminflt))
+        }
         _ => Err(format!("unexpected /proc/self/stat: {stat:?}")),
     }
 }

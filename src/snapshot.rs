@@ -15,6 +15,9 @@ pub struct InstanceReport {
     /// CPU time, microseconds (`ps_cputime` user, syst).
     pub cpu_user_us: u64,
     pub cpu_system_us: u64,
+    /// Page faults without and with I/O (`ps_pagefaults` minflt, majflt).
+    pub minor_faults: u64,
+    pub major_faults: u64,
     /// Share of the whole machine's CPU over the last interval (`percent-cpu`).
     pub cpu_percent: Option<f64>,
     pub rss_bytes: u64,

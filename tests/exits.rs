@@ -50,12 +50,12 @@ fn children_shorter_than_an_interval_are_counted_whole() {
     workload.expect_line("ready");
     let summary = workload.expect_line_starting("children ");
     let done = now();
-    // "N ticks T own O"
+    // "N ticks T own O minflt F"
     let fields: Vec<f64> = summary
         .split_whitespace()
         .filter_map(|f| f.parse().ok())
         .collect();
-    let [started, children_ticks, own_ticks] = fields[..] else {
+    let [started, children_ticks, own_ticks, children_faults] = fields[..] else {
         panic!("unexpected summary {summary:?}");
     };
     let tick_us = 1e6 / clock_ticks_per_second();
@@ -69,11 +69,13 @@ fn children_shorter_than_an_interval_are_counted_whole() {
     let cpu = collectd.last_after(&child, "ps_cputime", "user", after)
         + collectd.last_after(&child, "ps_cputime", "syst", after);
     let io = collectd.last_after(&child, "io_octets", "tx", after);
+    let faults = collectd.last_after(&child, "ps_pagefaults", "minflt", after);
     let report = |what: &str, got: f64, want: f64| {
         eprintln!("{what}: {got:.0} of {want:.0} ({:.1}%)", got * 100.0 / want)
     };
     report("children's CPU time (µs)", cpu, kernel_us);
     report("children's bytes written", io, written);
+    report("children's minor page faults", faults, children_faults);
     // The kernel's total is rounded to a tick once; the records' sum is exact.
     assert!(
         (cpu - kernel_us).abs() <= kernel_us / 100.0 + tick_us,
@@ -82,6 +84,11 @@ fn children_shorter_than_an_interval_are_counted_whole() {
     assert!(
         io >= written * 0.99 && io <= written * 1.01 + 64.0 * 1024.0,
         "the children's instance wrote {io:.0} bytes, they wrote {written}"
+    );
+    assert!(
+        (faults - children_faults).abs() <= children_faults / 100.0,
+        "the children's instance has {faults:.0} minor faults, the kernel counted \
+         {children_faults:.0}"
     );
 
     // The parent: its own CPU time (not its children's) and a few bytes of its own.

@@ -199,6 +199,14 @@ fn instance(inst: &InstanceReport, out: &mut ValueListWriter) {
     if let Some(p) = inst.cpu_percent {
         out.dispatch("percent", "cpu", &[Value::Gauge(p)]);
     }
+    out.dispatch(
+        "ps_pagefaults",
+        "",
+        &[
+            Value::Derive(inst.minor_faults),
+            Value::Derive(inst.major_faults),
+        ],
+    );
     out.dispatch("ps_rss", "", &[Value::Gauge(inst.rss_bytes as f64)]);
     out.dispatch("ps_vm", "", &[Value::Gauge(inst.vm_bytes as f64)]);
     if let Some(p) = inst.memory_percent {

@@ -15,6 +15,10 @@ pub struct PidStat<'a> {
     /// Single-letter state (`R`, `S`, `Z`, ...).
     pub state: u8,
     pub ppid: u32,
+    /// Page faults that needed no I/O (`minflt`) and that did (`majflt`), of the process's own
+    /// threads, exited ones included (not of its children).
+    pub minor_faults: u64,
+    pub major_faults: u64,
     /// Minor faults of the children this process has waited for (`cminflt`). It grows whenever
     /// the process reaps a child — every process faults at least once — which is how the
     /// sampler tells that the kernel has just folded a child's I/O counters into this one's.
@@ -60,7 +64,9 @@ pub fn parse(content: &[u8]) -> Option<PidStat<'_>> {
     let state = *field(3).first()?;
     let ppid = u32::try_from(parse_u64(field(4))?).ok()?;
     let flags = parse_u64(field(9))?;
+    let minor_faults = parse_u64(field(10))?;
     let children_minflt = parse_u64(field(11))?;
+    let major_faults = parse_u64(field(12))?;
     let utime = parse_u64(field(14))?;
     let stime = parse_u64(field(15))?;
     let num_threads = parse_i64(field(20))?.max(0) as u64;
@@ -72,6 +78,8 @@ pub fn parse(content: &[u8]) -> Option<PidStat<'_>> {
         comm,
         state,
         ppid,
+        minor_faults,
+        major_faults,
         children_minflt,
         kernel_thread: flags & PF_KTHREAD != 0,
         utime,
@@ -97,6 +105,7 @@ mod tests {
         assert_eq!(s.comm, b"bash");
         assert_eq!(s.state, b'S');
         assert_eq!((s.ppid, s.children_minflt), (1000, 14577));
+        assert_eq!((s.minor_faults, s.major_faults), (2461, 0));
         assert!(!s.kernel_thread);
         assert_eq!((s.utime, s.stime), (17, 9));
         assert_eq!(s.num_threads, 1);
@@ -179,6 +188,7 @@ mod tests {
                 ppid in any::<u32>(),
                 flags in any::<u64>(),
                 children_minflt in any::<u64>(),
+                (minflt, majflt) in any::<(u64, u64)>(),
                 (utime, stime) in any::<(u64, u64)>(),
                 num_threads in any::<i64>(),
                 starttime in any::<u64>(),
@@ -190,7 +200,7 @@ mod tests {
                 line.extend_from_slice(&comm);
                 line.extend_from_slice(
                     format!(
-                        ") {} {ppid} {pid} {pid} 34816 -1 {flags} 12 {children_minflt} 0 0 \
+                        ") {} {ppid} {pid} {pid} 34816 -1 {flags} {minflt} {children_minflt} {majflt} 0 \
                          {utime} {stime} 0 0 20 0 {num_threads} 0 {starttime} {vsize} {rss}",
                         state as char
                     )
@@ -205,6 +215,7 @@ mod tests {
                 prop_assert_eq!(s.state, state);
                 prop_assert_eq!(s.ppid, ppid);
                 prop_assert_eq!(s.children_minflt, children_minflt);
+                prop_assert_eq!((s.minor_faults, s.major_faults), (minflt, majflt));
                 prop_assert_eq!(s.kernel_thread, flags & PF_KTHREAD != 0);
                 prop_assert_eq!((s.utime, s.stime), (utime, stime));
                 prop_assert_eq!(s.num_threads, num_threads.max(0) as u64);

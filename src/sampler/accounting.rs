@@ -33,7 +33,9 @@ pub const NET_RX_BYTES: usize = 8;
 pub const NET_TX_BYTES: usize = 9;
 pub const NET_RX_PACKETS: usize = 10;
 pub const NET_TX_PACKETS: usize = 11;
-pub const COUNTERS: usize = 12;
+pub const MINOR_FAULTS: usize = 12;
+pub const MAJOR_FAULTS: usize = 13;
+pub const COUNTERS: usize = 14;
 /// The I/O counters, which a parent inherits from the children it reaps.
 const IO: std::ops::Range<usize> = RCHAR..WRITE_BYTES + 1;
 
@@ -636,7 +638,7 @@ impl Accounting {
     pub fn settle(&mut self, key: &ProcessKey, end: &Counters, io: bool) -> Settled {
         let cycle = self.cycle;
         let slots = |io_known: bool| {
-            [USER_US, SYSTEM_US]
+            [USER_US, SYSTEM_US, MINOR_FAULTS, MAJOR_FAULTS]
                 .into_iter()
                 .chain(IO.filter(move |_| io && io_known))
         };
@@ -682,8 +684,9 @@ impl Accounting {
     pub fn credit_exited(&mut self, name: &str, end: &Counters, io: bool) {
         let id = self.instance_id(name);
         let mut extra = [0; COUNTERS];
-        extra[USER_US] = end[USER_US];
-        extra[SYSTEM_US] = end[SYSTEM_US];
+        for i in [USER_US, SYSTEM_US, MINOR_FAULTS, MAJOR_FAULTS] {
+            extra[i] = end[i];
+        }
         if io {
             for i in IO {
                 extra[i] = end[i];

@@ -285,6 +285,8 @@ impl Sampler {
                 InstanceReport {
                     cpu_user_us: c[accounting::USER_US],
                     cpu_system_us: c[accounting::SYSTEM_US],
+                    minor_faults: c[accounting::MINOR_FAULTS],
+                    major_faults: c[accounting::MAJOR_FAULTS],
                     cpu_percent: match (t.cpu_delta_us, all_us) {
                         (Some(used), Some(all)) if all > 0 => {
                             Some((used as f64 * 100.0 / all as f64).clamp(0.0, 100.0))
@@ -521,6 +523,8 @@ impl Sampler {
         let mut counters = [0u64; COUNTERS];
         counters[accounting::USER_US] = ticks_to_us(st.utime, self.ticks_per_second);
         counters[accounting::SYSTEM_US] = ticks_to_us(st.stime, self.ticks_per_second);
+        counters[accounting::MINOR_FAULTS] = st.minor_faults;
+        counters[accounting::MAJOR_FAULTS] = st.major_faults;
         let mut gauges = Gauges {
             rss_bytes: st.rss_pages.saturating_mul(self.page_size),
             vm_bytes: st.vsize,

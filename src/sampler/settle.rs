@@ -91,6 +91,8 @@ fn final_counters(process: &Ended) -> Counters {
     let mut end = io_counters(&process.io);
     end[accounting::USER_US] = process.user_us;
     end[accounting::SYSTEM_US] = process.system_us;
+    end[accounting::MINOR_FAULTS] = process.minor_faults;
+    end[accounting::MAJOR_FAULTS] = process.major_faults;
     end
 }
 
