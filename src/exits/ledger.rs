@@ -103,7 +103,7 @@ impl Ledger {
             pid: record.tgid,
             starttime: record.start_boottime_ns / (1_000_000_000 / TICKS_PER_SECOND),
         };
-        let leader = record.pid == record.tgid;
+        let leader = record.ends_process();
         let mut process = match self.open.remove(&id) {
             Some(process) => process,
             None if !leader && self.open.len() >= MAX_OPEN => {
@@ -227,6 +227,21 @@ mod tests {
         assert_eq!(ended[0].io.write_chars, 6, "its threads' own");
         assert_eq!(ended[0].into_parent.map(|io| io.write_chars), Some(1006));
         assert_eq!(ended[1].into_parent, None, "nobody waited for it");
+    }
+
+    /// A thread that exec's takes the leader's place; the old leader is freed with the
+    /// process's pid while the process goes on: summed as a thread, not ending it.
+    #[test]
+    fn a_leader_replaced_by_an_exec_ing_thread_does_not_end_the_process() {
+        let mut ledger = Ledger::default();
+        let mut old_leader = record(10, 10, 4, 1);
+        old_leader.replaced_leader = true;
+        ledger.add(&old_leader);
+        assert!(ledger.take_ended().is_empty());
+        ledger.add(&record(10, 10, 4, 2));
+        let ended = ledger.take_ended();
+        assert_eq!((ended.len(), ended[0].threads), (1, 2));
+        assert_eq!(ended[0].io.write_chars, 3);
     }
 
     #[test]

@@ -6,8 +6,9 @@ use crate::exits::Io;
 
 /// `EXIT_RECORD_SIZE`.
 pub const SIZE: usize = 240;
-/// `EXIT_AUTOREAPED`.
+/// `EXIT_AUTOREAPED`, `EXIT_REPLACED_LEADER`.
 const AUTOREAPED: u32 = 1;
+const REPLACED_LEADER: u32 = 2;
 
 /// A task's (thread's) final numbers, as the kernel kept them. Times in ns.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -44,6 +45,9 @@ pub struct ExitRecord {
     pub uid: u32,
     /// No parent waited for it (the parent ignores SIGCHLD): its I/O went to no parent.
     pub autoreaped: bool,
+    /// A group leader another thread replaced by exec'ing (it has the process's pid, but the
+    /// process goes on): a thread like any other.
+    pub replaced_leader: bool,
     /// The thread's comm, up to its first NUL.
     pub comm: Vec<u8>,
 }
@@ -96,8 +100,14 @@ impl ExitRecord {
             ppid: u32_at(208)?,
             uid: u32_at(212)?,
             autoreaped: u32_at(216)? & AUTOREAPED != 0,
+            replaced_leader: u32_at(216)? & REPLACED_LEADER != 0,
             comm: comm.split(|&b| b == 0).next().unwrap_or(&[]).to_vec(),
         })
+    }
+
+    /// Whether this record ends its process: its group leader's, freed last.
+    pub fn ends_process(&self) -> bool {
+        self.pid == self.tgid && !self.replaced_leader
     }
 
     /// User and system CPU time, µs, as getrusage and /proc report them: the scheduler's total
@@ -120,7 +130,7 @@ mod tests {
         for (i, chunk) in bytes[200..216].chunks_mut(4).enumerate() {
             chunk.copy_from_slice(&(i as u32 + 100).to_ne_bytes());
         }
-        bytes[216..220].copy_from_slice(&AUTOREAPED.to_ne_bytes());
+        bytes[216..220].copy_from_slice(&(AUTOREAPED | REPLACED_LEADER).to_ne_bytes());
         bytes[224..228].copy_from_slice(b"make");
         let r = ExitRecord::parse(&bytes).unwrap();
         assert_eq!(r.start_boottime_ns, 1);
@@ -145,7 +155,8 @@ mod tests {
         );
         assert_eq!(r.signal_io, io(20));
         assert_eq!((r.pid, r.tgid, r.ppid, r.uid), (100, 101, 102, 103));
-        assert!(r.autoreaped);
+        assert!(r.autoreaped && r.replaced_leader);
+        assert!(!r.ends_process());
         assert_eq!(r.comm, b"make");
     }
 

@@ -8,6 +8,8 @@
 
 /* flags */
 #define EXIT_AUTOREAPED 1 /* no parent waited for it: its I/O was not added to a parent's */
+#define EXIT_REPLACED_LEADER 2 /* a group leader whose place another thread took by exec'ing:
+				* its pid is the process's, but the process goes on */
 
 struct exit_record {
 	__u64 start_boottime_ns;   /*   0: the process's (group leader's) start, boot-based */

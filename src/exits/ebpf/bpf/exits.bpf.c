@@ -112,7 +112,11 @@ int BPF_PROG(on_free, struct task_struct *task)
 	}
 	r->flags = 0;
 	r->reserved = 0;
-	if (task->pid == task->tgid) {
+	if (task->pid == task->tgid && leader != task) {
+		/* de_thread: a thread exec'd and became the leader; this is the old one. */
+		r->flags |= EXIT_REPLACED_LEADER;
+	}
+	if (task->pid == task->tgid && leader == task) {
 		struct signal_struct *signal = task->signal;
 		r->signal_rchar = BPF_CORE_READ(signal, ioac.rchar);
 		r->signal_wchar = BPF_CORE_READ(signal, ioac.wchar);
