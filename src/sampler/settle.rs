@@ -106,3 +106,130 @@ fn io_counters(io: &Io) -> Counters {
     c[accounting::WRITE_BYTES] = io.write_bytes;
     c
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampler::accounting::{InstanceTotals, Observation, WCHAR};
+    use crate::sampler::grouping::tests::config as with_blocks;
+
+    fn config(lines: &[(&str, &[&str])]) -> Config {
+        with_blocks(lines, Vec::new())
+    }
+
+    /// A `head` that lived between two samples: 10 ms of CPU, 1 MiB written, reaped by pid 5.
+    fn head(pid: u32) -> Ended {
+        Ended {
+            pid,
+            starttime: 77,
+            ppid: 5,
+            uid: 0,
+            comm: b"head".to_vec(),
+            threads: 1,
+            user_us: 2_000,
+            system_us: 8_000,
+            minor_faults: 90,
+            io: Io {
+                write_chars: 1 << 20,
+                ..Io::default()
+            },
+            into_parent: Some(Io {
+                write_chars: 1 << 20,
+                ..Io::default()
+            }),
+            ..Ended::default()
+        }
+    }
+
+    fn shell(wchar: u64) -> Observation {
+        let mut counters = [0; accounting::COUNTERS];
+        counters[WCHAR] = wchar;
+        Observation {
+            key: ProcessKey {
+                pid: 5,
+                starttime: 1,
+            },
+            comm: accounting::Comm::of(b"sh"),
+            ppid: 1,
+            children_minflt: 0,
+            counters,
+            io_known: true,
+            gauges: accounting::Gauges::default(),
+            meta: None,
+        }
+    }
+
+    /// Settles `head(9)` under `config`; what was counted.
+    fn settle_head(config: &Config, accounting: &mut Accounting) -> SettleCounts {
+        let mut counts = SettleCounts::default();
+        let mut users = UserNames::default();
+        settle(vec![head(9)], accounting, config, &mut users, &mut counts);
+        counts
+    }
+
+    fn find<'a>(totals: &'a [InstanceTotals], name: &str) -> Option<&'a InstanceTotals> {
+        totals.iter().find(|t| t.name == name)
+    }
+
+    /// Placed by its comm, credited its CPU, faults and bytes with no process count; the shell
+    /// that reaped it, whose /proc/PID/io now holds them, is not credited them again.
+    #[test]
+    fn a_process_nobody_saw_goes_to_its_instance_and_not_to_its_parent() {
+        let config = Config::default();
+        let mut accounting = Accounting::new(100);
+        accounting.use_exit_records();
+        accounting.observe("sh", shell(100));
+        accounting.end_cycle();
+        accounting.observe("sh", shell(100 + (1 << 20)));
+        let counts = settle_head(&config, &mut accounting);
+        let (totals, _) = accounting.end_cycle();
+        let head = find(&totals, "head").expect("head's instance");
+        assert_eq!(head.counters[accounting::USER_US], 2_000);
+        assert_eq!(head.counters[accounting::SYSTEM_US], 8_000);
+        assert_eq!(head.counters[accounting::MINOR_FAULTS], 90);
+        assert_eq!(head.counters[WCHAR], 1 << 20);
+        assert_eq!(head.processes, 0);
+        let sh = find(&totals, "sh").expect("the shell's instance");
+        assert_eq!(sh.counters[WCHAR], 100, "the shell's own bytes only");
+        assert_eq!(
+            counts,
+            SettleCounts {
+                placed: 1,
+                ..SettleCounts::default()
+            }
+        );
+    }
+
+    /// A rule on the command line, executable or cgroup cannot be decided for a process
+    /// nobody saw: it is counted, with its CPU time, and put in no instance.
+    #[test]
+    fn a_rule_needing_what_the_record_lacks_is_counted_undecidable() {
+        for config in [
+            config(&[("ProcessMatch", &["uploads", "upload"])]),
+            config(&[("GroupBy", &["{exe}"])]),
+            config(&[("GroupBy", &["{cgroup}"])]),
+        ] {
+            let mut accounting = Accounting::new(100);
+            let counts = settle_head(&config, &mut accounting);
+            let (totals, _) = accounting.end_cycle();
+            assert!(totals.is_empty(), "no instance: {totals:?}");
+            assert_eq!(
+                counts,
+                SettleCounts {
+                    undecidable: 1,
+                    undecidable_cpu_us: 10_000,
+                    ..SettleCounts::default()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn group_by_nothing_drops_it_as_it_would_the_live_process() {
+        let config = config(&[("GroupBy", &[""])]);
+        let mut accounting = Accounting::new(100);
+        let counts = settle_head(&config, &mut accounting);
+        assert!(accounting.end_cycle().0.is_empty());
+        assert_eq!(counts, SettleCounts::default());
+    }
+}
