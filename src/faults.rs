@@ -1,6 +1,6 @@
 //! Test-only fault injection: [`inject`] marks a point in a thread's work where the tests of
 //! issue 14 make the plugin panic, to show that the thread survives it. Called by the thread
-//! that does the work (sampler, resolver, capture threads). [`lookup_fails`] makes the
+//! that does the work (sampler, resolver, capture threads, exit thread). [`lookup_fails`] makes the
 //! resolver's first lookups fail for a while, to show that a flow whose owner was not found in
 //! time is credited to it later (second chances).
 //!
@@ -11,7 +11,8 @@
 //! call of `sampler-cycle` and the 5th of `resolver-round`, once each, with a message naming
 //! the point; `lookups-fail-ms@6000` makes every lookup fail for 6000 ms from the first one.
 //!
-//! Panic points: `sampler-cycle`, `resolver-round`, `capture-housekeeping`, `capture-packet`.
+//! Panic points: `sampler-cycle`, `resolver-round`, `capture-housekeeping`, `capture-packet`,
+//! `exits-round`.
 //! Other faults: `lookups-fail-ms`.
 
 /// The item of the plan that makes lookups fail (`lookups-fail-ms@N`: for N ms).

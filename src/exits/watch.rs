@@ -92,6 +92,8 @@ impl Drop for ExitWatch {
 fn exit_loop(mut records: ExitRecords, shared: &Shared, token: &ThreadToken) {
     while !shared.stop.load(Ordering::SeqCst) {
         guard(token, "reading exit records", || {
+            // Before the read: a round cut here has taken no record out of the ring.
+            crate::faults::inject("exits-round");
             let batch = records.poll(WAIT, MAX_PER_ROUND);
             if !batch.is_empty() {
                 let mut ledger = shared.ledger.lock();
