@@ -4,11 +4,17 @@
 //! - an instance's counters are the sum over its members *including members that exited*:
 //!   what an exiting process had used moves into the instance's base and stays there;
 //! - a process that appears contributes everything it used since it started;
+//! - a process's exit record (when there are exit records) adds what it used after its last
+//!   sample, in the instance it was last sampled in; one never sampled is credited whole to the
+//!   instance the rules give it, with no process count ([`Accounting::settle`]);
 //! - a process that moves to another instance (exec changed its comm) leaves what it used so far
 //!   with the old instance and brings only what it uses from then on to the new one;
 //! - a parent's I/O counters are its own: the kernel folds a reaped child's I/O into its
 //!   parent's `/proc/<pid>/io`, so the I/O of a child that was reported on its own is taken
-//!   back out of the parent once the parent reaps it (see [`Accounting::end_cycle`]);
+//!   back out of the parent once the parent reaps it: exactly what the child's exit record
+//!   says went into the parent ([`Accounting::reaped_into_parents`]), or without exit records
+//!   the child's last sample once the parent's `cminflt` shows a reap
+//!   ([`Accounting::end_cycle`]);
 //! - reported counters never decrease, whatever /proc does;
 //! - `MaxInstances` bounds what is reported, with stable admission: an instance keeps its place
 //!   while it has live processes, newcomers wait for room.

@@ -3,7 +3,10 @@
 //! (see `runtime`), never in collectd's read callback.
 //!
 //! Network traffic comes from the capture threads ([`NetMonitor`]) as per-process deltas
-//! since the previous cycle, keyed by (pid, start time) like everything else here.
+//! since the previous cycle, keyed by (pid, start time) like everything else here. Processes
+//! that ended come from the exit thread ([`ExitWatch`]) with their final numbers, and are
+//! settled after the walk ([`settle`]): what a process used after its last sample, and the
+//! whole of one that lived between two samples, are counted.
 //!
 //! A cycle may be cut short — a stop, or a panic the sampler thread catches — anywhere: what
 //! it took from the capture threads stays in [`NetworkState::incoming`] for the next one, and
