@@ -6,7 +6,7 @@
 //! records (1 MiB), a few seconds of a busy build host, and a cycle comes every interval. The
 //! thread sleeps in the ring buffer's epoll until records come (woken at once), or 100 ms to
 //! look at the stop flag. Bounded: the ledger's caps (what does not fit is counted in
-//! `dropped`), at most [`MAX_PER_ROUND`] records read per round.
+//! `dropped`), at most `MAX_PER_ROUND` records read per round.
 
 use super::ebpf::ExitRecords;
 use super::ledger::{Ended, Ledger};
