@@ -233,19 +233,20 @@ impl Default for Config {
 
 /// The options of `<Plugin capture>`, for error messages.
 const OPTIONS: &str = "Process, ProcessMatch, <Match>, GroupBy, MaxInstances, \
-                       CollectFileHandles, CollectIO, ExitRecords, Notifications, MetaData, \
-                       CollectNetwork, Interface, BPFFilter, SnapLen, BufferSize, Promiscuous, \
-                       MaxFlows, OwnerSource";
+                       CollectFileHandles (or CollectFileDescriptor), CollectIO, ExitRecords, \
+                       Notifications, MetaData, CollectNetwork, Interface, BPFFilter, SnapLen, \
+                       BufferSize, Promiscuous, MaxFlows, OwnerSource";
 const MATCH_OPTIONS: &str = "Comm, Cmdline, Exe, User, Cgroup";
 
 /// The option names of [`OPTIONS`] and [`MATCH_OPTIONS`], for suggestions (and fuzzing).
-pub const OPTION_NAMES: [&str; 18] = [
+pub const OPTION_NAMES: [&str; 19] = [
     "Process",
     "ProcessMatch",
     "Match",
     "GroupBy",
     "MaxInstances",
     "CollectFileHandles",
+    "CollectFileDescriptor",
     "CollectIO",
     "ExitRecords",
     "Notifications",
@@ -362,7 +363,10 @@ impl Config {
                 "maxinstances" => {
                     config.max_instances = integer(node, 1, MAX_INSTANCES_LIMIT as u64)? as usize;
                 }
-                "collectfilehandles" => config.collect_file_handles = boolean(node)?,
+                // The processes plugin's name for the same switch.
+                "collectfilehandles" | "collectfiledescriptor" => {
+                    config.collect_file_handles = boolean(node)?
+                }
                 "collectio" => config.collect_io = boolean(node)?,
                 "exitrecords" => config.exit_records = boolean(node)?,
                 "notifications" => config.notifications = boolean(node)?,

@@ -66,6 +66,17 @@ fn every_option() {
     assert!(!c.notifications && c.meta_data);
 }
 
+/// A configuration written for collectd's processes plugin keeps its switch's name.
+#[test]
+fn the_processes_plugin_s_name_for_file_handles_is_accepted() {
+    let c = Config::from_nodes(&[line(
+        "CollectFileDescriptor",
+        vec![ConfigValue::Boolean(false)],
+    )])
+    .unwrap();
+    assert!(!c.collect_file_handles);
+}
+
 #[test]
 fn cgroup_criterion_and_placeholders() {
     let c = Config::from_nodes(&[
