@@ -21,6 +21,9 @@
 #   memory                   bench/memory.sh (1,000 processes, 30,000 sockets; about 10 min)
 #   namespaces_cost          bench/namespaces_cost.sh (50 namespaces, 20 s a run)
 #   nethogs_short_connections  bench/nethogs_short_connections.sh
+#   flow_flood               bench/flow_flood.sh (100,000 new flows/s)
+#   owner_source_cost        bench/owner_source_cost.sh (a 200,000 datagrams/s sender; issue 15)
+#   exit_records             bench/exit_records.sh (1,000 exits/s; issue 16)
 # Each run gets the parameters written in `define_runs` below, full or QUICK; the benchmarks' own
 # variables (N, RATE, DURATION, ...) in the environment are not passed on, KEEP and CAPTURE_SO
 # are. The scripts end with `RESULT <name> key=value ...` lines (see bench/lib.sh); the table is
@@ -49,7 +52,7 @@ SKIP="${SKIP:-}"
 # The benchmarks' own parameters come from define_runs only.
 unset N DURATION WARMUP GROUPBY WRITER RATE SECS SIZE LINGER BASELINE NETHOGS NETHOGS_ARGS BYTES \
   HOLD_MS SOCKETS STRACE_SECS SETTLE NETNS DISTINCT STEADY COOLDOWN SAMPLE SMALL_BUFFER \
-  CAPTURE_BENCH_PROCESSES OUT
+  CAPTURE_BENCH_PROCESSES OUT ROUNDS
 
 runs=()
 declare -A command_of
@@ -88,6 +91,13 @@ define_runs() {
   fi
   run nethogs_short_connections bench/nethogs_short_connections.sh
   run flow_flood RATE=100000 "SECS=$((QUICK == 1 ? 10 : 60))" COOLDOWN=10 bench/flow_flood.sh
+  if [[ $QUICK == 1 ]]; then
+    run owner_source_cost RATE=100000 SECS=2 ROUNDS=1 bench/owner_source_cost.sh
+    run exit_records RATE=500 SECS=5 bench/exit_records.sh
+  else
+    run owner_source_cost RATE=200000 SECS=5 ROUNDS=5 bench/owner_source_cost.sh
+    run exit_records RATE=1000 SECS=20 bench/exit_records.sh
+  fi
 }
 
 # selected NAME: whether ONLY and SKIP let NAME run.
@@ -247,6 +257,23 @@ row("resolving a new flow, 30,000 sockets", "median < 100 µs", "resolve", resol
 row("burst of 1,000 new connections/s, +1,000 sleepers", "no full /proc rescans (1)", "connection_burst", burst)
 row("memory added: 1,000 processes, 30k sockets, 100k flows", "< 16 MiB", "memory", memory_added)
 row("memory at a steady workload (VmRSS - baseline)", "flat (2)", "memory", memory_flat)
+
+def owner_cost():
+    r = result("owner_source_cost")
+    slowdown = num(r["slowdown_pct"])
+    return ("%+.1f%% a datagram at %s/s (%s against %s ns); on_send %s ns a run"
+            % (slowdown, r["rate"], r["sender_ns_ebpf"], r["sender_ns_proc"], r["on_send_ns"]),
+            None if slowdown is None else slowdown <= 5, int(r["rate"]) < 200000)
+
+def exit_cost():
+    r = result("exit_records")
+    added = num(r["added_pct_core"])
+    return ("+%s%% of a core at %s exits/s; the exit program %s ns an exit; %s lost"
+            % (r["added_pct_core"], r["exits_per_s"], r["on_free_ns"], r["lost"]),
+            None if added is None else added < 2, num(r["exits_per_s"]) < 950)
+
+row("a UDP sender's slowdown with the eBPF owner programs", "≤ 5% (issue 15)", "owner_source_cost", owner_cost)
+row("collectd's added CPU with exit records", "< 2% of a core (issue 16)", "exit_records", exit_cost)
 notes = [
     "(1) at most 1 pass over /proc (fd-count stats / processes, from perf) per 100 lookups, and the server side"
     " >= 95% attributed",
