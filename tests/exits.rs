@@ -145,3 +145,48 @@ fn the_instances_account_for_the_cpu_time_of_short_processes() {
         "the instances accounted for {mean:.1}% of the tasks' CPU time: {during:.1?}"
     );
 }
+
+/// Children that live longer than an interval (sampled while they burn) get, from their exit
+/// records, what they used after their last sample: their instance ends with the CPU time the
+/// kernel gave them, not with what the last samples saw (up to an interval short of it each).
+#[test]
+fn processes_seen_alive_are_counted_to_their_end() {
+    let parent = unique_comm("cw_lpar_");
+    let child = unique_comm("cw_lkid_");
+    let Some(collectd) = start_with_exit_records(&[&parent, &child]) else {
+        return;
+    };
+    let child_path = collectd.workload_copy(&child);
+    let child_path = child_path.to_str().expect("a UTF-8 path");
+    // 4 children a second for 5 s, each burning 1.7 s (several alive at once, each sampled).
+    let mut workload = collectd.spawn(&parent, &["children", "4", "5", child_path, "1700", "0"]);
+    workload.expect_line("ready");
+    let summary = workload.expect_line_starting("children ");
+    let done = now();
+    let fields: Vec<f64> = summary
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let [started, children_ticks, ..] = fields[..] else {
+        panic!("unexpected summary {summary:?}");
+    };
+    let tick_us = 1e6 / clock_ticks_per_second();
+    let kernel_us = children_ticks * tick_us;
+    let after = done + SETTLE + INTERVAL;
+    let cpu = collectd.last_after(&child, "ps_cputime", "user", after)
+        + collectd.last_after(&child, "ps_cputime", "syst", after);
+    let settled = collectd.last_after("self", "derive-exited_settled", "value", after);
+    eprintln!(
+        "{started} children: {cpu:.0} µs of {kernel_us:.0} ({:.1}%), {settled} ended processes \
+         settled",
+        cpu * 100.0 / kernel_us
+    );
+    assert!(
+        settled >= started,
+        "the children were seen alive and settled"
+    );
+    assert!(
+        (cpu - kernel_us).abs() <= kernel_us / 100.0 + tick_us,
+        "the children's instance has {cpu:.0} µs of CPU, the kernel gave them {kernel_us:.0}"
+    );
+}
