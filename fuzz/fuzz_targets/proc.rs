@@ -62,5 +62,5 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(joined.is_empty(), data.iter().all(|&b| b == 0));
 
     let _ = meminfo::parse_mem_total(data);
-    let _ = stat::parse_total_cpu_ticks(data);
+    let _ = stat::parse_cpu_ticks(data);
 });
