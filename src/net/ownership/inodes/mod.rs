@@ -132,7 +132,7 @@ impl Default for IndexConfig {
             verify_after: Duration::from_secs(1),
             fd_count: FdCountMethod::for_running_kernel(),
             listing_at_least_every: Duration::from_millis(100),
-            reread_missing_after: Duration::from_millis(200),
+            reread_missing_after: Duration::from_millis(50),
         }
     }
 }
