@@ -31,6 +31,7 @@ pub mod runtime;
 pub mod sampler;
 pub mod snapshot;
 pub mod supervise;
+pub mod taskstats;
 pub mod users;
 
 mod collectd;

@@ -2,9 +2,8 @@
 //! source, see DESIGN.md). Polling /proc loses whatever a process used after its last sample,
 //! and every process that lives between two samples.
 //!
-//! - [`taskstats`]: `struct taskstats` and the notification's attributes, parsed by length and
-//!   version (pure);
-//! - [`source`]: the generic-netlink listener registered for every CPU's exits;
+//! - [`source`]: the generic-netlink listener registered for every CPU's exits (the records
+//!   it reads are parsed by [`crate::taskstats`]);
 //! - [`ebpf`]: the program on `sched:sched_process_free`, and its records;
 //! - [`ledger`]: threads' records summed into processes, handed over once each has ended;
 //! - [`watch`]: the exit thread that reads the records into the ledger for the sampler.
@@ -20,7 +19,6 @@
 pub mod ebpf;
 pub mod ledger;
 pub mod source;
-pub mod taskstats;
 pub mod watch;
 
 /// Loads the exit program, saying once in the log which source of exit records is in use, or

@@ -1,8 +1,9 @@
 //! The kernel's exit records: a generic-netlink socket registered with the `TASKSTATS` family
 //! as a listener for every CPU, which the kernel sends one message to whenever a thread exits
-//! (see [`super::taskstats`] for what a message holds). It owns that socket and the
-//! registration; the netlink plumbing is [`crate::net::netlink::socket`]'s. Read by the exit
-//! thread ([`super`]), blocking with a timeout.
+//! (see [`crate::taskstats`] for what a message holds). It owns that socket and the
+//! registration; the family's id and header are [`crate::taskstats::family`]'s, the netlink
+//! plumbing [`crate::net::netlink::socket`]'s. Read by the exit thread ([`super`]), blocking
+//! with a timeout.
 //!
 //! Kernel behaviour relied on (kernel/taskstats.c), Linux 2.6.19 or later with
 //! `CONFIG_TASKSTATS`:
@@ -17,19 +18,17 @@
 //!   withdrawn explicitly on drop.
 //! - Pids and uids in exit records are the initial namespaces' (what /proc shows the plugin).
 
-use super::taskstats::{
-    self, Exit, CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME, CTRL_CMD_GETFAMILY, FAMILY_NAME,
-    GENL_ID_CTRL, TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK, TASKSTATS_CMD_ATTR_REGISTER_CPUMASK,
-    TASKSTATS_CMD_GET, TASKSTATS_CMD_NEW,
-};
 use crate::net::netlink::socket::{
-    attributes, exact_answer, messages, put_attribute, RecvBuffer, Socket, NLM_F_REQUEST,
+    exact_answer, messages, put_attribute, RecvBuffer, Socket, NLM_F_REQUEST,
+};
+use crate::taskstats::family::{family_id, genl_header, genl_payload};
+use crate::taskstats::{
+    self, Exit, TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK, TASKSTATS_CMD_ATTR_REGISTER_CPUMASK,
+    TASKSTATS_CMD_GET, TASKSTATS_CMD_NEW,
 };
 use std::io;
 use std::time::Duration;
 
-/// `struct genlmsghdr`: command, version, reserved.
-const GENL_HDRLEN: usize = 4;
 /// `NLM_F_ACK`: the registration is acknowledged, so a refusal is heard.
 const NLM_F_ACK: u16 = 0x4;
 
@@ -46,6 +45,8 @@ pub struct ExitSource {
     socket: Socket,
     family: u16,
     cpus: String,
+    /// The receive timeout the socket has, set again only when a read asks for another.
+    timeout: Option<Duration>,
 }
 
 /// What one [`ExitSource::receive`] gave.
@@ -67,18 +68,13 @@ impl ExitSource {
             Some(rustix::net::netlink::GENERIC),
             RecvBuffer::Growing(DATAGRAM_BUFFER),
         )?;
-        match rustix::net::sockopt::set_socket_recv_buffer_size_force(&socket.fd, RECEIVE_BUFFER) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::PERM) => {
-                rustix::net::sockopt::set_socket_recv_buffer_size(&socket.fd, RECEIVE_BUFFER)?
-            }
-            Err(e) => return Err(e.into()),
-        }
+        socket.set_receive_buffer(RECEIVE_BUFFER)?;
         let family = family_id(&mut socket)?;
         let mut source = ExitSource {
             socket,
             family,
             cpus,
+            timeout: None,
         };
         source.registration(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK)?;
         Ok(source)
@@ -106,11 +102,14 @@ impl ExitSource {
     /// datagrams.
     pub fn receive(&mut self, timeout: Duration, max: usize) -> io::Result<Received> {
         let mut received = Received::default();
-        rustix::net::sockopt::set_socket_timeout(
-            &self.socket.fd,
-            rustix::net::sockopt::Timeout::Recv,
-            Some(timeout),
-        )?;
+        if self.timeout != Some(timeout) {
+            rustix::net::sockopt::set_socket_timeout(
+                &self.socket.fd,
+                rustix::net::sockopt::Timeout::Recv,
+                Some(timeout),
+            )?;
+            self.timeout = Some(timeout);
+        }
         let mut blocking = true;
         for _ in 0..max {
             let family = self.family;
@@ -155,12 +154,11 @@ fn parse_datagram(datagram: &[u8], family: u16, received: &mut Received) {
         if message.kind != family {
             continue;
         }
-        let cmd = message.payload.first().copied();
-        let Some(attrs) = message.payload.get(GENL_HDRLEN..) else {
+        let Some((cmd, attrs)) = genl_payload(message.payload) else {
             received.malformed += 1;
             continue;
         };
-        if cmd != Some(TASKSTATS_CMD_NEW) {
+        if cmd != TASKSTATS_CMD_NEW {
             continue;
         }
         match taskstats::parse_exit(attrs) {
@@ -168,41 +166,6 @@ fn parse_datagram(datagram: &[u8], family: u16, received: &mut Received) {
             Err(_) => received.malformed += 1,
         }
     }
-}
-
-/// Appends `struct genlmsghdr` for `cmd`, version 1.
-fn genl_header(out: &mut Vec<u8>, cmd: u8) {
-    out.extend_from_slice(&[cmd, 1, 0, 0]);
-}
-
-/// The taskstats family's id, from the generic-netlink controller.
-fn family_id(socket: &mut Socket) -> io::Result<u16> {
-    let mut name = FAMILY_NAME.as_bytes().to_vec();
-    name.push(0);
-    let seq = socket.request(GENL_ID_CTRL, NLM_F_REQUEST, |out| {
-        genl_header(out, CTRL_CMD_GETFAMILY);
-        put_attribute(out, CTRL_ATTR_FAMILY_NAME, &name);
-    })?;
-    let answer = socket.receive_until(|datagram| {
-        exact_answer(datagram, seq, GENL_ID_CTRL, |payload| {
-            let attrs = payload.get(GENL_HDRLEN..).unwrap_or(&[]);
-            for attribute in attributes(attrs) {
-                let (kind, value) = attribute?;
-                if kind == CTRL_ATTR_FAMILY_ID {
-                    if let Some(id) = value.get(..2) {
-                        return Ok(Some(u16::from_ne_bytes([id[0], id[1]])));
-                    }
-                }
-            }
-            Ok(None)
-        })
-    })?;
-    answer.flatten().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            "the generic-netlink controller named no TASKSTATS family",
-        )
-    })
 }
 
 /// The CPUs that may ever run tasks, as the kernel lists them ("0-63").

@@ -181,14 +181,7 @@ impl SockDestroy {
         // Non-blocking: every read is MSG_DONTWAIT (the receive timeout Socket::open sets
         // never comes into play).
         rustix::io::ioctl_fionbio(&socket.fd, true)?;
-        match rustix::net::sockopt::set_socket_recv_buffer_size_force(&socket.fd, receive_buffer) {
-            Ok(()) => {}
-            // Without CAP_NET_ADMIN in the initial namespace: as much as rmem_max allows.
-            Err(rustix::io::Errno::PERM) => {
-                rustix::net::sockopt::set_socket_recv_buffer_size(&socket.fd, receive_buffer)?
-            }
-            Err(e) => return Err(e.into()),
-        }
+        socket.set_receive_buffer(receive_buffer)?;
         rustix::net::bind(&socket.fd, &SocketAddrNetlink::new(0, groups))?;
         Ok(SockDestroy { socket })
     }

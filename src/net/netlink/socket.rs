@@ -1,7 +1,8 @@
 //! The netlink plumbing of the three hand-written clients — [`super::sock_diag`]
 //! (`NETLINK_SOCK_DIAG`), [`super::rtnetlink`] (`NETLINK_ROUTE`) and [`super::conntrack`]
 //! (`NETLINK_NETFILTER`) — which is the same for every netlink protocol: the socket (opened
-//! close-on-exec, with a receive timeout), its sequence numbers and reusable buffers, the
+//! close-on-exec, with a receive timeout; the receive buffer of one the kernel sends to
+//! unasked), its sequence numbers and reusable buffers, the
 //! `nlmsghdr` and aligned `nlattr` writing of a request, the message and attribute iteration
 //! over a received datagram, and what `NLMSG_ERROR` and `NLMSG_DONE` mean to an exact request
 //! and to a dump. Each client keeps its protocol: its request bodies, its reply parsing, and
@@ -103,6 +104,21 @@ impl Socket {
             Some(RECV_TIMEOUT),
         )?;
         Ok(Socket::with_fd(fd, buffer))
+    }
+
+    /// Asks for a receive buffer of `bytes` (the kernel doubles it for its bookkeeping), for
+    /// a socket the kernel sends to unasked: `SO_RCVBUFFORCE`, which passes
+    /// `net.core.rmem_max` with `CAP_NET_ADMIN` in the initial namespace; without it
+    /// (`EPERM`), `SO_RCVBUF`, which the kernel caps at `rmem_max`.
+    pub(crate) fn set_receive_buffer(&self, bytes: usize) -> io::Result<()> {
+        use rustix::net::sockopt;
+        match sockopt::set_socket_recv_buffer_size_force(&self.fd, bytes) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::PERM) => {
+                Ok(sockopt::set_socket_recv_buffer_size(&self.fd, bytes)?)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn with_fd(fd: OwnedFd, buffer: RecvBuffer) -> Socket {

@@ -1,4 +1,4 @@
-//! Unit tests of [`super`] (taskstats).
+//! Unit tests of [`super`] (the `struct taskstats` parser and exit notifications).
 
 use super::*;
 use crate::net::netlink::socket::{begin_nested, end_nested, put_attribute};

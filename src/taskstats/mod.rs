@@ -1,5 +1,15 @@
-//! `struct taskstats`, the kernel's per-task accounting record (include/uapi/linux/taskstats.h),
-//! and the generic-netlink messages that carry it. Pure parsing: no socket, no thread.
+//! The kernel's per-task accounting, `struct taskstats` (include/uapi/linux/taskstats.h), and
+//! the `TASKSTATS` generic-netlink family that carries it. This module owns the record's parsing
+//! and the family's commands and attributes; its parts:
+//! - here: `struct taskstats` and an exit notification's attributes, parsed by length and
+//!   version (pure: no socket, no thread);
+//! - [`family`]: the family's id, asked of the generic-netlink controller by name, and the
+//!   generic-netlink header: the one place both users below resolve and frame with;
+//! - [`query`]: [`TaskstatsQuery`], one live process's record on request (`TASKSTATS_CMD_GET`
+//!   with a tgid), for delay accounting; and whether the kernel's delay accounting is on.
+//!
+//! The exit listener, which registers for every CPU's exits and reads their records, is
+//! [`crate::exits::source`]'s; the netlink plumbing is [`crate::net::netlink::socket`]'s.
 //!
 //! The struct grows at its end with every version (version 13 is 416 bytes, this machine's
 //! 6.18 kernel sends 560), and its fields never move: so each field is read at its fixed offset
@@ -11,7 +21,7 @@
 //! Offsets, in bytes, with the struct's natural alignment (u64 fields on 8):
 //! version u16 @0, ac_exitcode u32 @4, ac_flag u8 @8, ac_nice u8 @9, cpu_count @16,
 //! cpu_delay_total @24, blkio_count @32, blkio_delay_total @40, swapin_count @48,
-//! swapin_delay_total @56, cpu_run_real_total @64, cpu_run_virtual_total @72, ac_comm[32] @80,
+//! swapin_delay_total @56, cpu_run_real_total @64, cpu_run_virtual_total @72, `ac_comm[32]` @80,
 //! ac_sched u8 @112, ac_uid u32 @120, ac_gid @124, ac_pid @128, ac_ppid @132, ac_btime u32 @136,
 //! ac_etime @144, ac_utime @152, ac_stime @160, ac_minflt @168, ac_majflt @176, coremem @184,
 //! virtmem @192, hiwater_rss @200, hiwater_vm @208, read_char @216, write_char @224,
@@ -28,22 +38,25 @@
 //! whose record carries only the group's delay accounting. So a process's CPU time and I/O at
 //! its end is the sum of its threads' records.
 
+pub mod family;
+pub mod query;
+
+pub use query::{delay_accounting_enabled, TaskstatsQuery};
+
 use crate::net::netlink::socket;
 use std::io;
 
-/// Generic netlink: the controller that names families, and the taskstats family's name.
-pub const GENL_ID_CTRL: u16 = 0x10;
-pub const CTRL_CMD_GETFAMILY: u8 = 3;
-pub const CTRL_ATTR_FAMILY_ID: u16 = 1;
-pub const CTRL_ATTR_FAMILY_NAME: u16 = 2;
+/// The family's name, by which the generic-netlink controller gives its id.
 pub const FAMILY_NAME: &str = "TASKSTATS";
 
 /// Taskstats commands and attributes (include/uapi/linux/taskstats.h).
 pub const TASKSTATS_CMD_GET: u8 = 1;
 pub const TASKSTATS_CMD_NEW: u8 = 2;
 pub const TASKSTATS_CMD_ATTR_PID: u16 = 1;
+pub const TASKSTATS_CMD_ATTR_TGID: u16 = 2;
 pub const TASKSTATS_CMD_ATTR_REGISTER_CPUMASK: u16 = 3;
 pub const TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK: u16 = 4;
+const TASKSTATS_TYPE_PID: u16 = 1;
 const TASKSTATS_TYPE_TGID: u16 = 2;
 const TASKSTATS_TYPE_STATS: u16 = 3;
 const TASKSTATS_TYPE_AGGR_PID: u16 = 4;
@@ -179,7 +192,7 @@ impl Taskstats {
     /// (`cputime_adjust`): the scheduler's precise total split by the ticks' ratio (all user
     /// when no tick landed).
     pub fn cpu_us(&self) -> (u64, u64) {
-        super::split_cpu(self.runtime_ns / 1_000, self.user_us, self.system_us)
+        crate::exits::split_cpu(self.runtime_ns / 1_000, self.user_us, self.system_us)
     }
 
     /// The task forked and never called exec: a copy of its parent (a shell's subshell).
@@ -228,10 +241,42 @@ pub fn parse_exit(attributes: &[u8]) -> io::Result<Exit> {
     Ok(exit)
 }
 
+/// Parses the attributes of the `TASKSTATS_CMD_NEW` answering a `TASKSTATS_CMD_GET` for
+/// `tgid` (what follows its generic-netlink header): the `TASKSTATS_TYPE_AGGR_TGID` nest, whose
+/// id (`TASKSTATS_TYPE_TGID`, or `TASKSTATS_TYPE_PID`) must be `tgid` and whose
+/// `TASKSTATS_TYPE_STATS` is the process's record. Unknown attributes (padding, newer kernels'
+/// additions) are skipped; an answer without a record, or for another id, is malformed.
+pub fn parse_process(attributes: &[u8], tgid: u32) -> io::Result<Taskstats> {
+    let mut id = None;
+    let mut stats = None;
+    for attribute in socket::attributes(attributes) {
+        let (kind, value) = attribute?;
+        if kind != TASKSTATS_TYPE_AGGR_TGID {
+            continue;
+        }
+        for inner in socket::attributes(value) {
+            let (inner, data) = inner?;
+            match inner {
+                TASKSTATS_TYPE_TGID | TASKSTATS_TYPE_PID => id = u32_at(data, 0),
+                TASKSTATS_TYPE_STATS => stats = Some(Taskstats::parse(data)?),
+                _ => {}
+            }
+        }
+    }
+    match (id, stats) {
+        (Some(id), Some(stats)) if id == tgid => Ok(stats),
+        (Some(id), Some(_)) => Err(malformed(&format!(
+            "taskstats answer for {id}, {tgid} asked"
+        ))),
+        _ => Err(malformed(
+            "taskstats answer without a process id and record",
+        )),
+    }
+}
+
 fn malformed(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("malformed {what}"))
 }
 
 #[cfg(test)]
-#[path = "taskstats_tests.rs"]
 mod tests;
