@@ -104,6 +104,21 @@
 //!                                             kernel gave the reaped children (cutime +
 //!                                             cstime), O its own (utime + stime), in clock
 //!                                             ticks, F their minor page faults (cminflt)
+//!
+//! The values of the costly options (`tests/details.rs`):
+//!
+//! capture_workload maps N SECS                add N separate memory mappings (read-only pages
+//!                                             between inaccessible ones, so none merge), print
+//!                                             `ready`, hold them SECS
+//! capture_workload switches THREADS SLEEPS SECS
+//!                                             start THREADS threads that each sleep 1 ms SLEEPS
+//!                                             times, print `ready`, wait for them and print
+//!                                             `switches V I` (its getrusage: voluntary and
+//!                                             involuntary context switches, ended threads
+//!                                             included), then sleep SECS
+//! capture_workload compete THREADS SECS       run THREADS threads that each burn a core for
+//!                                             SECS seconds (more threads than cores wait for a
+//!                                             CPU), print `ready`, then `done`
 //! ```
 //!
 //! Network workloads talk only to loopback addresses (127.0.0.0/8, ::1) or to the network
@@ -135,7 +150,8 @@ const USAGE: &str = "usage: capture_workload burn SECS | fds N SECS | nofile LIM
                      | tcp-send-from LOCAL ADDR BYTES SECS [GAP_MS] | tcp-take IP SECS BYTES [HOLD_MS] \
                      | comm HEX MODE ARGS... \
                      | as-user UID:GID MODE ARGS... | zombies N SECS | churn RATE SECS LIFE_MS [PID] \
-                     | work BURN_MS MIB | children RATE SECS CHILD BURN_MS MIB";
+                     | work BURN_MS MIB | children RATE SECS CHILD BURN_MS MIB \
+                     | maps N SECS | switches THREADS SLEEPS SECS | compete THREADS SECS";
 
 fn main() -> ExitCode {
     common::main("capture_workload", USAGE, run)
@@ -484,9 +500,102 @@ fn run(args: &[String]) -> Result<(), String> {
                 "children {started} ticks {reaped} own {own} minflt {faults}"
             ));
         }
+        ["maps", n, secs] => {
+            let n: usize = number(n, "N")?;
+            let secs = seconds(secs, "SECS")?;
+            wait_for_go()?;
+            let mappings = separate_mappings(n)?;
+            say("ready");
+            std::thread::sleep(secs);
+            drop(mappings);
+        }
+        ["switches", threads, sleeps, secs] => {
+            let threads: usize = number(threads, "THREADS")?;
+            let sleeps: u32 = number(sleeps, "SLEEPS")?;
+            let secs = seconds(secs, "SECS")?;
+            wait_for_go()?;
+            let sleepers: Vec<_> = (0..threads)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        for _ in 0..sleeps {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    })
+                })
+                .collect();
+            say("ready");
+            for sleeper in sleepers {
+                sleeper
+                    .join()
+                    .map_err(|_| "a sleeper panicked".to_string())?;
+            }
+            // SAFETY: getrusage fills the zeroed struct it is given.
+            let usage = unsafe {
+                let mut usage: libc::rusage = std::mem::zeroed();
+                libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+                usage
+            };
+            say(&format!("switches {} {}", usage.ru_nvcsw, usage.ru_nivcsw));
+            std::thread::sleep(secs);
+        }
+        ["compete", threads, secs] => {
+            let threads: usize = number(threads, "THREADS")?;
+            let secs = seconds(secs, "SECS")?;
+            wait_for_go()?;
+            let burners: Vec<_> = (0..threads)
+                .map(|_| std::thread::spawn(move || burn(secs)))
+                .collect();
+            say("ready");
+            for burner in burners {
+                burner.join().map_err(|_| "a burner panicked".to_string())?;
+            }
+            say("done");
+        }
         _ => return Err(format!("bad arguments {args:?}")),
     }
     Ok(())
+}
+
+/// `maps`: 2N pages mapped inaccessible, every other one then made readable: N readable
+/// mappings and as many inaccessible ones between them (the kernel merges only neighbours
+/// with the same protection), N of them added to /proc/PID/maps at least.
+fn separate_mappings(n: usize) -> Result<Mappings, String> {
+    let page = rustix::param::page_size();
+    let len = 2 * n.max(1) * page;
+    // SAFETY: a fresh anonymous mapping no Rust object refers to; only its protection is
+    // changed below, within its bounds, and it is unmapped once (Mappings' drop).
+    unsafe {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        let base = libc::mmap(std::ptr::null_mut(), len, libc::PROT_NONE, flags, -1, 0);
+        if base == libc::MAP_FAILED {
+            return Err(format!(
+                "mmap of {len} bytes: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let mappings = Mappings { base, len };
+        for i in 0..n {
+            let at = base.cast::<u8>().add(2 * i * page).cast();
+            if libc::mprotect(at, page, libc::PROT_READ) != 0 {
+                return Err(format!("mprotect: {}", std::io::Error::last_os_error()));
+            }
+        }
+        Ok(mappings)
+    }
+}
+
+struct Mappings {
+    base: *mut std::ffi::c_void,
+    len: usize,
+}
+
+impl Drop for Mappings {
+    fn drop(&mut self) {
+        // SAFETY: the mapping separate_mappings made, unmapped once.
+        unsafe {
+            libc::munmap(self.base, self.len);
+        }
+    }
 }
 
 /// `children`: starts `rate` children a second for `secs` (`child` with `args`), reaping each

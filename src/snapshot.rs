@@ -35,6 +35,14 @@ pub struct InstanceReport {
     pub file_handles_percent: Option<f64>,
     /// `io_octets`, `io_ops`, `disk_octets`, when collected.
     pub io: Option<IoReport>,
+    /// `ps_code`, `ps_data`, `ps_stacksize`, with `CollectMemoryDetails`.
+    pub memory: Option<MemoryDetails>,
+    /// Memory mappings (`file_handles-mapped`), with `CollectMemoryMaps`.
+    pub memory_maps: Option<u64>,
+    /// `contextswitch-voluntary` and `-involuntary`, with `CollectContextSwitch`.
+    pub context_switches: Option<ContextSwitches>,
+    /// `delay_rate-delay-*`, with `CollectDelayAccounting`, from the second cycle on.
+    pub delays: Option<DelayRates>,
     /// `if_octets`, `if_packets`, when the network is captured.
     pub network: Option<Traffic>,
     /// A fixed-name instance whose emptiness raises notifications (see `notifications`).
@@ -42,6 +50,41 @@ pub struct InstanceReport {
     /// Who the live members are, carried as collectd meta data; `None` when not collected or
     /// the instance has no live member.
     pub meta: Option<Arc<MetaData>>,
+}
+
+/// Sizes of a process's code, data and stack mappings (`CollectMemoryDetails`), summed over
+/// an instance's members.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryDetails {
+    pub code_bytes: u64,
+    pub data_bytes: u64,
+    pub stack_bytes: u64,
+}
+
+impl MemoryDetails {
+    pub(crate) fn add(&mut self, other: &MemoryDetails) {
+        self.code_bytes = self.code_bytes.saturating_add(other.code_bytes);
+        self.data_bytes = self.data_bytes.saturating_add(other.data_bytes);
+        self.stack_bytes = self.stack_bytes.saturating_add(other.stack_bytes);
+    }
+}
+/// Context switches of an instance's processes since they started, ended ones included.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContextSwitches {
+    pub voluntary: u64,
+    pub involuntary: u64,
+}
+
+/// Seconds an instance's processes spent waiting, per second of the last interval (summed over
+/// processes and threads, so above 1 when several wait at once): for a CPU while runnable, for
+/// synchronous block I/O, for swap-in, for memory reclaim (`delay_rate` `delay-cpu`,
+/// `delay-blkio`, `delay-swapin`, `delay-freepages`, the processes plugin's names).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DelayRates {
+    pub cpu: f64,
+    pub blkio: f64,
+    pub swapin: f64,
+    pub reclaim: f64,
 }
 
 /// The identity of an instance's processes, for writers that carry collectd meta data

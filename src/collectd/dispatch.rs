@@ -229,6 +229,33 @@ fn instance(inst: &InstanceReport, out: &mut ValueListWriter) {
     if let Some(p) = inst.file_handles_percent {
         out.dispatch("percent", "file_handles", &[Value::Gauge(p)]);
     }
+    if let Some(maps) = inst.memory_maps {
+        out.dispatch("file_handles", "mapped", &[Value::Gauge(maps as f64)]);
+    }
+    if let Some(m) = inst.memory {
+        out.dispatch("ps_code", "", &[Value::Gauge(m.code_bytes as f64)]);
+        out.dispatch("ps_data", "", &[Value::Gauge(m.data_bytes as f64)]);
+        out.dispatch("ps_stacksize", "", &[Value::Gauge(m.stack_bytes as f64)]);
+    }
+    if let Some(switches) = inst.context_switches {
+        let derive = |n| [Value::Derive(n)];
+        out.dispatch("contextswitch", "voluntary", &derive(switches.voluntary));
+        out.dispatch(
+            "contextswitch",
+            "involuntary",
+            &derive(switches.involuntary),
+        );
+    }
+    if let Some(d) = inst.delays {
+        for (type_instance, rate) in [
+            ("delay-cpu", d.cpu),
+            ("delay-blkio", d.blkio),
+            ("delay-swapin", d.swapin),
+            ("delay-freepages", d.reclaim),
+        ] {
+            out.dispatch("delay_rate", type_instance, &[Value::Gauge(rate)]);
+        }
+    }
     if let Some(t) = &inst.network {
         traffic(out, t);
     }

@@ -195,6 +195,17 @@ pub struct Config {
     pub max_instances: usize,
     pub collect_file_handles: bool,
     pub collect_io: bool,
+    /// Read each reported process's `status` for its code, data and stack sizes
+    /// (`CollectMemoryDetails`). Off by default: the file costs about twice `stat`.
+    pub collect_memory_details: bool,
+    /// Read each reported process's threads' `status` for their context switches
+    /// (`CollectContextSwitch`, the processes plugin's name): a file per thread.
+    pub collect_context_switches: bool,
+    /// Count each reported process's memory mappings (`CollectMemoryMaps`): its whole `maps`.
+    pub collect_memory_maps: bool,
+    /// Ask taskstats for each reported process's delays (`CollectDelayAccounting`): one
+    /// netlink request a process.
+    pub collect_delay_accounting: bool,
     /// Load the exit program (`ExitRecords`): what processes use up to their end, shorter
     /// than an interval included.
     pub exit_records: bool,
@@ -223,6 +234,10 @@ impl Default for Config {
             max_instances: DEFAULT_MAX_INSTANCES,
             collect_file_handles: true,
             collect_io: true,
+            collect_memory_details: false,
+            collect_context_switches: false,
+            collect_memory_maps: false,
+            collect_delay_accounting: false,
             exit_records: true,
             notifications: true,
             meta_data: false,
@@ -233,13 +248,14 @@ impl Default for Config {
 
 /// The options of `<Plugin capture>`, for error messages.
 const OPTIONS: &str = "Process, ProcessMatch, <Match>, GroupBy, MaxInstances, \
-                       CollectFileHandles (or CollectFileDescriptor), CollectIO, ExitRecords, \
-                       Notifications, MetaData, CollectNetwork, Interface, BPFFilter, SnapLen, \
+                       CollectFileHandles (or CollectFileDescriptor), CollectIO, \
+                       CollectMemoryDetails, CollectContextSwitch, CollectMemoryMaps, \
+                       CollectDelayAccounting, ExitRecords, Notifications, MetaData, CollectNetwork, Interface, BPFFilter, SnapLen, \
                        BufferSize, Promiscuous, MaxFlows, OwnerSource";
 const MATCH_OPTIONS: &str = "Comm, Cmdline, Exe, User, Cgroup";
 
 /// The option names of [`OPTIONS`] and [`MATCH_OPTIONS`], for suggestions (and fuzzing).
-pub const OPTION_NAMES: [&str; 19] = [
+pub const OPTION_NAMES: [&str; 23] = [
     "Process",
     "ProcessMatch",
     "Match",
@@ -248,6 +264,10 @@ pub const OPTION_NAMES: [&str; 19] = [
     "CollectFileHandles",
     "CollectFileDescriptor",
     "CollectIO",
+    "CollectMemoryDetails",
+    "CollectContextSwitch",
+    "CollectMemoryMaps",
+    "CollectDelayAccounting",
     "ExitRecords",
     "Notifications",
     "MetaData",
@@ -316,6 +336,16 @@ impl Config {
             let key = node.key.to_ascii_lowercase();
             // A misspelled block (`<Matc "m">`) is an unknown option, not a misplaced block.
             let known = OPTION_NAMES.iter().any(|o| o.eq_ignore_ascii_case(&key));
+            if !node.children.is_empty() && (key == "process" || key == "processmatch") {
+                // The processes plugin's per-match blocks (`<Process "x"> CollectContextSwitch
+                // true </Process>`): here each value is collected for every reported process.
+                return Err(error(
+                    node,
+                    "is not a block here; write it as a single line and set its Collect... \
+                     options at the top of <Plugin capture>, where they apply to every reported \
+                     process",
+                ));
+            }
             if !node.children.is_empty() && key != "match" && known {
                 return Err(error(node, "is not a block; write it as a single line"));
             }
@@ -368,6 +398,11 @@ impl Config {
                     config.collect_file_handles = boolean(node)?
                 }
                 "collectio" => config.collect_io = boolean(node)?,
+                "collectmemorydetails" => config.collect_memory_details = boolean(node)?,
+                // The processes plugin's names.
+                "collectcontextswitch" => config.collect_context_switches = boolean(node)?,
+                "collectmemorymaps" => config.collect_memory_maps = boolean(node)?,
+                "collectdelayaccounting" => config.collect_delay_accounting = boolean(node)?,
                 "exitrecords" => config.exit_records = boolean(node)?,
                 "notifications" => config.notifications = boolean(node)?,
                 "metadata" => config.meta_data = boolean(node)?,

@@ -77,6 +77,39 @@ fn the_processes_plugin_s_name_for_file_handles_is_accepted() {
     assert!(!c.collect_file_handles);
 }
 
+/// The costly values are off by default, and each is turned on by the processes plugin's name
+/// for it (`CollectMemoryDetails` has none there: that plugin always reads them).
+#[test]
+fn costly_values_are_opt_in_under_the_processes_plugin_s_names() {
+    let c = Config::from_nodes(&[]).unwrap();
+    assert!(!c.collect_memory_details && !c.collect_context_switches);
+    assert!(!c.collect_memory_maps && !c.collect_delay_accounting);
+    let on = |name: &str| line(name, vec![ConfigValue::Boolean(true)]);
+    let c = Config::from_nodes(&[
+        on("CollectMemoryDetails"),
+        on("CollectContextSwitch"),
+        on("CollectMemoryMaps"),
+        on("collectdelayaccounting"),
+    ])
+    .unwrap();
+    assert!(c.collect_memory_details && c.collect_context_switches);
+    assert!(c.collect_memory_maps && c.collect_delay_accounting);
+    let err = Config::from_nodes(&[line(
+        "CollectContextSwitches",
+        vec![ConfigValue::Boolean(true)],
+    )])
+    .unwrap_err();
+    assert!(err.to_string().contains("CollectContextSwitch"), "{err}");
+    // The processes plugin's per-match block says where the option goes instead.
+    let err = Config::from_nodes(&[block(
+        "Process",
+        vec![s("nginx")],
+        vec![on("CollectContextSwitch")],
+    )])
+    .unwrap_err();
+    assert!(err.to_string().contains("top of <Plugin capture>"), "{err}");
+}
+
 #[test]
 fn cgroup_criterion_and_placeholders() {
     let c = Config::from_nodes(&[

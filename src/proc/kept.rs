@@ -2,10 +2,10 @@
 //!
 //! Opening `/proc/PID/stat` walks the path and builds a file for every read; reading it again
 //! through a file kept open (`pread` at offset 0 regenerates it) costs a third of that. For a
-//! process that lives several cycles — nearly all of them — the sampler keeps `stat`, `io` and
-//! the `fd` directory (an `O_PATH` handle whose `fstat` counts descriptors on Linux >= 6.2) open
-//! and needs one system call per file instead of three (measured: stat + io + fd count went from
-//! 13.5–18 µs to 4.5–5.5 µs a process).
+//! process that lives several cycles — nearly all of them — the sampler keeps `stat`, `io`,
+//! `status` (when it is read) and the `fd` directory (an `O_PATH` handle whose `fstat` counts
+//! descriptors on Linux >= 6.2) open and needs one system call per file instead of three
+//! (measured: stat + io + fd count went from 13.5–18 µs to 4.5–5.5 µs a process).
 //!
 //! A kept file belongs to the process it was opened for, not to its pid: once that process is
 //! gone, reads fail (`ESRCH`), the files are dropped, and whatever has the pid now is opened
@@ -30,20 +30,23 @@ use std::path::Path;
 
 /// At most this many processes' files are kept, whatever the limits allow.
 const MAX_PROCESSES: usize = 32_768;
-/// Files kept per process: stat, io, fd directory.
-const FILES_PER_PROCESS: u64 = 3;
+/// Files kept per process: stat, io, status (`CollectMemoryDetails`, `CollectContextSwitch`),
+/// fd directory.
+const FILES_PER_PROCESS: u64 = 4;
 
 /// One of the files kept per process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Stat,
     Io,
+    Status,
 }
 
 #[derive(Default)]
 struct Kept {
     stat: Option<File>,
     io: Option<File>,
+    status: Option<File>,
     fd_dir: Option<File>,
 }
 
@@ -52,6 +55,7 @@ impl Kept {
         match kind {
             Kind::Stat => &mut self.stat,
             Kind::Io => &mut self.io,
+            Kind::Status => &mut self.status,
         }
     }
 }

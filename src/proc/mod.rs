@@ -13,6 +13,7 @@ pub mod meminfo;
 pub mod pid_cgroup;
 pub mod pid_io;
 pub mod pid_limits;
+pub mod pid_maps;
 pub mod pid_stat;
 pub mod pid_status;
 pub mod stat;
@@ -90,6 +91,7 @@ impl ProcRoot {
         let name = match kind {
             kept::Kind::Stat => "stat",
             kept::Kind::Io => "io",
+            kept::Kind::Status => "status",
         };
         self.path(Some(pid), name);
         kept.read(pid, kind, &self.path, &mut self.buf, limit)?;

@@ -20,7 +20,7 @@
 //!   while it has live processes, newcomers wait for room.
 
 use crate::proc::pid_limits::UNLIMITED;
-use crate::snapshot::MetaData;
+use crate::snapshot::{MemoryDetails, MetaData};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -41,7 +41,30 @@ pub const NET_RX_PACKETS: usize = 10;
 pub const NET_TX_PACKETS: usize = 11;
 pub const MINOR_FAULTS: usize = 12;
 pub const MAJOR_FAULTS: usize = 13;
-pub const COUNTERS: usize = 14;
+/// Context switches (`CollectContextSwitch`).
+pub const VOLUNTARY_SWITCHES: usize = 14;
+pub const INVOLUNTARY_SWITCHES: usize = 15;
+/// Delay accounting, in ns (`CollectDelayAccounting`): waiting for a CPU while runnable, for
+/// synchronous block I/O, for swap-in, for memory reclaim.
+pub const CPU_DELAY_NS: usize = 16;
+pub const BLKIO_DELAY_NS: usize = 17;
+pub const SWAPIN_DELAY_NS: usize = 18;
+pub const RECLAIM_DELAY_NS: usize = 19;
+pub const COUNTERS: usize = 20;
+/// The counters an exit record settles besides the I/O ones (which it settles only where the
+/// sampler could read them).
+const SETTLED: [usize; 10] = [
+    USER_US,
+    SYSTEM_US,
+    MINOR_FAULTS,
+    MAJOR_FAULTS,
+    VOLUNTARY_SWITCHES,
+    INVOLUNTARY_SWITCHES,
+    CPU_DELAY_NS,
+    BLKIO_DELAY_NS,
+    SWAPIN_DELAY_NS,
+    RECLAIM_DELAY_NS,
+];
 /// The I/O counters, which a parent inherits from the children it reaps.
 const IO: std::ops::Range<usize> = RCHAR..WRITE_BYTES + 1;
 
@@ -65,6 +88,10 @@ pub struct Gauges {
     /// Soft `RLIMIT_NOFILE` ([`UNLIMITED`](crate::proc::pid_limits::UNLIMITED) for none);
     /// `None` when not collected or not readable.
     pub fd_limit: Option<u64>,
+    /// Code, data and stack sizes; `None` when not collected or not readable.
+    pub memory: Option<MemoryDetails>,
+    /// Memory mappings; `None` when not collected or not readable.
+    pub maps: Option<u64>,
 }
 
 /// A process's comm as the kernel keeps it (`TASK_COMM_LEN`: 15 bytes and a NUL), compared
@@ -114,6 +141,8 @@ pub struct InstanceTotals {
     pub rss_bytes: u64,
     pub vm_bytes: u64,
     pub file_handles: Option<u64>,
+    pub memory: Option<MemoryDetails>,
+    pub maps: Option<u64>,
     /// The smallest finite soft `RLIMIT_NOFILE` among live members.
     pub fd_limit: Option<u64>,
     /// The highest share of its own soft limit that a live member uses, in %.
@@ -231,6 +260,8 @@ struct Instance {
     rss_bytes: u64,
     vm_bytes: u64,
     file_handles: Option<u64>,
+    memory: Option<MemoryDetails>,
+    maps: Option<u64>,
     fd_limit: Option<u64>,
     fd_percent: Option<f64>,
     io_known: bool,
@@ -246,6 +277,8 @@ impl Instance {
         self.rss_bytes = 0;
         self.vm_bytes = 0;
         self.file_handles = None;
+        self.memory = None;
+        self.maps = None;
         self.fd_limit = None;
         self.fd_percent = None;
         self.meta = SharedMeta::default();
@@ -419,6 +452,12 @@ impl Accounting {
         if let Some(fds) = obs.gauges.file_handles {
             *inst.file_handles.get_or_insert(0) += fds;
         }
+        if let Some(memory) = &obs.gauges.memory {
+            inst.memory.get_or_insert_default().add(memory);
+        }
+        if let Some(maps) = obs.gauges.maps {
+            *inst.maps.get_or_insert(0) += maps;
+        }
         if let Some(limit) = obs.gauges.fd_limit {
             if limit != UNLIMITED {
                 inst.fd_limit = Some(inst.fd_limit.map_or(limit, |l| l.min(limit)));
@@ -523,6 +562,8 @@ impl Accounting {
                     rss_bytes: inst.rss_bytes,
                     vm_bytes: inst.vm_bytes,
                     file_handles: inst.file_handles,
+                    memory: inst.memory,
+                    maps: inst.maps,
                     fd_limit: inst.fd_limit,
                     fd_percent: inst.fd_percent,
                     io_known: inst.io_known,
@@ -644,7 +685,7 @@ impl Accounting {
     pub fn settle(&mut self, key: &ProcessKey, end: &Counters, io: bool) -> Settled {
         let cycle = self.cycle;
         let slots = |io_known: bool| {
-            [USER_US, SYSTEM_US, MINOR_FAULTS, MAJOR_FAULTS]
+            SETTLED
                 .into_iter()
                 .chain(IO.filter(move |_| io && io_known))
         };
@@ -690,7 +731,7 @@ impl Accounting {
     pub fn credit_exited(&mut self, name: &str, end: &Counters, io: bool) {
         let id = self.instance_id(name);
         let mut extra = [0; COUNTERS];
-        for i in [USER_US, SYSTEM_US, MINOR_FAULTS, MAJOR_FAULTS] {
+        for i in SETTLED {
             extra[i] = end[i];
         }
         if io {

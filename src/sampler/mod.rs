@@ -18,6 +18,7 @@
 //! template needs them, and only when a process is first seen or changes its comm.
 
 pub mod accounting;
+mod delays;
 mod facts;
 pub mod grouping;
 mod recorded;
@@ -30,14 +31,17 @@ use crate::net::monitor::{InterfaceTotals, NetMonitor};
 use crate::net::types::{Owner, Traffic};
 use crate::proc::fd::FdCountMethod;
 use crate::proc::kept::{KeptFiles, Kind};
-use crate::proc::{cmdline, meminfo, pid_io, pid_limits, pid_stat, stat, system, ProcRoot};
+use crate::proc::{
+    cmdline, meminfo, pid_io, pid_limits, pid_maps, pid_stat, pid_status, stat, system, ProcRoot,
+};
 use crate::snapshot::{
-    ExitReport, InstanceReport, InterfaceReport, IoReport, MetaData, NetworkReport, Snapshot,
-    Telemetry,
+    ContextSwitches, ExitReport, InstanceReport, InterfaceReport, IoReport, MemoryDetails,
+    MetaData, NetworkReport, Snapshot, Telemetry,
 };
 use crate::supervise::ThreadBoard;
 use crate::users::UserNames;
 use accounting::{Accounting, Comm, Gauges, Observation, ProcessKey, COUNTERS};
+use delays::Delays;
 use facts::ProcFacts;
 use grouping::Assignment;
 use recorded::Placement;
@@ -106,6 +110,8 @@ pub struct Sampler {
     threads: Option<Arc<ThreadBoard>>,
     /// The exit thread, whose ended processes each cycle settles; `None` without exit records.
     exits: Option<(ExitWatch, SettleCounts)>,
+    /// Taskstats, asked for each reported process's delays with `CollectDelayAccounting`.
+    delays: Delays,
 }
 
 /// Where network deltas go between the capture threads and the accounting.
@@ -173,6 +179,7 @@ impl Sampler {
             cycle_started: Instant::now(),
             threads: None,
             exits: None,
+            delays: Delays::default(),
         }
     }
 
@@ -281,9 +288,15 @@ impl Sampler {
             }
             _ => None,
         };
+        let delay_rates = if self.config.collect_delay_accounting {
+            self.delays.rates(&totals, started)
+        } else {
+            Vec::new()
+        };
         let instances: Vec<InstanceReport> = totals
             .into_iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(i, t)| {
                 let c = &t.counters;
                 InstanceReport {
                     cpu_user_us: c[accounting::USER_US],
@@ -324,6 +337,15 @@ impl Sampler {
                         read_bytes: c[accounting::READ_BYTES],
                         write_bytes: c[accounting::WRITE_BYTES],
                     }),
+                    memory: t.memory.filter(|_| self.config.collect_memory_details),
+                    memory_maps: t.maps.filter(|_| self.config.collect_memory_maps),
+                    context_switches: self.config.collect_context_switches.then(|| {
+                        ContextSwitches {
+                            voluntary: c[accounting::VOLUNTARY_SWITCHES],
+                            involuntary: c[accounting::INVOLUNTARY_SWITCHES],
+                        }
+                    }),
+                    delays: delay_rates.get(i).copied().flatten(),
                     watched: t.fixed && self.config.notifications,
                     meta: t.meta,
                     name: t.name,
@@ -534,8 +556,11 @@ impl Sampler {
             threads: st.num_threads,
             file_handles: None,
             fd_limit: None,
+            memory: None,
+            maps: None,
         };
         let kernel_thread = st.kernel_thread;
+        let st_threads = st.num_threads;
         let (ppid, children_minflt) = (st.ppid, st.children_minflt);
         let sampled_as = Comm::of(st.comm);
 
@@ -559,6 +584,9 @@ impl Sampler {
                     cmdline_read,
                 },
             );
+        }
+        if self.grouped.get(&key).is_some_and(|g| g.instance.is_some()) {
+            self.read_details(pid, st_threads, &mut counters, &mut gauges);
         }
         // Borrowed from here on, beside the other fields: no copy of the name per process.
         let Some(grouped) = self.grouped.get_mut(&key) else {
@@ -654,6 +682,60 @@ impl Sampler {
             },
         );
         true
+    }
+
+    /// What the costly options ask of a reported process: code, data and stack sizes and
+    /// context switches from its `status` (and its other threads'), its memory mappings, its
+    /// delays from taskstats. Each unreadable one is left out (`None`, or 0 for a counter the
+    /// accounting then keeps where it was).
+    fn read_details(
+        &mut self,
+        pid: u32,
+        threads: u64,
+        counters: &mut accounting::Counters,
+        gauges: &mut Gauges,
+    ) {
+        let config = &self.config;
+        if config.collect_memory_details || config.collect_context_switches {
+            let details = self
+                .proc
+                .read_kept(&mut self.kept, pid, Kind::Status, 8192)
+                .ok()
+                .and_then(pid_status::parse_details);
+            if let Some(d) = details {
+                if config.collect_memory_details {
+                    gauges.memory = Some(MemoryDetails {
+                        code_bytes: d.code_bytes,
+                        data_bytes: d.data_bytes,
+                        stack_bytes: d.stack_bytes,
+                    });
+                }
+                if config.collect_context_switches {
+                    let (mut voluntary, mut involuntary) =
+                        (d.voluntary_switches, d.involuntary_switches);
+                    if threads > 1 {
+                        if let Ok((v, i)) = pid_status::other_threads_switches(&mut self.proc, pid)
+                        {
+                            voluntary = voluntary.saturating_add(v);
+                            involuntary = involuntary.saturating_add(i);
+                        }
+                    }
+                    counters[accounting::VOLUNTARY_SWITCHES] = voluntary;
+                    counters[accounting::INVOLUNTARY_SWITCHES] = involuntary;
+                }
+            }
+        }
+        if config.collect_memory_maps {
+            gauges.maps = pid_maps::count(&mut self.proc, pid).ok();
+        }
+        if config.collect_delay_accounting {
+            if let Some(stats) = self.delays.process(pid) {
+                counters[accounting::CPU_DELAY_NS] = stats.cpu_delay_ns;
+                counters[accounting::BLKIO_DELAY_NS] = stats.blkio_delay_ns;
+                counters[accounting::SWAPIN_DELAY_NS] = stats.swapin_delay_ns;
+                counters[accounting::RECLAIM_DELAY_NS] = stats.reclaim_delay_ns.unwrap_or(0);
+            }
+        }
     }
 
     /// The instance of a process and, with `MetaData true` for a reported process, its meta

@@ -93,6 +93,12 @@ fn final_counters(process: &Ended) -> Counters {
     end[accounting::SYSTEM_US] = process.system_us;
     end[accounting::MINOR_FAULTS] = process.minor_faults;
     end[accounting::MAJOR_FAULTS] = process.major_faults;
+    end[accounting::VOLUNTARY_SWITCHES] = process.voluntary_switches;
+    end[accounting::INVOLUNTARY_SWITCHES] = process.involuntary_switches;
+    end[accounting::CPU_DELAY_NS] = process.cpu_delay_ns;
+    end[accounting::BLKIO_DELAY_NS] = process.blkio_delay_ns;
+    end[accounting::SWAPIN_DELAY_NS] = process.swapin_delay_ns;
+    end[accounting::RECLAIM_DELAY_NS] = process.reclaim_delay_ns;
     end
 }
 

@@ -24,6 +24,12 @@ fn obs(pid: u32, starttime: u64, user: u64, sys: u64, wchar: u64) -> Observation
             threads: 2,
             file_handles: Some(5),
             fd_limit: None,
+            memory: Some(MemoryDetails {
+                code_bytes: 1,
+                data_bytes: 20,
+                stack_bytes: 300,
+            }),
+            maps: Some(40),
         },
         meta: None,
     }
@@ -46,6 +52,12 @@ fn sums_members_and_gauges() {
     assert_eq!((web.processes, web.threads), (2, 4));
     assert_eq!((web.rss_bytes, web.vm_bytes), (200, 2000));
     assert_eq!(web.file_handles, Some(10));
+    let memory = web.memory.unwrap();
+    assert_eq!(
+        (memory.code_bytes, memory.data_bytes, memory.stack_bytes),
+        (2, 40, 600)
+    );
+    assert_eq!(web.maps, Some(80));
     assert_eq!(web.cpu_delta_us, None, "first cycle has no interval");
 }
 
@@ -235,6 +247,7 @@ fn fixed_instances_are_reported_without_processes() {
     let sshd = find(&report, "sshd");
     assert_eq!((sshd.processes, sshd.counters[USER_US]), (0, 0));
     assert_eq!(sshd.file_handles, None);
+    assert_eq!((sshd.memory, sshd.maps), (None, None));
 }
 
 #[test]
@@ -556,6 +569,35 @@ fn an_exit_record_adds_what_a_process_used_after_its_last_sample() {
     );
     let (report, _) = acc.end_cycle();
     assert_eq!(find(&report, "make").counters[USER_US], 2_300 + 1_200);
+}
+
+/// Context switches and delays end like CPU time: the threads that ended before the last
+/// sample took their counts with them (the live sum fell), the record brings every thread's.
+#[test]
+fn an_exit_record_brings_the_switches_and_delays_of_ended_threads() {
+    let mut acc = Accounting::new(10);
+    acc.declare_fixed("pool");
+    acc.use_exit_records();
+    let mut sample = obs(5, 9, 1_000, 0, 0);
+    sample.counters[VOLUNTARY_SWITCHES] = 900;
+    sample.counters[CPU_DELAY_NS] = 7_000;
+    acc.observe("pool", sample.clone());
+    acc.end_cycle();
+    // Three of its four threads ended: the live sum falls, the instance's does not.
+    sample.counters[VOLUNTARY_SWITCHES] = 300;
+    acc.observe("pool", sample);
+    let (report, _) = acc.end_cycle();
+    assert_eq!(find(&report, "pool").counters[VOLUNTARY_SWITCHES], 900);
+    let mut record = end(1_000, 0, 0);
+    record[VOLUNTARY_SWITCHES] = 1_210;
+    record[INVOLUNTARY_SWITCHES] = 4;
+    record[CPU_DELAY_NS] = 9_000;
+    acc.settle(&key(5, 9), &record, true);
+    let (report, _) = acc.end_cycle();
+    let pool = find(&report, "pool");
+    assert_eq!(pool.counters[VOLUNTARY_SWITCHES], 1_210);
+    assert_eq!(pool.counters[INVOLUNTARY_SWITCHES], 4);
+    assert_eq!(pool.counters[CPU_DELAY_NS], 9_000);
 }
 
 /// An exit record older than the last sample (the sample rounded up) takes nothing back.
