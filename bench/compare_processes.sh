@@ -11,6 +11,12 @@
 #              (one instance for everything, so both dispatch about as many values)
 #   processes  stock plugin with ProcessMatch "all" ".*", CollectFileDescriptor true,
 #              CollectContextSwitch false, CollectMemoryMaps false
+# With VALUES=all, both plugins also collect the costly values: capture with
+# CollectMemoryDetails, CollectContextSwitch, CollectMemoryMaps and CollectDelayAccounting true,
+# processes with CollectContextSwitch and CollectMemoryMaps true (it reads code and data sizes
+# always). Its CollectDelayAccounting stays false: collectd 5.12 cannot parse the taskstats of
+# kernels whose record is longer than 416 bytes (6.18: 560) and logs three errors per process
+# per interval, which would measure its logging; capture asks taskstats for every process.
 # and reports each daemon's CPU time (all threads: utime+stime, to the nanosecond from
 # /proc/PID/task/*/schedstat) per cycle and per process per cycle, minus the baseline.
 #
@@ -25,6 +31,7 @@
 #   GROUPBY=...     if set, capture runs with `GroupBy "$GROUPBY"` (e.g. "{comm}:{pid}" for one
 #                   instance per process, the worst case) and MaxInstances 1000000
 #   WRITER=csv      write to CSV files in the temporary directory instead of no writer
+#   VALUES=all      both plugins collect the costly values too (see above)
 #   CAPTURE_SO=...  use this capture.so instead of target/release/libcapture.so
 #   KEEP=1          keep the temporary directory (configs, logs)
 # Run as root, as collectd usually runs: otherwise both plugins skip other users' fd/io.
@@ -43,9 +50,24 @@ WARMUP="${WARMUP:-5}"
 GROUPBY="${GROUPBY-}"
 WRITER="${WRITER:-none}"
 KEEP="${KEEP:-0}"
+VALUES="${VALUES:-default}"
 require_whole_numbers N DURATION WARMUP
 [[ $DURATION -ge 5 ]] || die "DURATION must be at least 5 seconds"
 case $WRITER in none | csv) ;; *) die "WRITER must be none or csv" ;; esac
+case $VALUES in
+  default)
+    capture_values=""
+    processes_values="false"
+    processes_delays="false"
+    ;;
+  all)
+    capture_values=$'\n'"  CollectMemoryDetails true"$'\n'"  CollectContextSwitch true"
+    capture_values+=$'\n'"  CollectMemoryMaps true"$'\n'"  CollectDelayAccounting true"
+    processes_values="true"
+    processes_delays="false"
+    ;;
+  *) die "VALUES must be default or all" ;;
+esac
 
 [[ $EUID -eq 0 ]] || log "not root: both plugins will skip other users' /proc/PID/io and fd"
 bench_prepare
@@ -63,26 +85,31 @@ $2"
 }
 
 capture_body="LoadPlugin capture"
-if [[ -n $GROUPBY ]]; then
-  capture_body+=$'\n'"<Plugin capture>"$'\n'"  GroupBy \"$GROUPBY\""$'\n'"  MaxInstances 1000000"$'\n'"</Plugin>"
+if [[ -n $GROUPBY || -n $capture_values ]]; then
+  capture_body+=$'\n'"<Plugin capture>$capture_values"
+  if [[ -n $GROUPBY ]]; then
+    capture_body+=$'\n'"  GroupBy \"$GROUPBY\""$'\n'"  MaxInstances 1000000"
+  fi
+  capture_body+=$'\n'"</Plugin>"
 fi
 names=(baseline capture capture-all processes)
 write_config baseline "# no read plugin"
 write_config capture "$capture_body"
 # The same shape of output as the processes config below: one instance for all processes.
-write_config capture-all 'LoadPlugin capture
-<Plugin capture>
-  ProcessMatch "all" ".*"
-  GroupBy ""
-</Plugin>'
+write_config capture-all "LoadPlugin capture
+<Plugin capture>$capture_values
+  ProcessMatch \"all\" \".*\"
+  GroupBy \"\"
+</Plugin>"
 # Options before ProcessMatch: outside a match block they set the default for later matches.
-write_config processes 'LoadPlugin processes
+write_config processes "LoadPlugin processes
 <Plugin processes>
-  CollectFileDescriptor true
-  CollectContextSwitch  false
-  CollectMemoryMaps     false
-  ProcessMatch "all" ".*"
-</Plugin>'
+  CollectFileDescriptor  true
+  CollectContextSwitch   $processes_values
+  CollectMemoryMaps      $processes_values
+  CollectDelayAccounting $processes_delays
+  ProcessMatch \"all\" \".*\"
+</Plugin>"
 
 spawn_sleepers "$N" 3600
 nproc_total=$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)
@@ -163,9 +190,9 @@ for name in "${names[@]}"; do
     "${start_own[$name]}" "${end_own[$name]}"
 done >"$results"
 
-"$python" - "$results" "$t0" "$t1" "$N" "$nproc_total" "$nthreads_total" "$DURATION" "${GROUPBY:-{comm\} (default)}" "$WRITER" <<'EOF'
+"$python" - "$results" "$t0" "$t1" "$N" "$nproc_total" "$nthreads_total" "$DURATION" "${GROUPBY:-{comm\} (default)}" "$WRITER" "$VALUES" <<'EOF'
 import sys
-path, t0, t1, n, nproc, nthr, duration, groupby, writer = sys.argv[1:]
+path, t0, t1, n, nproc, nthr, duration, groupby, writer, values = sys.argv[1:]
 wall = float(t1) - float(t0)
 cycles = wall / 1.0  # Interval 1
 nproc = int(nproc)
@@ -179,7 +206,8 @@ base = rows["baseline"]["sched"]
 print()
 print("collectd-capture vs processes plugin: %s sleeping processes added, %d processes / %s threads on the host"
       % (n, nproc, nthr))
-print("Interval 1 s, %.1f s measured (%.0f cycles), capture GroupBy %s, writer: %s" % (wall, cycles, groupby, writer))
+print("Interval 1 s, %.1f s measured (%.0f cycles), capture GroupBy %s, writer: %s, values: %s"
+      % (wall, cycles, groupby, writer, values))
 print()
 hdr = "%-22s %10s %10s %10s %12s %14s %8s %7s %6s" % (
     "daemon", "CPU ms", "stat ms", "us/cycle", "net us/cyc", "net us/proc/cyc", "RSS MiB", "values", "warn")
@@ -220,9 +248,9 @@ for name in ("capture", "capture-all", "processes"):
 def ratio(name):
     return "%.2f" % (proc / net(name)) if net(name) > 0 else "-"
 print("RESULT compare_processes n=%s processes=%d cycles=%.0f ratio=%s ratio_one_instance=%s "
-      "capture_us_cycle=%.0f capture_all_us_cycle=%.0f processes_us_cycle=%.0f values=%s"
+      "capture_us_cycle=%.0f capture_all_us_cycle=%.0f processes_us_cycle=%.0f values=%s collected=%s"
       % (n, nproc, cycles, ratio("capture"), ratio("capture-all"), net("capture"), net("capture-all"),
-         proc, rows["capture"]["nvals"]))
+         proc, rows["capture"]["nvals"], values))
 EOF
 for name in capture capture-all processes; do
   show_log_warnings "$tmp/$name/collectd.log" "$name log warnings/errors:"

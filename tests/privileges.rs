@@ -61,7 +61,9 @@ fn run_without(who: Who, dropped: &[&str]) -> Option<Run> {
     let name = format!("cpv{}", lab.id);
     let _veth = lab.veth(&name);
     ip(&["addr", "add", &format!("{}/24", lab.v4(1)), "dev", &name]);
-    let block = Some(r#"GroupBy "{comm}""#);
+    // With the options whose reads need a capability: taskstats (CAP_NET_ADMIN) and other
+    // users' maps (CAP_SYS_PTRACE).
+    let block = Some("GroupBy \"{comm}\"\nCollectDelayAccounting true\nCollectMemoryMaps true");
     let collectd = match (who, dropped) {
         (Who::Nobody, _) => {
             let caps: Vec<&str> = CAPABILITIES
@@ -220,7 +222,10 @@ const NOBODY_CASES: [Case; 7] = [
     },
     Case {
         dropped: &["net_admin"],
-        causes: &[&["conntrack", "CAP_NET_ADMIN"]],
+        causes: &[
+            &["conntrack", "CAP_NET_ADMIN"],
+            &["cannot ask taskstats", "CAP_NET_ADMIN"],
+        ],
         check: |_| Ok(()),
     },
     Case {
@@ -228,6 +233,7 @@ const NOBODY_CASES: [Case; 7] = [
         causes: &[
             &["/io: permission denied", "CAP_SYS_PTRACE"],
             &["cannot read the descriptors", "CAP_SYS_PTRACE"],
+            &["/maps: permission denied", "CAP_SYS_PTRACE"],
         ],
         check: others_unreadable,
     },
@@ -280,7 +286,10 @@ const ROOT_CASES: [Case; 7] = [
     },
     Case {
         dropped: &["net_admin"],
-        causes: &[&["conntrack", "CAP_NET_ADMIN"]],
+        causes: &[
+            &["conntrack", "CAP_NET_ADMIN"],
+            &["cannot ask taskstats", "CAP_NET_ADMIN"],
+        ],
         check: |_| Ok(()),
     },
     Case {
@@ -288,6 +297,7 @@ const ROOT_CASES: [Case; 7] = [
         causes: &[
             &["/io: permission denied", "CAP_SYS_PTRACE"],
             &["cannot read the descriptors", "CAP_SYS_PTRACE"],
+            &["/maps: permission denied", "CAP_SYS_PTRACE"],
         ],
         check: others_unreadable,
     },

@@ -503,6 +503,14 @@ impl Config {
         Ok(())
     }
 
+    /// Whether any of the costly per-process values is collected.
+    pub fn collects_details(&self) -> bool {
+        self.collect_memory_details
+            || self.collect_context_switches
+            || self.collect_memory_maps
+            || self.collect_delay_accounting
+    }
+
     /// Whether any rule or the GroupBy template needs this fact about a process.
     pub fn needs_field(&self, field: Field) -> bool {
         self.rules.iter().any(|r| r.name.uses(field))

@@ -14,6 +14,7 @@ pub mod pid_cgroup;
 pub mod pid_io;
 pub mod pid_limits;
 pub mod pid_maps;
+pub mod pid_schedstat;
 pub mod pid_stat;
 pub mod pid_status;
 pub mod stat;
@@ -92,6 +93,7 @@ impl ProcRoot {
             kept::Kind::Stat => "stat",
             kept::Kind::Io => "io",
             kept::Kind::Status => "status",
+            kept::Kind::Schedstat => "schedstat",
         };
         self.path(Some(pid), name);
         kept.read(pid, kind, &self.path, &mut self.buf, limit)?;

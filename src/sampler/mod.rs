@@ -19,6 +19,7 @@
 
 pub mod accounting;
 mod delays;
+mod details;
 mod facts;
 pub mod grouping;
 mod recorded;
@@ -31,17 +32,15 @@ use crate::net::monitor::{InterfaceTotals, NetMonitor};
 use crate::net::types::{Owner, Traffic};
 use crate::proc::fd::FdCountMethod;
 use crate::proc::kept::{KeptFiles, Kind};
-use crate::proc::{
-    cmdline, meminfo, pid_io, pid_limits, pid_maps, pid_stat, pid_status, stat, system, ProcRoot,
-};
+use crate::proc::{cmdline, meminfo, pid_io, pid_limits, pid_stat, stat, system, ProcRoot};
 use crate::snapshot::{
-    ContextSwitches, ExitReport, InstanceReport, InterfaceReport, IoReport, MemoryDetails,
-    MetaData, NetworkReport, Snapshot, Telemetry,
+    ContextSwitches, ExitReport, InstanceReport, InterfaceReport, IoReport, MetaData,
+    NetworkReport, Snapshot, Telemetry,
 };
 use crate::supervise::ThreadBoard;
 use crate::users::UserNames;
 use accounting::{Accounting, Comm, Gauges, Observation, ProcessKey, COUNTERS};
-use delays::Delays;
+use details::{Details, Remembered, Sampled, Sources};
 use facts::ProcFacts;
 use grouping::Assignment;
 use recorded::Placement;
@@ -74,6 +73,8 @@ struct Grouped {
     /// (`postgres: checkpointer`, `sshd: user@pts/0`) keep the first one.
     meta: Option<Arc<MetaData>>,
     cmdline_read: bool,
+    /// What the costly options' reads keep from one cycle to the next (`details`).
+    remembered: Remembered,
 }
 
 /// How long a process's descriptor limit is trusted before it is read again: a limit changed
@@ -110,8 +111,8 @@ pub struct Sampler {
     threads: Option<Arc<ThreadBoard>>,
     /// The exit thread, whose ended processes each cycle settles; `None` without exit records.
     exits: Option<(ExitWatch, SettleCounts)>,
-    /// Taskstats, asked for each reported process's delays with `CollectDelayAccounting`.
-    delays: Delays,
+    /// What the costly options read (`CollectMemoryDetails` ...).
+    details: Details,
 }
 
 /// Where network deltas go between the capture threads and the accounting.
@@ -179,7 +180,7 @@ impl Sampler {
             cycle_started: Instant::now(),
             threads: None,
             exits: None,
-            delays: Delays::default(),
+            details: Details::default(),
         }
     }
 
@@ -289,7 +290,7 @@ impl Sampler {
             _ => None,
         };
         let delay_rates = if self.config.collect_delay_accounting {
-            self.delays.rates(&totals, started)
+            self.details.delays.rates(&totals, started)
         } else {
             Vec::new()
         };
@@ -582,17 +583,35 @@ impl Sampler {
                     fd_limit_read: None,
                     meta: meta.map(|(m, _)| Arc::new(m)),
                     cmdline_read,
+                    remembered: Remembered::default(),
                 },
             );
-        }
-        if self.grouped.get(&key).is_some_and(|g| g.instance.is_some()) {
-            self.read_details(pid, st_threads, &mut counters, &mut gauges);
         }
         // Borrowed from here on, beside the other fields: no copy of the name per process.
         let Some(grouped) = self.grouped.get_mut(&key) else {
             return false;
         };
         grouped.seen = this_cycle;
+        if grouped.instance.is_some() && self.config.collects_details() {
+            let sources = Sources {
+                config: &self.config,
+                proc: &mut self.proc,
+                kept: &mut self.kept,
+                now: self.cycle_started,
+            };
+            let process = Sampled {
+                pid,
+                threads: st_threads,
+                vsize: gauges.vm_bytes,
+            };
+            grouped.remembered = self.details.read(
+                sources,
+                process,
+                grouped.remembered,
+                &mut counters,
+                &mut gauges,
+            );
+        }
         if let Some(net) = self.network.as_mut() {
             let owner = Owner {
                 pid,
@@ -682,60 +701,6 @@ impl Sampler {
             },
         );
         true
-    }
-
-    /// What the costly options ask of a reported process: code, data and stack sizes and
-    /// context switches from its `status` (and its other threads'), its memory mappings, its
-    /// delays from taskstats. Each unreadable one is left out (`None`, or 0 for a counter the
-    /// accounting then keeps where it was).
-    fn read_details(
-        &mut self,
-        pid: u32,
-        threads: u64,
-        counters: &mut accounting::Counters,
-        gauges: &mut Gauges,
-    ) {
-        let config = &self.config;
-        if config.collect_memory_details || config.collect_context_switches {
-            let details = self
-                .proc
-                .read_kept(&mut self.kept, pid, Kind::Status, 8192)
-                .ok()
-                .and_then(pid_status::parse_details);
-            if let Some(d) = details {
-                if config.collect_memory_details {
-                    gauges.memory = Some(MemoryDetails {
-                        code_bytes: d.code_bytes,
-                        data_bytes: d.data_bytes,
-                        stack_bytes: d.stack_bytes,
-                    });
-                }
-                if config.collect_context_switches {
-                    let (mut voluntary, mut involuntary) =
-                        (d.voluntary_switches, d.involuntary_switches);
-                    if threads > 1 {
-                        if let Ok((v, i)) = pid_status::other_threads_switches(&mut self.proc, pid)
-                        {
-                            voluntary = voluntary.saturating_add(v);
-                            involuntary = involuntary.saturating_add(i);
-                        }
-                    }
-                    counters[accounting::VOLUNTARY_SWITCHES] = voluntary;
-                    counters[accounting::INVOLUNTARY_SWITCHES] = involuntary;
-                }
-            }
-        }
-        if config.collect_memory_maps {
-            gauges.maps = pid_maps::count(&mut self.proc, pid).ok();
-        }
-        if config.collect_delay_accounting {
-            if let Some(stats) = self.delays.process(pid) {
-                counters[accounting::CPU_DELAY_NS] = stats.cpu_delay_ns;
-                counters[accounting::BLKIO_DELAY_NS] = stats.blkio_delay_ns;
-                counters[accounting::SWAPIN_DELAY_NS] = stats.swapin_delay_ns;
-                counters[accounting::RECLAIM_DELAY_NS] = stats.reclaim_delay_ns.unwrap_or(0);
-            }
-        }
     }
 
     /// The instance of a process and, with `MetaData true` for a reported process, its meta
