@@ -1,6 +1,6 @@
 //! Compiles the plugin's eBPF programs into objects it embeds (`include_bytes!`): the owner
 //! programs (src/net/ownership/ebpf/bpf/owners.bpf.c) and the exit program
-//! (src/exits/ebpf/bpf/exits.bpf.c), both including src/ebpf/bpf/types.h. Needs clang and
+//! (src/exits/ebpf/bpf/exits.bpf.c), both including src/ebpf/bpf/types.h and lost.h. Needs clang and
 //! libbpf's headers (Debian: clang, libbpf-dev; scripts/lib.sh installs them).
 
 use std::env;
@@ -13,6 +13,7 @@ const SHARED_DIR: &str = "src/ebpf/bpf";
 
 fn main() {
     println!("cargo:rerun-if-changed={SHARED_DIR}/types.h");
+    println!("cargo:rerun-if-changed={SHARED_DIR}/lost.h");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     compile(
         SOURCE_DIR,

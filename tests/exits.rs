@@ -29,6 +29,57 @@ fn start_with(block: &str) -> Option<Collectd> {
     Some(collectd)
 }
 
+/// What a `children` workload printed when its children were done, and when.
+struct Children {
+    started: f64,
+    /// CPU time the kernel gave the reaped children, and the parent's own, in clock ticks.
+    children_ticks: f64,
+    own_ticks: f64,
+    /// The children's minor page faults (the parent's `cminflt`).
+    children_faults: f64,
+    done: f64,
+}
+
+/// Runs `capture_workload children RATE SECS CHILD BURN_MS MIB` as `parent`, its children
+/// named `child`, with `[RATE, SECS, BURN_MS, MIB]`; returns it (still running: it sleeps a
+/// moment before it exits) and its summary.
+fn run_children(
+    collectd: &Collectd,
+    parent: &str,
+    child: &str,
+    [rate, secs, burn_ms, mib]: [&str; 4],
+) -> (Workload, Children) {
+    let child_path = collectd.workload_copy(child);
+    let child_path = child_path.to_str().expect("a UTF-8 path");
+    let args = ["children", rate, secs, child_path, burn_ms, mib];
+    let mut workload = collectd.spawn(parent, &args);
+    workload.expect_line("ready");
+    // "N ticks T own O minflt F"
+    let summary = workload.expect_line_starting("children ");
+    let done = now();
+    let fields: Vec<f64> = summary
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let [started, children_ticks, own_ticks, children_faults] = fields[..] else {
+        panic!("unexpected summary {summary:?}");
+    };
+    let children = Children {
+        started,
+        children_ticks,
+        own_ticks,
+        children_faults,
+        done,
+    };
+    (workload, children)
+}
+
+/// User + system CPU time of `instance` once a row at or after `epoch` is written, µs.
+fn instance_cpu(collectd: &Collectd, instance: &str, epoch: f64) -> f64 {
+    collectd.last_after(instance, "ps_cputime", "user", epoch)
+        + collectd.last_after(instance, "ps_cputime", "syst", epoch)
+}
+
 fn cputime(row: &Row) -> f64 {
     row.get("user") + row.get("syst")
 }
@@ -44,30 +95,23 @@ fn children_shorter_than_an_interval_are_counted_whole() {
     let Some(collectd) = start_with_exit_records(&[&parent, &child]) else {
         return;
     };
-    let child_path = collectd.workload_copy(&child);
-    let child_path = child_path.to_str().expect("a UTF-8 path");
-    let mut workload = collectd.spawn(&parent, &["children", "50", "8", child_path, "10", "1"]);
-    workload.expect_line("ready");
-    let summary = workload.expect_line_starting("children ");
-    let done = now();
-    // "N ticks T own O minflt F"
-    let fields: Vec<f64> = summary
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let [started, children_ticks, own_ticks, children_faults] = fields[..] else {
-        panic!("unexpected summary {summary:?}");
-    };
+    let (mut workload, run) = run_children(&collectd, &parent, &child, ["50", "8", "10", "1"]);
+    let Children {
+        started,
+        children_ticks,
+        own_ticks,
+        children_faults,
+        done,
+    } = run;
     let tick_us = 1e6 / clock_ticks_per_second();
     let kernel_us = children_ticks * tick_us;
     let written = started * MIB;
     eprintln!("{started} children: the kernel gave them {kernel_us:.0} µs and {written} bytes");
-    assert!(started >= 100.0, "too few children started: {summary}");
+    assert!(started >= 100.0, "too few children started: {started}");
 
     // Settled within a few intervals of the last exit.
     let after = done + SETTLE + INTERVAL;
-    let cpu = collectd.last_after(&child, "ps_cputime", "user", after)
-        + collectd.last_after(&child, "ps_cputime", "syst", after);
+    let cpu = instance_cpu(&collectd, &child, after);
     let io = collectd.last_after(&child, "io_octets", "tx", after);
     let faults = collectd.last_after(&child, "ps_pagefaults", "minflt", after);
     let report = |what: &str, got: f64, want: f64| {
@@ -156,25 +200,13 @@ fn processes_seen_alive_are_counted_to_their_end() {
     let Some(collectd) = start_with_exit_records(&[&parent, &child]) else {
         return;
     };
-    let child_path = collectd.workload_copy(&child);
-    let child_path = child_path.to_str().expect("a UTF-8 path");
     // 4 children a second for 5 s, each burning 1.7 s (several alive at once, each sampled).
-    let mut workload = collectd.spawn(&parent, &["children", "4", "5", child_path, "1700", "0"]);
-    workload.expect_line("ready");
-    let summary = workload.expect_line_starting("children ");
-    let done = now();
-    let fields: Vec<f64> = summary
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let [started, children_ticks, ..] = fields[..] else {
-        panic!("unexpected summary {summary:?}");
-    };
+    let (_workload, run) = run_children(&collectd, &parent, &child, ["4", "5", "1700", "0"]);
+    let (started, done) = (run.started, run.done);
     let tick_us = 1e6 / clock_ticks_per_second();
-    let kernel_us = children_ticks * tick_us;
+    let kernel_us = run.children_ticks * tick_us;
     let after = done + SETTLE + INTERVAL;
-    let cpu = collectd.last_after(&child, "ps_cputime", "user", after)
-        + collectd.last_after(&child, "ps_cputime", "syst", after);
+    let cpu = instance_cpu(&collectd, &child, after);
     let settled = collectd.last_after("self", "derive-exited_settled", "value", after);
     eprintln!(
         "{started} children: {cpu:.0} µs of {kernel_us:.0} ({:.1}%), {settled} ended processes \

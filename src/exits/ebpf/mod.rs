@@ -107,19 +107,27 @@ mod tests {
     use std::process::Command;
     use std::time::Instant;
 
+    /// The program loaded, or `None` after saying why it does not load here (on CI that
+    /// fails the test).
+    fn load_or_skip() -> Option<ExitRecords> {
+        match ExitRecords::load() {
+            Ok(records) => Some(records),
+            Err(e) => {
+                assert!(std::env::var_os("CI").is_none(), "not loaded on CI: {e}");
+                eprintln!("SKIP: the exit program does not load here: {e}");
+                None
+            }
+        }
+    }
+
     /// Twenty shells that loop, then run `head -c 1M` into /dev/null: their records (each
     /// shell's and each head's) hold exactly the CPU time their parent's rusage gives the
     /// shells (which counts the heads they reaped), and every byte head wrote. (taskstats'
     /// records, written before the exit's teardown, held 81.7% in the same test.)
     #[test]
     fn records_hold_what_the_parent_is_told_at_reap() {
-        let mut records = match ExitRecords::load() {
-            Ok(records) => records,
-            Err(e) => {
-                assert!(std::env::var_os("CI").is_none(), "not loaded on CI: {e}");
-                eprintln!("SKIP: the exit program does not load here: {e}");
-                return;
-            }
+        let Some(mut records) = load_or_skip() else {
+            return;
         };
         const SHELLS: u64 = 20;
         let mut shells = HashSet::new();
@@ -205,13 +213,8 @@ mod tests {
     /// parent: its record says so; one its parent waits for does not.
     #[test]
     fn a_child_nobody_waits_for_is_told_apart() {
-        let mut records = match ExitRecords::load() {
-            Ok(records) => records,
-            Err(e) => {
-                assert!(std::env::var_os("CI").is_none(), "not loaded on CI: {e}");
-                eprintln!("SKIP: the exit program does not load here: {e}");
-                return;
-            }
+        let Some(mut records) = load_or_skip() else {
+            return;
         };
         // SAFETY: the child calls only async-signal-safe functions (signal, fork, usleep,
         // _exit) before it ends, as a child of a multithreaded process must.

@@ -16,6 +16,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
+#include "lost.h"
 #include "exit_record.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
@@ -48,12 +49,6 @@ struct {
 	__uint(max_entries, 1 << 20);
 } exits SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} lost SEC(".maps");
 
 _Static_assert(sizeof(struct exit_record) == EXIT_RECORD_SIZE, "exit record layout");
 
@@ -71,10 +66,7 @@ int BPF_PROG(on_free, struct task_struct *task)
 		return 0;
 	struct exit_record *r = bpf_ringbuf_reserve(&exits, sizeof(*r), 0);
 	if (!r) {
-		__u32 zero = 0;
-		__u64 *count = bpf_map_lookup_elem(&lost, &zero);
-		if (count)
-			__sync_fetch_and_add(count, 1);
+		count_lost();
 		return 0;
 	}
 	struct task_struct *leader = task->group_leader;

@@ -19,6 +19,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
+#include "lost.h"
 #include <bpf/bpf_endian.h>
 #include "record.h"
 
@@ -33,13 +34,6 @@ struct {
 	__uint(max_entries, 1 << 20);
 } records SEC(".maps");
 
-/* Records that did not fit in the ring buffer, per CPU. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} lost SEC(".maps");
 
 /* What a socket's storage keeps: who was recorded last, when, with which peer; and, between a
  * TCP connect() and its ESTABLISHED, the connecting process. */
@@ -119,10 +113,7 @@ static __always_inline void record(struct sock *sk, __u16 family, __u8 protocol,
 {
 	struct owner_record *r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
 	if (!r) {
-		__u32 zero = 0;
-		__u64 *count = bpf_map_lookup_elem(&lost, &zero);
-		if (count)
-			*count += 1;
+		count_lost();
 		return;
 	}
 	r->start_boottime_ns = seen->start_boottime_ns;
