@@ -15,6 +15,7 @@
 #   packet                   cargo bench --bench packet
 #   resolve                  cargo bench --bench resolve (30,000 sockets)
 #   compare_processes        bench/compare_processes.sh (N=1000, 30 s)
+#   compare_processes_values the same with VALUES=all (the costly values on in both; issue 16)
 #   live_packets             bench/live_packets.sh (200,000 datagrams/s for 20 s, and nethogs)
 #   connection_burst         bench/connection_burst.sh (1,000 connections/s for 30 s)
 #   connection_burst_hold5   the same with connections held 5 ms (HOLD_MS=5)
@@ -52,7 +53,7 @@ SKIP="${SKIP:-}"
 # The benchmarks' own parameters come from define_runs only.
 unset N DURATION WARMUP GROUPBY WRITER RATE SECS SIZE LINGER BASELINE NETHOGS NETHOGS_ARGS BYTES \
   HOLD_MS SOCKETS STRACE_SECS SETTLE NETNS DISTINCT STEADY COOLDOWN SAMPLE SMALL_BUFFER \
-  CAPTURE_BENCH_PROCESSES OUT ROUNDS
+  CAPTURE_BENCH_PROCESSES OUT ROUNDS VALUES
 
 runs=()
 declare -A command_of
@@ -72,6 +73,7 @@ define_runs() {
     run packet cargo bench --bench packet "${crit[@]}"
     run resolve cargo bench --bench resolve "${crit[@]}"
     run compare_processes N=100 DURATION=5 WARMUP=2 bench/compare_processes.sh
+    run compare_processes_values N=100 DURATION=5 WARMUP=2 VALUES=all bench/compare_processes.sh
     run live_packets RATE=20000 SECS=3 LINGER=2 bench/live_packets.sh
     run connection_burst RATE=200 DURATION=3 N=100 STRACE_SECS=2 SETTLE=6 bench/connection_burst.sh
     run connection_burst_hold5 RATE=200 DURATION=3 N=100 HOLD_MS=5 STRACE_SECS=0 SETTLE=6 bench/connection_burst.sh
@@ -83,6 +85,7 @@ define_runs() {
     run packet cargo bench --bench packet
     run resolve cargo bench --bench resolve
     run compare_processes N=1000 DURATION=30 WARMUP=5 bench/compare_processes.sh
+    run compare_processes_values N=1000 DURATION=30 WARMUP=5 VALUES=all bench/compare_processes.sh
     run live_packets RATE=200000 SECS=20 SIZE=64 LINGER=3 bench/live_packets.sh
     run connection_burst RATE=1000 DURATION=30 BYTES=1000 N=1000 STRACE_SECS=5 SETTLE=8 bench/connection_burst.sh
     run connection_burst_hold5 RATE=1000 DURATION=30 BYTES=1000 N=1000 HOLD_MS=5 STRACE_SECS=5 SETTLE=8 bench/connection_burst.sh
@@ -184,8 +187,8 @@ def sampler_10k():
     procs, ms = search("sampler_10k", r"sampler cycle: (\d+) processes, ([0-9.]+) ms per cycle")
     return "%s ms at %s processes" % (ms, procs), float(ms) < 250, int(procs) < 10000
 
-def compare():
-    r = result("compare_processes")
+def compare(name="compare_processes"):
+    r = result(name)
     ratio = num(r["ratio"])
     return ("%s cheaper (%s with one instance); %.1f vs %.1f ms a cycle; +%s sleepers"
             % (x(r["ratio"]), x(r["ratio_one_instance"]), num(r["capture_us_cycle"]) / 1e3,
@@ -248,6 +251,8 @@ def memory_flat():
     return "%+.1f KiB/min over %s s" % (slope, r["steady"]), abs(slope) <= 17, int(r["steady"]) < 300
 
 row("sampler vs collectd's processes plugin, CPU a cycle", "≤ 1/3 of its CPU", "compare_processes", compare)
+row("the same with the costly values on in both", "≤ 1/3 of its CPU (issue 16)", "compare_processes_values",
+    lambda: compare("compare_processes_values"))
 row("sampler cycle vs the floor program (floor_kept)", "≤ 1.5x the floor", "sampler", sampler)
 row("sampler cycle, 10,000 processes", "< 250 ms", "sampler_10k", sampler_10k)
 row("parse + attribution, one core (recorded capture)", "≥ 2 M packets/s", "packet", packet)
