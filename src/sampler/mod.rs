@@ -15,7 +15,9 @@
 //!
 //! Files read per process per cycle: `stat` always; `io` and `fd` when collected, and only
 //! for processes that are reported. `cmdline`, `exe`, `status` and `cgroup` only when a rule or
-//! template needs them, and only when a process is first seen or changes its comm.
+//! template needs them, and only when a process is first seen or changes its comm. The costly
+//! options' `status`, `schedstat`, `maps` and taskstats requests only for reported processes,
+//! and only when their values can have changed ([`details`]).
 
 pub mod accounting;
 mod delays;
@@ -561,7 +563,6 @@ impl Sampler {
             maps: None,
         };
         let kernel_thread = st.kernel_thread;
-        let st_threads = st.num_threads;
         let (ppid, children_minflt) = (st.ppid, st.children_minflt);
         let sampled_as = Comm::of(st.comm);
 
@@ -601,7 +602,7 @@ impl Sampler {
             };
             let process = Sampled {
                 pid,
-                threads: st_threads,
+                threads: gauges.threads,
                 vsize: gauges.vm_bytes,
             };
             grouped.remembered = self.details.read(
