@@ -1,7 +1,7 @@
 //! Compiles the plugin's eBPF programs into objects it embeds (`include_bytes!`): the owner
 //! programs (src/net/ownership/ebpf/bpf/owners.bpf.c) and the exit program
-//! (src/exits/ebpf/bpf/exits.bpf.c), both including src/ebpf/bpf/types.h and lost.h. Needs clang and
-//! libbpf's headers (Debian: clang, libbpf-dev; scripts/lib.sh installs them).
+//! (src/exits/ebpf/bpf/exits.bpf.c), both including src/ebpf/bpf/types.h and lost.h. Needs
+//! clang and libbpf's headers (Debian: clang, libbpf-dev; scripts/lib.sh installs them).
 
 use std::env;
 use std::path::PathBuf;
