@@ -271,6 +271,11 @@ fn every_documented_option_is_accepted() {
   MaxInstances 100000
   CollectFileHandles false
   CollectIO false
+  ExitRecords false
+  CollectMemoryDetails true
+  CollectContextSwitch true
+  CollectMemoryMaps true
+  CollectDelayAccounting true
   OwnerSource "proc"
 "#
     );
@@ -288,12 +293,20 @@ fn every_documented_option_is_accepted() {
     collectd.wait_rows(&me, "ps_count", "the workload", |rows| {
         rows.last().is_some_and(|row| row.get("processes") == 1.0)
     });
-    // The collections turned off are not reported.
+    // The collections turned off are not reported, those turned on are.
     for off in ["file_handles", "io_octets", "disk_octets", "io_ops"] {
         assert!(
             collectd.rows(&me, off).is_empty(),
             "{off} is reported although its collection is off"
         );
+    }
+    for on in [
+        "ps_data",
+        "contextswitch-voluntary",
+        "file_handles-mapped",
+        "delay_rate-delay-cpu",
+    ] {
+        collectd.wait_rows(&me, on, "a row", |rows| !rows.is_empty());
     }
     assert_eq!(collectd.plugin_log_lines("error"), Vec::<String>::new());
 }

@@ -238,13 +238,12 @@ fn instance(inst: &InstanceReport, out: &mut ValueListWriter) {
         out.dispatch("ps_stacksize", "", &[Value::Gauge(m.stack_bytes as f64)]);
     }
     if let Some(switches) = inst.context_switches {
-        let derive = |n| [Value::Derive(n)];
-        out.dispatch("contextswitch", "voluntary", &derive(switches.voluntary));
-        out.dispatch(
-            "contextswitch",
-            "involuntary",
-            &derive(switches.involuntary),
-        );
+        for (type_instance, n) in [
+            ("voluntary", switches.voluntary),
+            ("involuntary", switches.involuntary),
+        ] {
+            out.dispatch("contextswitch", type_instance, &[Value::Derive(n)]);
+        }
     }
     if let Some(d) = inst.delays {
         for (type_instance, rate) in [
