@@ -8,11 +8,13 @@
 //! counts whatever crosses the host for nobody, so other tests' traffic must not be there.
 //!
 //! Tolerances: a transfer of P payload bytes is credited to each of its two ends between P and
-//! 10% above it. Over a veth (MTU 1500) the headers alone are up to 3.6% (52 bytes per 1448 of
+//! 20% above it. Over a veth (MTU 1500) the headers alone are up to 3.6% (52 bytes per 1448 of
 //! payload, when the kernel sends real segments rather than GSO ones), and on a loaded machine
-//! (CI: two cores, tests and builds) TCP retransmits, which are real bytes sent again: seen up to
-//! 8.6% in all. A packet counted twice would add its whole payload: a share of it that matters
-//! shows far above 10%. On loopback (MTU 65536) tests/network.rs holds 20 MB transfers to 5%.
+//! (CI: two cores, tests and builds) TCP retransmits, which are real bytes sent again, and of
+//! whole GSO segments of 40 KB: seen up to 8.6% in all, and 11.5% over IPv6 with two CPU hogs
+//! (134 packets of 41.6 KB on average carried 5,573,716 bytes for 5 MB, counted the same at both
+//! ends). A packet counted twice would add its whole payload: a share of it that matters shows
+//! far above 20%. On loopback (MTU 65536) tests/network.rs holds 20 MB transfers to 5%.
 
 mod common;
 
@@ -28,7 +30,7 @@ const PAYLOAD_ARG: &str = "5000000";
 const HOLD_MS: &str = "200";
 
 /// Checks that `instance` was credited (data source `ds`) `payloads` transfers of PAYLOAD:
-/// at least the payload and at most 10% more (see the module comment).
+/// at least the payload and at most 20% more (see the module comment).
 fn assert_transfers(
     collectd: &Collectd,
     what: &str,
@@ -40,8 +42,8 @@ fn assert_transfers(
     let bytes = collectd.last_after(instance, "if_octets", ds, settled);
     let payload = PAYLOAD * payloads;
     assert!(
-        (payload..=payload * 1.10).contains(&bytes),
-        "{what} is {bytes} bytes for {payload} bytes of payload (expected payload..+10%)"
+        (payload..=payload * 1.20).contains(&bytes),
+        "{what} is {bytes} bytes for {payload} bytes of payload (expected payload..+20%)"
     );
 }
 
