@@ -95,7 +95,7 @@ fn the_exit_thread_survives_a_panic_in_a_round() {
 /// The threads a collectd capturing on `lo` runs (`exits` where the exit program loads).
 fn threads(collectd: &Collectd) -> Vec<&'static str> {
     let mut threads = vec!["sampler", "resolver", "capture_lo"];
-    if collectd.log().contains("exit records: eBPF") {
+    if collectd.has_exit_records() {
         threads.push("exits");
     }
     threads

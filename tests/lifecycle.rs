@@ -209,7 +209,7 @@ fn the_ebpf_programs_are_gone_when_collectd_stops() {
         eprintln!("SKIP: {reason}");
         return;
     }
-    let exits = usize::from(collectd.log().contains("exit records: eBPF"));
+    let exits = usize::from(collectd.has_exit_records());
     let ids = loaded_program_ids(collectd.pid());
     assert!(
         ids.len() >= 3 + exits,

@@ -706,6 +706,23 @@ impl Collectd {
         fs::read_to_string(self.dir().join("collectd.log")).unwrap_or_default()
     }
 
+    /// Whether the plugin loaded its exit program (it says so at start).
+    pub fn has_exit_records(&self) -> bool {
+        self.log().contains("exit records: eBPF")
+    }
+
+    /// This collectd when its exit program loaded; otherwise `None` after saying why (on CI,
+    /// where it must load, the test fails instead).
+    pub fn with_exit_records(self) -> Option<Collectd> {
+        if !self.has_exit_records() {
+            let reason = format!("the exit program did not load:\n{}", self.log());
+            assert!(std::env::var_os("CI").is_none(), "{reason}");
+            eprintln!("SKIP: {reason}");
+            return None;
+        }
+        Some(self)
+    }
+
     /// What collectd printed on stdout and stderr.
     pub fn output(&self) -> String {
         fs::read_to_string(self.dir().join("collectd.out")).unwrap_or_default()
