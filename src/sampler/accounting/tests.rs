@@ -600,6 +600,31 @@ fn an_exit_record_brings_the_switches_and_delays_of_ended_threads() {
     assert_eq!(pool.counters[CPU_DELAY_NS], 9_000);
 }
 
+/// The record splits the process's CPU time between user and system otherwise than /proc did:
+/// its total is what counts, never a share counted in both slots.
+#[test]
+fn an_exit_record_adds_only_the_cpu_time_the_total_grew_by() {
+    let mut acc = Accounting::new(10);
+    acc.declare_fixed("parent");
+    acc.use_exit_records();
+    acc.observe("parent", obs(5, 9, 100_000, 50_000, 0));
+    acc.end_cycle();
+    // 158.3 ms in all, of which the ticks at the end say 40 ms user.
+    acc.settle(&key(5, 9), &end(40_000, 118_311, 0), true);
+    let (report, _) = acc.end_cycle();
+    let parent = find(&report, "parent");
+    assert_eq!(parent.counters[USER_US], 100_000, "never lowered");
+    assert_eq!(parent.counters[SYSTEM_US], 58_311);
+    assert_eq!(parent.cpu_delta_us, Some(8_311));
+    // Both grew: the growth is split by how much each did.
+    let mut acc = Accounting::new(10);
+    acc.observe("a", obs(6, 9, 1_000, 1_000, 0));
+    acc.settle(&key(6, 9), &end(4_000, 2_000, 0), true);
+    let (report, _) = acc.end_cycle();
+    let a = find(&report, "a");
+    assert_eq!((a.counters[USER_US], a.counters[SYSTEM_US]), (4_000, 2_000));
+}
+
 /// An exit record older than the last sample (the sample rounded up) takes nothing back.
 #[test]
 fn an_exit_record_never_lowers_a_counter() {
